@@ -1,0 +1,177 @@
+"""Carrier adapters: one small interface, one registry.
+
+An adapter reads one line and returns a `Reading`, or raises `CheckFailed`; it knows
+nothing of thresholds, the store or Apprise. Built-in adapters are listed in `BUILTIN`;
+third parties register theirs under the `esim_monitor.adapters` entry-point group.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from monitor.config import Settings, problems_from
+from monitor.errors import ConfigProblem
+from monitor.model import Reading
+from monitor.tokens import TokenCache
+
+ENTRY_POINT_GROUP = "esim_monitor.adapters"
+
+BUILTIN: dict[str, str] = {
+    "demo": "monitor.adapters.demo:DemoAdapter",
+}
+
+T = TypeVar("T")
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AdapterContext:
+    """What adapters share across lines and checks: clients, sessions, and a token cache
+    that outlives restarts (Airalo allows three token requests a minute)."""
+
+    def __init__(self, tokens: TokenCache | None = None) -> None:
+        self._shared: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        self.tokens = tokens or TokenCache(None)
+
+    def shared(self, key: Any, factory: Callable[[], T]) -> T:
+        """One object per key (an account's HTTP session, say), made on first use."""
+        with self._lock:
+            if key not in self._shared:
+                self._shared[key] = factory()
+            return self._shared[key]
+
+    def close(self) -> None:
+        with self._lock:
+            for item in self._shared.values():
+                close = getattr(item, "close", None)
+                if callable(close):
+                    close()
+            self._shared.clear()
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    """A provider account as an adapter sees it: its name and its validated options."""
+
+    name: str
+    options: Any
+
+
+class Adapter(ABC):
+    """Reads one line. `read` runs in a worker thread: keep shared state in the context.
+
+    `Options` validates the line's own keys; `AccountOptions`, for providers whose lines
+    share credentials, validates an `[accounts.NAME]` table (None: the adapter takes none).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    AccountOptions: ClassVar[type[BaseModel] | None] = None
+
+    def __init__(
+        self,
+        line_id: str,
+        options: Any,
+        context: AdapterContext,
+        account: AccountRef | None = None,
+    ) -> None:
+        self.line_id = line_id
+        self.options = options
+        self.context = context
+        self.account = account
+
+    @abstractmethod
+    def read(self) -> Reading:
+        """The line's figures now; raise CheckFailed (never a zero) when they cannot be read."""
+
+
+class UnknownAdapter(KeyError):
+    pass
+
+
+def available() -> dict[str, str]:
+    """Every installed adapter: name -> "module:Class"."""
+    found = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def load(name: str) -> type[Adapter]:
+    target = available().get(name)
+    if target is None:
+        raise UnknownAdapter(name)
+    module, _, attr = target.partition(":")
+    cls = getattr(import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+        raise TypeError(f"{target} is not an esim-monitor Adapter")
+    return cls
+
+
+def build(settings: Settings, line_id: str, context: AdapterContext) -> Adapter:
+    """The adapter for a line, its options validated (config validation already did)."""
+    line = settings.lines[line_id]
+    cls = load(settings.adapter_name(line_id))
+    account = None
+    if line.account is not None and cls.AccountOptions is not None:
+        options = settings.accounts[line.account].options
+        account = AccountRef(line.account, cls.AccountOptions.model_validate(options))
+    return cls(line_id, cls.Options.model_validate(line.options), context, account)
+
+
+def validate_lines(settings: Settings) -> Iterable[ConfigProblem]:
+    """Config-time check: every account and line names an installed adapter, and gives it
+    options it accepts."""
+    names = available()
+    for name, account in settings.accounts.items():
+        where = f"accounts.{name}.provider"
+        cls = yield from _loaded(account.provider, names, where)
+        if cls is None:
+            continue
+        if cls.AccountOptions is None:
+            yield ConfigProblem(where, f"adapter {account.provider!r} takes no account")
+            continue
+        try:
+            cls.AccountOptions.model_validate(account.options)
+        except ValidationError as exc:
+            yield from problems_from(exc, ("accounts", name))
+    for line_id, line in settings.lines.items():
+        if line.adapter is None and line.account is None:
+            continue  # reported by the config itself
+        if line.account is not None and line.account not in settings.accounts:
+            continue
+        where = f"lines.{line_id}.adapter" if line.adapter else f"lines.{line_id}.account"
+        cls = yield from _loaded(settings.adapter_name(line_id), names, where)
+        if cls is None:
+            continue
+        try:
+            cls.Options.model_validate(line.options)
+        except ValidationError as exc:
+            yield from problems_from(exc, ("lines", line_id))
+
+
+def _loaded(
+    name: str, names: dict[str, str], where: str
+) -> Generator[ConfigProblem, None, type[Adapter] | None]:
+    if name not in names:
+        yield ConfigProblem(
+            where, f"unknown adapter {name!r}; installed: {', '.join(sorted(names))}"
+        )
+        return None
+    try:
+        return load(name)
+    except (ImportError, AttributeError, TypeError) as exc:
+        yield ConfigProblem(where, f"adapter {name!r} cannot be loaded: {exc}")
+        return None

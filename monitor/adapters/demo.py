@@ -1,0 +1,83 @@
+"""Simulated lines that drain deterministically: the demo, and a line for trying channels.
+
+Each read takes one step: the balance drops by `drain`, the data by `data_drain`. After
+`cycle` reads (when set) the line is "topped up" and starts again, which shows recoveries.
+`fail_from = N` with `fail_reads = M` makes reads N to N+M-1 fail (counting from 1), which
+shows a failure alert and its recovery.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor.adapters import Adapter
+from monitor.config import DataSize, Duration, Money
+from monitor.errors import CheckFailed
+from monitor.model import Reading, utcnow
+
+
+class DemoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    balance: Money | None = Decimal("12.00")
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    drain: Money = Decimal("1.50")
+    data: DataSize | None = None
+    data_total: DataSize | None = None
+    data_drain: DataSize = 0
+    expires_in: Duration | None = None
+    cycle: int = Field(default=0, ge=0)
+    fail_from: int = Field(default=0, ge=0)
+    fail_reads: int = Field(default=0, ge=0)
+
+
+_steps: dict[str, int] = {}
+_started: dict[str, datetime] = {}
+_lock = threading.Lock()
+
+
+class DemoAdapter(Adapter):
+    name = "demo"
+    description = "Simulated line that drains a little on every read (no network)."
+    Options = DemoOptions
+
+    def read(self) -> Reading:
+        o: DemoOptions = self.options
+        now = utcnow()
+        with _lock:
+            step = _steps.get(self.line_id, 0)
+            _steps[self.line_id] = step + 1
+            started = _started.setdefault(self.line_id, now)
+        if o.fail_from and o.fail_from <= step + 1 < o.fail_from + o.fail_reads:
+            raise CheckFailed("simulated outage: the demo provider did not answer")
+        if o.cycle:
+            step %= o.cycle
+        balance = None
+        if o.balance is not None:
+            balance = max(o.balance - o.drain * step, Decimal(0)).quantize(Decimal("0.01"))
+        remaining = None
+        if o.data is not None:
+            remaining = max(o.data - o.data_drain * step, 0)
+        expires = started + o.expires_in if o.expires_in is not None else None
+        return Reading(
+            line=self.line_id,
+            checked_at=now,
+            balance=balance,
+            currency=o.currency if balance is not None else None,
+            data_remaining=remaining,
+            data_total=(o.data_total or o.data) if remaining is not None else None,
+            expires_at=expires,
+            status="ACTIVE",
+            raw={"step": step, "simulated": True},
+        )
+
+
+def reset() -> None:
+    """Forget every simulated line (tests)."""
+    with _lock:
+        _steps.clear()
+        _started.clear()

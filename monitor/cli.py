@@ -1,0 +1,521 @@
+"""The command line: the one place that turns errors into messages and exit codes.
+
+Command output goes to stdout; logs and error messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta, tzinfo
+from decimal import Decimal
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, TextIO
+
+from monitor import __version__, config, logs
+from monitor.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigError,
+    MonitorError,
+    UnitError,
+    UsageError,
+)
+from monitor.units import format_bytes, parse_duration
+
+DEBUG_ENV = "ESIM_MONITOR_DEBUG"
+
+
+# ---- loading -----------------------------------------------------------------------------
+
+
+def load_settings(path: Path, *, deep: bool = True) -> config.Settings:
+    """The config, validated. `deep` also asks adapters and Apprise (what `run` needs);
+    commands that only read the database skip that, and so never import Apprise."""
+    validators: list[config.Validator] = []
+    if deep:
+        from monitor import adapters, notify
+
+        validators = [adapters.validate_lines, notify.validate_channels]
+    return config.load(path, validators)
+
+
+def _store(settings: config.Settings) -> Any:
+    from monitor.store import Store
+
+    return Store.open_existing(settings.database_path())
+
+
+# ---- commands ----------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.daemon import Daemon
+
+    path = config.config_path(args.config)
+    settings = load_settings(path)
+    daemon = Daemon(settings, reload=lambda: load_settings(path))
+    if args.once:
+        try:
+            daemon.run_once()
+        finally:
+            daemon.close()
+        return EXIT_OK
+    daemon.install_signal_handlers()
+    daemon.run()
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from monitor.cycle import Checker
+    from monitor.model import LineState, utcnow
+
+    settings = load_settings(config.config_path(args.config))
+    lines = _pick_lines(settings, args.lines)
+    store = _store(settings)
+    states = store.states() if store else {}
+    checker = Checker(settings)
+    try:
+        results = checker.read(lines)
+        judged = [
+            checker.judge(r, states.get(r.line, LineState(r.line)), utcnow()) for r in results
+        ]
+    finally:
+        checker.close()
+        if store:
+            store.close()
+    rows = []
+    for item in judged:
+        reading = item.result.reading
+        row = _row(
+            settings,
+            item.result.line,
+            state=item.state.state
+            if reading
+            else states.get(item.result.line, LineState("")).state,
+            checked_at=item.result.checked_at.isoformat(),
+            balance=reading.balance if reading else None,
+            currency=reading.currency if reading else None,
+            data_remaining=reading.data_remaining if reading else None,
+            data_total=reading.data_total if reading else None,
+            expires_at=reading.expires_at.isoformat() if reading and reading.expires_at else None,
+            status=reading.status if reading else None,
+        )
+        row["error"] = item.result.error
+        if item.result.raw:
+            row["raw"] = item.result.raw
+        rows.append(row)
+    if args.json:
+        _print_json(rows)
+    else:
+        _print_lines_table(rows, settings.tz(), error_column=True)
+    return EXIT_FAILURE if any(r["error"] for r in rows) else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = load_settings(config.config_path(args.config), deep=False)
+    store = _store(settings)
+    known = store.status() if store else {}
+    if store:
+        store.close()
+    rows = []
+    for line_id in settings.lines:
+        s = known.get(line_id, {})
+        row = _row(
+            settings,
+            line_id,
+            state=s.get("level") or "unknown",
+            checked_at=s.get("checked_at"),
+            balance=Decimal(s["balance"]) if s.get("balance") is not None else None,
+            currency=s.get("currency"),
+            data_remaining=s.get("data_remaining"),
+            data_total=s.get("data_total"),
+            expires_at=s.get("expires_at"),
+            status=s.get("status"),
+        )
+        row.update(
+            read_at=s.get("read_at"),
+            failures=s.get("failures") or 0,
+            error=s.get("last_error"),
+            low_since=s.get("low_since"),
+        )
+        rows.append(row)
+    if args.json:
+        _print_json(rows)
+    else:
+        _print_lines_table(rows, settings.tz(), error_column=True)
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from monitor.model import utcnow
+
+    settings = load_settings(config.config_path(args.config), deep=False)
+    (line,) = _pick_lines(settings, [args.line])
+    since = utcnow() - _duration_arg(args.since, "--since")
+    store = _store(settings)
+    rows = store.history(line, since) if store else []
+    if store:
+        store.close()
+    for row in rows:
+        row["ok"] = bool(row["ok"])
+    if args.format == "json":
+        _print_json(rows)
+    elif args.format == "csv":
+        fields = list(rows[0]) if rows else ["checked_at"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        tz = settings.tz()
+        _print_table(
+            ["TIME", "STATE", "BALANCE", "DATA", "EXPIRES", "ERROR"],
+            [
+                [
+                    _when(r["checked_at"], tz),
+                    r["level"] or "-",
+                    _money(r["balance"], r["currency"]),
+                    _data(r["data_remaining"], r["data_total"]),
+                    _when(r["expires_at"], tz),
+                    r["error"] or "",
+                ]
+                for r in rows
+            ],
+        )
+    return EXIT_OK
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from monitor.model import utcnow
+
+    settings = load_settings(config.config_path(args.config), deep=False)
+    if args.line:
+        _pick_lines(settings, [args.line])
+    since = utcnow() - _duration_arg(args.since, "--since")
+    store = _store(settings)
+    rows = store.events(since, args.line) if store else []
+    if store:
+        store.close()
+    for row in rows:
+        if row["channel"] is None:
+            row["status"] = "not routed"
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    tz = settings.tz()
+    _print_table(
+        ["TIME", "LINE", "EVENT", "CHANNEL", "DELIVERY", "MESSAGE"],
+        [
+            [
+                _when(r["created_at"], tz),
+                r["line"] or "",
+                r["type"],
+                r["channel"] or "-",
+                _delivery(r, tz),
+                r["message"] or "",
+            ]
+            for r in rows
+        ],
+    )
+    return EXIT_OK
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    path = config.config_path(args.config)
+    settings = load_settings(path)
+    print(f"{path}: ok ({len(settings.lines)} lines, {len(settings.channels)} channels)")
+    if not settings.lines:
+        print(f"{path}: warning: no [lines.*] configured, nothing will be watched", file=sys.stderr)
+    if not settings.channels:
+        print(
+            f"{path}: note: no [channels.*] configured; alerts reach only the log and database",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    settings = load_settings(config.config_path(args.config))
+    data = config.effective(settings)
+    data.setdefault("monitor", {})["database"] = str(settings.database_path())
+    if args.json:
+        _print_json(data)
+    else:
+        sys.stdout.write(config.dump_toml(data))
+    return EXIT_OK
+
+
+def cmd_config_example(args: argparse.Namespace) -> int:
+    sys.stdout.write(files("monitor").joinpath("example.toml").read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
+def cmd_notify_test(args: argparse.Namespace) -> int:
+    from monitor.model import Event, utcnow
+    from monitor.notify import Notifier
+
+    settings = load_settings(config.config_path(args.config))
+    if args.channel and args.channel not in settings.channels:
+        configured = ", ".join(settings.channels) or "none"
+        raise UsageError(f"unknown channel {args.channel!r}; configured: {configured}")
+    names = [args.channel] if args.channel else list(settings.channels)
+    if not names:
+        print("no channels configured: add a [channels.NAME] table with an Apprise url")
+        return EXIT_FAILURE
+    notifier = Notifier(settings)
+    line = next(iter(settings.lines), "test")
+    event = Event("test", line, utcnow(), {"summary": "If you read this, alerts reach you here."})
+    failed = 0
+    for name in names:
+        outcome = notifier.send(name, event)
+        if outcome.ok:
+            print(f"{name}: delivered")
+        else:
+            failed += 1
+            print(f"{name}: FAILED: {outcome.error}")
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def cmd_adapters(args: argparse.Namespace) -> int:
+    from monitor import adapters
+
+    rows = []
+    for name, target in sorted(adapters.available().items()):
+        try:
+            cls = adapters.load(name)
+        except Exception as exc:
+            rows.append({"name": name, "target": target, "error": str(exc), "options": {}})
+            continue
+        options = {
+            key: {
+                "required": field.is_required(),
+                "default": None if field.is_required() else _jsonable(field.get_default()),
+                "description": field.description,
+            }
+            for key, field in cls.Options.model_fields.items()
+        }
+        rows.append({"name": name, "description": cls.description, "options": options})
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    for row in rows:
+        print(f"{row['name']}: {row.get('description') or row.get('error', '')}")
+        for key, spec in row["options"].items():
+            need = "required" if spec["required"] else f"default {spec['default']}"
+            print(f"    {key} ({need})")
+    return EXIT_OK
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+
+def _pick_lines(settings: config.Settings, wanted: Sequence[str]) -> list[str]:
+    unknown = [w for w in wanted if w not in settings.lines]
+    if unknown:
+        raise UsageError(
+            f"unknown line {', '.join(map(repr, unknown))}; configured: "
+            f"{', '.join(settings.lines) or 'none'}"
+        )
+    return list(wanted) or list(settings.lines)
+
+
+def _duration_arg(text: str, option: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except UnitError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def _row(settings: config.Settings, line: str, **values: Any) -> dict[str, Any]:
+    balance = values.pop("balance")
+    return {
+        "line": line,
+        "label": settings.label(line),
+        "state": values.pop("state"),
+        "checked_at": values.pop("checked_at"),
+        "balance": f"{balance:f}" if balance is not None else None,
+        "currency": values.pop("currency"),
+        "data_remaining_bytes": values.pop("data_remaining"),
+        "data_total_bytes": values.pop("data_total"),
+        "expires_at": values.pop("expires_at"),
+        **values,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal | Path | timedelta):
+        return str(value) if not isinstance(value, timedelta) else int(value.total_seconds())
+    return value
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=_jsonable, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _when(iso: str | None, tz: tzinfo) -> str:
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _money(amount: str | None, currency: str | None) -> str:
+    if amount is None:
+        return "-"
+    return f"{amount} {currency}" if currency else str(amount)
+
+
+def _data(remaining: int | None, total: int | None) -> str:
+    if remaining is None:
+        return "-"
+    text = format_bytes(remaining)
+    return f"{text} of {format_bytes(total)}" if total else text
+
+
+def _delivery(row: dict[str, Any], tz: tzinfo) -> str:
+    status = row["status"] or ""
+    if status == "sent":
+        return f"sent {_when(row['sent_at'], tz)}"
+    if status == "pending" and row["attempts"]:
+        return f"pending, {row['attempts']} failed, next {_when(row['next_attempt_at'], tz)}"
+    return status
+
+
+def _print_lines_table(rows: list[dict[str, Any]], tz: tzinfo, error_column: bool) -> None:
+    headers = ["LINE", "LABEL", "STATE", "BALANCE", "DATA", "EXPIRES", "CHECKED"]
+    if error_column:
+        headers.append("ERROR")
+    table = []
+    for r in rows:
+        cells = [
+            r["line"],
+            r["label"],
+            r["state"],
+            _money(r["balance"], r["currency"]),
+            _data(r["data_remaining_bytes"], r["data_total_bytes"]),
+            _when(r["expires_at"], tz),
+            _when(r["checked_at"], tz),
+        ]
+        if error_column:
+            cells.append(r.get("error") or "")
+        table.append(cells)
+    _print_table(headers, table)
+
+
+def _print_table(headers: list[str], rows: Iterable[list[str]], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    rows = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    for row in [headers, *rows]:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+# ---- parser and main ---------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="esim-monitor",
+        description="Watch prepaid and eSIM lines (balance, data, expiry); alert through Apprise.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"config file (default: ${config.ENV_PREFIX}CONFIG, else {config.DEFAULT_CONFIG})",
+    )
+    parser.add_argument("--log-level", choices=logs.LEVELS, default="info")
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="auto: readable on a terminal, JSON lines otherwise (logs always go to stderr)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str, **kw: Any) -> Any:
+        p = (kw.pop("parent", None) or sub).add_parser(name, help=help, description=help, **kw)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", cmd_run, "run the daemon")
+    p.add_argument("--once", action="store_true", help="check every line once, deliver, exit")
+
+    p = add("check", cmd_check, "read lines now and print them; records and sends nothing")
+    p.add_argument("lines", nargs="*", metavar="LINE")
+    p.add_argument("--json", action="store_true")
+
+    p = add("status", cmd_status, "last reading and state of each line, from the database")
+    p.add_argument("--json", action="store_true")
+
+    p = add("history", cmd_history, "readings of one line")
+    p.add_argument("line", metavar="LINE")
+    p.add_argument("--since", default="7d", help="how far back (default 7d)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    p = add("events", cmd_events, "events and their delivery to each channel")
+    p.add_argument("--since", default="7d", help="how far back (default 7d)")
+    p.add_argument("--line", metavar="LINE")
+    p.add_argument("--json", action="store_true")
+
+    p = add("config", _group_help, "validate, show or print an example config")
+    config_sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    add("validate", cmd_config_validate, "check the config and exit 0, or 78", parent=config_sub)
+    q = add("show", cmd_config_show, "the effective config, secrets masked", parent=config_sub)
+    q.add_argument("--json", action="store_true")
+    add("example", cmd_config_example, "print a commented example config", parent=config_sub)
+
+    p = add("notify", _group_help, "notification tools")
+    notify_sub = p.add_subparsers(dest="notify_command", metavar="ACTION", required=True)
+    q = add("test", cmd_notify_test, "send a test message to the channels", parent=notify_sub)
+    q.add_argument("--channel", metavar="NAME")
+
+    p = add("adapters", cmd_adapters, "installed adapters and the options each takes")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _group_help(args: argparse.Namespace) -> int:  # pragma: no cover - argparse requires action
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help exits 0, bad usage 2
+        return int(exc.code or 0)
+    logs.setup(args.log_level, args.log_format)
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        if debug:
+            traceback.print_exc()
+        print(str(exc), file=sys.stderr)
+        print(f"esim-monitor: invalid config ({len(exc.problems)} problem(s))", file=sys.stderr)
+        return exc.exit_code
+    except MonitorError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"esim-monitor: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        print(
+            f"esim-monitor: internal error: {type(exc).__name__} (set {DEBUG_ENV}=1 for details)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE

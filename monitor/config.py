@@ -1,0 +1,495 @@
+"""Load and validate the one TOML config file (pydantic-settings over TOML).
+
+Precedence, highest first: environment (`ESIM_MONITOR_` prefix, `__` nesting), credential
+files (systemd's `$CREDENTIALS_DIRECTORY`, names like `channels__phone__url`), the TOML file.
+Every problem is collected and reported at once, each with the file and its key path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, tzinfo
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources import NestedSecretsSettingsSource
+
+from monitor.errors import ConfigError, ConfigProblem, UnitError
+from monitor.model import EVENT_TYPES
+from monitor.units import (
+    Percent,
+    format_duration,
+    parse_data_size,
+    parse_data_threshold,
+    parse_duration,
+    parse_money,
+)
+
+DEFAULT_CONFIG = Path("/etc/esim-monitor/config.toml")
+ENV_PREFIX = "ESIM_MONITOR_"
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def _unit(parser: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap a unit parser so its message reaches the user without pydantic's decoration."""
+
+    def validate(value: Any) -> Any:
+        try:
+            return parser(value)
+        except UnitError as exc:
+            raise ValueError(str(exc)) from None
+
+    return validate
+
+
+def _positive(delta: timedelta) -> timedelta:
+    if delta <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return delta
+
+
+Duration = Annotated[timedelta, BeforeValidator(_unit(parse_duration))]
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+DataSize = Annotated[int, BeforeValidator(_unit(parse_data_size))]
+Money = Annotated[Decimal, BeforeValidator(_unit(parse_money))]
+DataThreshold = Annotated[
+    int | Percent,
+    BeforeValidator(_unit(parse_data_threshold)),
+    PlainSerializer(lambda v: str(v) if isinstance(v, Percent) else v),
+]
+EventName = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+
+
+def _hysteresis(value: Any) -> Decimal:
+    text = str(value).strip().rstrip("%")
+    share = parse_money(text) / 100
+    if not 0 <= share <= Decimal("0.5"):
+        raise ValueError("hysteresis must be between 0% and 50%")
+    return share
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+
+
+class Thresholds(_Strict):
+    """When a metric is low. A metric is warning at or below `*_warning`, critical at or below
+    `*_critical`. Unset thresholds are inherited from `[defaults.thresholds]`."""
+
+    balance_warning: Money | None = None
+    balance_critical: Money | None = None
+    data_warning: DataThreshold | None = None
+    data_critical: DataThreshold | None = None
+    expiry_warning: Duration | None = None
+    expiry_critical: Duration | None = None
+    hysteresis: Annotated[
+        Decimal,
+        BeforeValidator(_unit(_hysteresis)),
+        PlainSerializer(lambda share: f"{(share * 100).normalize():f}%"),
+    ] = Decimal("0.05")
+    """A low metric clears only once it is this share above its threshold, so it cannot flap."""
+
+    def merged(self, override: Thresholds | None) -> Thresholds:
+        if override is None:
+            return self
+        return self.model_copy(
+            update={name: getattr(override, name) for name in override.model_fields_set}
+        )
+
+
+class Alerts(_Strict):
+    repeat: Duration = timedelta(hours=24)
+    """Remind every this long while a line stays low; "0s" turns reminders off."""
+    failures_before_alert: int = Field(default=3, ge=1)
+
+    def merged(self, override: Alerts | None) -> Alerts:
+        if override is None:
+            return self
+        return self.model_copy(
+            update={name: getattr(override, name) for name in override.model_fields_set}
+        )
+
+
+class Defaults(_Strict):
+    thresholds: Thresholds = Thresholds()
+    alerts: Alerts = Alerts()
+
+
+def _timezone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')"
+        ) from None
+    return value
+
+
+class MonitorSettings(_Strict):
+    interval: PositiveDuration = timedelta(minutes=30)
+    jitter: Duration = timedelta(0)
+    """Each check runs at the interval plus or minus up to this (at most half the interval)."""
+    database: Path | None = None
+    timezone: Annotated[str | None, AfterValidator(_timezone)] = None
+    workers: int = Field(default=8, ge=1, le=1024)
+    """How many lines are read at the same time."""
+    notify_timeout: PositiveDuration = timedelta(seconds=30)
+    """Upper bound of one delivery attempt to one channel."""
+
+
+class Channel(_Strict):
+    url: SecretStr
+    """Any Apprise URL; secret because most carry tokens."""
+    events: list[EventName] = Field(default_factory=lambda: list(EVENT_TYPES))
+    lines: list[str] | None = None
+    """Only these lines; every line when unset."""
+    title: str | None = None
+    body: str | None = None
+
+    def wants(self, event_type: str, line: str) -> bool:
+        return event_type in self.events and (self.lines is None or line in self.lines)
+
+
+class Account(BaseModel):
+    """Credentials shared by the lines of one provider account. Keys other than these are
+    the provider's own (client_id, api_key, ...), validated by its adapter."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    provider: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Line(BaseModel):
+    """A line to watch. Keys not listed here are the adapter's own options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    adapter: str | None = None
+    """Which adapter reads the line; implied by `account` (its provider) when that is set."""
+    account: str | None = None
+    label: str | None = None
+    interval: PositiveDuration | None = None
+    payment_url: str | None = None
+    thresholds: Thresholds | None = None
+    alerts: Alerts | None = None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+        secrets_prefix="",
+        secrets_dir_missing="ok",
+        arbitrary_types_allowed=True,
+    )
+
+    monitor: MonitorSettings = MonitorSettings()
+    defaults: Defaults = Defaults()
+    accounts: dict[str, Account] = {}
+    channels: dict[str, Channel] = {}
+    lines: dict[str, Line] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init arguments; it must lose to the environment and to
+        # credential files, so it goes last.
+        return env_settings, NestedSecretsSettingsSource(file_secret_settings), init_settings
+
+    def adapter_name(self, line_id: str) -> str:
+        line = self.lines[line_id]
+        if line.adapter:
+            return line.adapter
+        assert line.account is not None  # structural_problems guarantees one of the two
+        return self.accounts[line.account].provider
+
+    def label(self, line_id: str) -> str:
+        return self.lines[line_id].label or line_id
+
+    def thresholds(self, line_id: str) -> Thresholds:
+        return self.defaults.thresholds.merged(self.lines[line_id].thresholds)
+
+    def alerts(self, line_id: str) -> Alerts:
+        return self.defaults.alerts.merged(self.lines[line_id].alerts)
+
+    def interval(self, line_id: str) -> timedelta:
+        return self.lines[line_id].interval or self.monitor.interval
+
+    def jitter(self, line_id: str) -> timedelta:
+        return min(self.monitor.jitter, self.interval(line_id) / 2)
+
+    def tz(self) -> tzinfo:
+        if self.monitor.timezone:
+            return zoneinfo.ZoneInfo(self.monitor.timezone)
+        return datetime.now().astimezone().tzinfo or zoneinfo.ZoneInfo("UTC")
+
+    def database_path(self) -> Path:
+        return self.monitor.database or default_database()
+
+
+def default_database() -> Path:
+    """`$STATE_DIRECTORY` under systemd, else the user's XDG state directory."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0]) / "history.db"
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "esim-monitor" / "history.db"
+
+
+def config_path(cli_value: str | None) -> Path:
+    """`--config`, else `$ESIM_MONITOR_CONFIG`, else /etc/esim-monitor/config.toml."""
+    return Path(cli_value or os.environ.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_CONFIG)
+
+
+Validator = Callable[[Settings], Iterable[ConfigProblem]]
+
+
+def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
+    """Read, validate and return the settings; raise ConfigError listing every problem.
+
+    `validators` are further checks by the modules that own the meaning (adapter options,
+    Apprise URLs); they run only when the structure itself is valid.
+    """
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, [ConfigProblem("", "config file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [ConfigProblem("", f"cannot read config file: {exc}")]) from None
+    try:
+        data = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [ConfigProblem("", f"TOML syntax error: {exc}")]) from None
+    problems = list(_id_problems(data))
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    try:
+        settings = Settings(_secrets_dir=credentials, **data)
+    except ValidationError as exc:
+        raise ConfigError(source, problems + problems_from(exc)) from None
+    problems.extend(structural_problems(settings))
+    if not problems:
+        for validator in validators:
+            problems.extend(validator(settings))
+    if problems:
+        raise ConfigError(source, problems)
+    database = settings.monitor.database
+    if database is not None and not database.expanduser().is_absolute():
+        # A relative database path is taken from the config file's folder, not the cwd.
+        monitor = settings.monitor.model_copy(update={"database": path.parent / database})
+        settings = settings.model_copy(update={"monitor": monitor})
+    elif database is not None:
+        monitor = settings.monitor.model_copy(update={"database": database.expanduser()})
+        settings = settings.model_copy(update={"monitor": monitor})
+    return settings
+
+
+def _id_problems(data: Mapping[str, Any]) -> Iterable[ConfigProblem]:
+    """Line and channel ids end up in env names, credential names and URLs: keep them plain."""
+    for section in ("lines", "channels", "accounts"):
+        table = data.get(section)
+        if isinstance(table, Mapping):
+            for key in table:
+                if not ID_PATTERN.fullmatch(key):
+                    yield ConfigProblem(
+                        f"{section}.{key}",
+                        "ids must be lowercase letters, digits, '-' and '_', "
+                        "starting with a letter or digit",
+                    )
+
+
+def problems_from(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[ConfigProblem]:
+    """Turn pydantic's errors into `At 'a.b.c': message` problems a person can act on."""
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in (*prefix, *error["loc"])]
+        # pydantic appends the tagged-union member or validator name to some locations
+        loc = [part for part in loc if not part.startswith(("function-", "lax-", "json-"))]
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        problems.append(ConfigProblem(".".join(loc), message))
+    return problems
+
+
+def structural_problems(settings: Settings) -> Iterable[ConfigProblem]:
+    """Checks across keys: threshold order, channel line names."""
+    yield from _threshold_problems("defaults.thresholds", settings.defaults.thresholds)
+    for line_id, line in settings.lines.items():
+        if line.thresholds is not None:
+            merged = settings.thresholds(line_id)
+            yield from _threshold_problems(f"lines.{line_id}.thresholds", merged)
+    for line_id, line in settings.lines.items():
+        if line.account is not None and line.account not in settings.accounts:
+            yield ConfigProblem(
+                f"lines.{line_id}.account",
+                f"unknown account {line.account!r}; configured: "
+                f"{', '.join(settings.accounts) or 'none'}",
+            )
+        elif line.adapter is None and line.account is None:
+            yield ConfigProblem(f"lines.{line_id}", "set `adapter` (or `account`)")
+        elif (
+            line.adapter is not None
+            and line.account is not None
+            and line.adapter != settings.accounts[line.account].provider
+        ):
+            yield ConfigProblem(
+                f"lines.{line_id}.adapter",
+                f"the line's account {line.account!r} is a "
+                f"{settings.accounts[line.account].provider!r} account",
+            )
+    for name, channel in settings.channels.items():
+        for line_id in channel.lines or []:
+            if line_id not in settings.lines:
+                yield ConfigProblem(f"channels.{name}.lines", f"unknown line {line_id!r}")
+
+
+def _threshold_problems(path: str, t: Thresholds) -> Iterable[ConfigProblem]:
+    if (
+        t.balance_warning is not None
+        and t.balance_critical is not None
+        and t.balance_critical > t.balance_warning
+    ):
+        yield ConfigProblem(
+            f"{path}.balance_critical",
+            f"critical ({t.balance_critical}) must not be above warning ({t.balance_warning})",
+        )
+    w, c = t.data_warning, t.data_critical
+    if isinstance(w, Percent) and isinstance(c, Percent):
+        w, c = w.value, c.value
+    if isinstance(w, int | Decimal) and isinstance(c, int | Decimal) and c > w:
+        yield ConfigProblem(
+            f"{path}.data_critical",
+            f"critical ({t.data_critical}) must not be above warning ({t.data_warning})",
+        )
+    if (
+        t.expiry_warning is not None
+        and t.expiry_critical is not None
+        and t.expiry_critical > t.expiry_warning
+    ):
+        yield ConfigProblem(
+            f"{path}.expiry_critical",
+            f"critical ({format_duration(t.expiry_critical)}) must not be longer than "
+            f"warning ({format_duration(t.expiry_warning)})",
+        )
+
+
+SECRET_MASK = "**********"
+
+
+def effective(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data in config units, secrets masked: what `config show` prints."""
+    data = settings.model_dump(exclude_none=True)
+    # A line shows what it sets itself; what it inherits is shown once, under [defaults].
+    data["lines"] = {
+        line_id: line.model_dump(exclude_unset=True) for line_id, line in settings.lines.items()
+    }
+    data["accounts"] = {
+        name: _masked_account(settings, name, account)
+        for name, account in settings.accounts.items()
+    }
+    if not data["accounts"]:
+        del data["accounts"]
+    return _plain(data)
+
+
+def _masked_account(settings: Settings, name: str, account: Account) -> dict[str, Any]:
+    """Provider credentials are extra keys, unknown to this module: mask every one whose
+    name says it is a secret, whatever its type."""
+    data = account.model_dump(exclude_unset=True)
+    for key, value in list(data.items()):
+        if isinstance(value, str) and SECRET_KEY.search(key):
+            data[key] = SECRET_MASK
+    return data
+
+
+SECRET_KEY = re.compile(r"secret|password|token|key|sid|pin", re.IGNORECASE)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, SecretStr):
+        return SECRET_MASK
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, Percent | Path):
+        return str(value)
+    return value
+
+
+def dump_toml(data: Mapping[str, Any]) -> str:
+    """A small TOML writer for `config show`: tables of scalars and lists, as configs are."""
+    out: list[str] = []
+    _dump_table(out, (), data)
+    return "\n".join(out).lstrip("\n") + "\n"
+
+
+def _dump_table(out: list[str], path: tuple[str, ...], table: Mapping[str, Any]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
+    tables = {k: v for k, v in table.items() if isinstance(v, Mapping)}
+    if path and (scalars or not tables):
+        out.append("")
+        out.append("[" + ".".join(_toml_key(p) for p in path) + "]")
+    for key, value in scalars.items():
+        out.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, value in tables.items():
+        _dump_table(out, (*path, key), value)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)

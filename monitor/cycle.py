@@ -1,0 +1,194 @@
+"""One pass over some lines: read them (concurrently), evaluate, record.
+
+Reads run in a bounded thread pool, each isolated: any exception an adapter raises is a
+failed check for that line alone. Evaluation and database writes happen on the calling
+thread, one transaction per line, so the store needs no locking.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from monitor import adapters
+from monitor.config import Settings
+from monitor.errors import CheckFailed, StoreError
+from monitor.evaluate import Policy, evaluate_failure, evaluate_reading, summarize
+from monitor.model import Event, LineState, MetricResult, Reading, utcnow
+from monitor.notify import render, route
+from monitor.store import Store
+from monitor.tokens import TokenCache
+
+log = structlog.get_logger("monitor.cycle")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What reading one line gave: a Reading, or why it failed (with the raw reply)."""
+
+    line: str
+    checked_at: datetime
+    duration_ms: int
+    reading: Reading | None = None
+    error: str | None = None
+    raw: str | None = None
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A check evaluated against the line's policy."""
+
+    result: CheckResult
+    state: LineState
+    events: list[Event]
+    metrics: list[MetricResult]
+
+
+class Checker:
+    """Owns the adapters of one configuration; rebuilt on reload."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.context = adapters.AdapterContext(TokenCache(settings.database_path()))
+        self._adapters: dict[str, adapters.Adapter] = {}
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.monitor.workers, thread_name_prefix="check"
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.context.close()
+        self.context.tokens.close()
+
+    def _adapter(self, line_id: str) -> adapters.Adapter:
+        if line_id not in self._adapters:
+            self._adapters[line_id] = adapters.build(self.settings, line_id, self.context)
+        return self._adapters[line_id]
+
+    def read(self, line_ids: Sequence[str]) -> list[CheckResult]:
+        """Read the lines concurrently; results in the order asked."""
+        # Adapters are built here, on the calling thread, so no two workers race to build one.
+        built: dict[str, adapters.Adapter | CheckResult] = {}
+        for line_id in line_ids:
+            try:
+                built[line_id] = self._adapter(line_id)
+            except Exception as exc:
+                log.exception("adapter could not be set up", line=line_id)
+                built[line_id] = CheckResult(
+                    line_id, utcnow(), 0, error=f"adapter could not be set up: {exc}"
+                )
+        futures = {
+            line_id: self._pool.submit(_read_one, line_id, adapter)
+            for line_id, adapter in built.items()
+            if isinstance(adapter, adapters.Adapter)
+        }
+        return [
+            futures[line_id].result() if line_id in futures else built[line_id]  # type: ignore[misc]
+            for line_id in line_ids
+        ]
+
+    def policy(self, line_id: str) -> Policy:
+        return Policy(self.settings.thresholds(line_id), self.settings.alerts(line_id))
+
+    def judge(self, result: CheckResult, previous: LineState, now: datetime) -> Judged:
+        policy = self.policy(result.line)
+        if result.reading is not None:
+            state, events, metrics = evaluate_reading(previous, result.reading, policy, now)
+        else:
+            state, events = evaluate_failure(previous, result.error or "failed", policy, now)
+            metrics = []
+        extra = {"label": self.settings.label(result.line)}
+        payment_url = self.settings.lines[result.line].payment_url
+        if payment_url:
+            extra["payment_url"] = payment_url
+        events = [Event(e.type, e.line, e.created_at, {**e.facts, **extra}) for e in events]
+        return Judged(result, state, events, metrics)
+
+    def run(self, store: Store, line_ids: Sequence[str]) -> list[Judged]:
+        """Check the lines and record each outcome with its events in the outbox."""
+        started = time.monotonic()
+        judged = []
+        for result in self.read(line_ids):
+            now = utcnow()
+            try:
+                outcome = self.judge(result, store.state(result.line), now)
+                store.record_check(
+                    line=result.line,
+                    checked_at=result.checked_at,
+                    state=outcome.state,
+                    events=[
+                        (event, render(event, None, self.settings)[0], route(self.settings, event))
+                        for event in outcome.events
+                    ],
+                    reading=result.reading,
+                    error=result.error,
+                    duration_ms=result.duration_ms,
+                    now=now,
+                )
+            except StoreError as exc:
+                log.critical("check could not be recorded", line=result.line, error=str(exc))
+                continue
+            except Exception:  # one line's bad data must not cost the other lines their check
+                log.exception("check could not be evaluated", line=result.line)
+                continue
+            _log_outcome(outcome)
+            judged.append(outcome)
+        log.info(
+            "checks done",
+            lines=len(line_ids),
+            failed=sum(1 for j in judged if j.result.reading is None),
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return judged
+
+
+def _read_one(line_id: str, adapter: adapters.Adapter) -> CheckResult:
+    started = time.monotonic()
+    checked_at = utcnow()
+
+    def took() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        reading = adapter.read()
+    except CheckFailed as exc:
+        return CheckResult(line_id, checked_at, took(), error=str(exc), raw=exc.raw)
+    except Exception as exc:  # an adapter's bug is a failed check for its line alone
+        log.exception("adapter raised", line=line_id)
+        return CheckResult(
+            line_id, checked_at, took(), error=f"internal error in adapter: {type(exc).__name__}"
+        )
+    if reading.line != line_id:
+        return CheckResult(line_id, checked_at, took(), error="adapter returned another line")
+    return CheckResult(line_id, reading.checked_at, took(), reading=reading)
+
+
+def _log_outcome(judged: Judged) -> None:
+    result = judged.result
+    if result.reading is None:
+        log.warning(
+            "check failed",
+            line=result.line,
+            error=result.error,
+            failures=judged.state.failures,
+            raw=result.raw[:200] if result.raw else None,
+        )
+    else:
+        log.info(
+            "line checked",
+            line=result.line,
+            state=judged.state.state,
+            figures=summarize(judged.metrics),
+        )
+    for event in judged.events:
+        log.info("event raised", line=event.line, kind=event.type)
+
+
+def all_lines(settings: Settings, wanted: Iterable[str] = ()) -> list[str]:
+    wanted = list(wanted)
+    return wanted or list(settings.lines)

@@ -1,0 +1,68 @@
+"""The project's typed errors. The CLI is the one place that turns them into exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h; systemd units list it in RestartPreventExitStatus
+
+
+class MonitorError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    exit_code = EXIT_FAILURE
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a config: where (dotted key path) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"At '{self.path}': {self.message}" if self.path else self.message
+
+
+class ConfigError(MonitorError):
+    """The config file is missing, unreadable or invalid; carries every problem found at once."""
+
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+class UnitError(ValueError):
+    """A human unit ("15m", "2GB", "10%") could not be parsed."""
+
+
+class UsageError(MonitorError):
+    """The command line asks for something that does not exist (an unknown line, say)."""
+
+    exit_code = EXIT_USAGE
+
+
+class StoreError(MonitorError):
+    """The history database cannot be opened, migrated or written."""
+
+
+class CheckFailed(MonitorError):
+    """A line could not be read. Never a zero balance: the check failed, and says why.
+
+    `raw` keeps what the provider or modem answered, for the user to see.
+    """
+
+    def __init__(self, message: str, *, raw: str | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class NotifyError(MonitorError):
+    """A channel could not be built or a message could not be sent."""

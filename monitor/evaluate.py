@@ -1,0 +1,275 @@
+"""Judge readings against thresholds and turn state changes into events.
+
+Pure: previous LineState + Reading (or a failure) + policy + now -> new LineState + events.
+No I/O, so every transition is tested from a table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from monitor.config import Alerts, Thresholds
+from monitor.model import Event, Level, LineState, MetricResult, Reading
+from monitor.units import Percent, format_bytes, format_money, humanize_duration
+
+Comparable = Decimal | int | timedelta
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a line is judged by: its effective thresholds and alert settings."""
+
+    thresholds: Thresholds
+    alerts: Alerts
+
+
+def judge(
+    reading: Reading,
+    thresholds: Thresholds,
+    previous: dict[str, Level] | None = None,
+) -> list[MetricResult]:
+    """Each metric the reading carries, with its level. Hysteresis uses the previous levels."""
+    previous = previous or {}
+    h = thresholds.hysteresis
+    results = []
+    if reading.balance is not None:
+        level, threshold = _level(
+            reading.balance,
+            {
+                Level.WARNING: thresholds.balance_warning,
+                Level.CRITICAL: thresholds.balance_critical,
+            },
+            previous.get("balance", Level.OK),
+            h,
+        )
+        results.append(
+            MetricResult(
+                "balance",
+                level,
+                format_money(reading.balance, reading.currency),
+                format_money(threshold, reading.currency) if threshold is not None else None,
+            )
+        )
+    if reading.data_remaining is not None:
+        limits = {
+            Level.WARNING: _bytes(thresholds.data_warning, reading.data_total),
+            Level.CRITICAL: _bytes(thresholds.data_critical, reading.data_total),
+        }
+        level, threshold = _level(reading.data_remaining, limits, previous.get("data", Level.OK), h)
+        results.append(
+            MetricResult(
+                "data",
+                level,
+                format_bytes(reading.data_remaining),
+                format_bytes(threshold) if threshold is not None else None,
+            )
+        )
+    if reading.expires_at is not None:
+        left = reading.expires_at - reading.checked_at
+        if left <= timedelta(0):
+            results.append(MetricResult("expiry", Level.CRITICAL, "expired", None))
+        else:
+            level, threshold = _level(
+                left,
+                {
+                    Level.WARNING: thresholds.expiry_warning,
+                    Level.CRITICAL: thresholds.expiry_critical,
+                },
+                previous.get("expiry", Level.OK),
+                h,
+            )
+            results.append(
+                MetricResult(
+                    "expiry",
+                    level,
+                    f"in {humanize_duration(left)}",
+                    f"{humanize_duration(threshold)}" if threshold is not None else None,
+                )
+            )
+    if reading.critical_reason:
+        results.append(MetricResult("status", Level.CRITICAL, reading.critical_reason, None))
+    return results
+
+
+def _bytes(threshold: int | Percent | None, total: int | None) -> int | None:
+    if isinstance(threshold, Percent):
+        return threshold.of(total) if total else None
+    return threshold
+
+
+def _level(
+    value: Any,
+    limits: dict[Level, Any],
+    previous: Level,
+    hysteresis: Decimal,
+) -> tuple[Level, Any]:
+    """The level of one value, and the threshold that decided it (None when ok).
+
+    A value is low at or below a threshold. Leaving a low level needs the value to rise
+    above the threshold plus the hysteresis margin, so a value hovering there cannot flap.
+    """
+    level = Level.OK
+    for candidate in (Level.CRITICAL, Level.WARNING):
+        limit = limits.get(candidate)
+        if limit is not None and value <= limit:
+            level = candidate
+            break
+    for held in range(previous, level, -1):
+        limit = limits.get(Level(held))
+        if limit is not None and value <= _with_margin(limit, hysteresis):
+            level = Level(held)
+            break
+    return level, limits.get(level) if level > Level.OK else _nearest(limits)
+
+
+def _with_margin(limit: Comparable, hysteresis: Decimal) -> Comparable:
+    if isinstance(limit, timedelta):
+        return limit * float(1 + hysteresis)
+    if isinstance(limit, int):
+        return int(limit * (1 + hysteresis))
+    return limit * (1 + hysteresis)
+
+
+def _nearest(limits: dict[Level, Any]) -> Any:
+    return limits.get(Level.WARNING) if limits.get(Level.WARNING) is not None else None
+
+
+def evaluate_reading(
+    previous: LineState, reading: Reading, policy: Policy, now: datetime
+) -> tuple[LineState, list[Event], list[MetricResult]]:
+    """A successful read: new state, the events it causes, and the judged metrics."""
+    metrics = judge(reading, policy.thresholds, dict(previous.metrics))
+    level = max((m.level for m in metrics), default=Level.OK)
+    events: list[Event] = []
+    facts = _reading_facts(reading, metrics, level, previous)
+    low_since = previous.low_since
+    last_alert_at = previous.last_alert_at
+
+    if previous.failure_alerted:
+        since = previous.last_success_at
+        events.append(
+            _event(
+                "failure-recovered",
+                reading.line,
+                now,
+                facts,
+                failures=previous.failures,
+                failed_for=humanize_duration(now - since) if since else None,
+            )
+        )
+
+    was_low = previous.level is not None and previous.level > Level.OK
+    if level > Level.OK:
+        if not was_low:
+            low_since = now
+        if previous.level is None or level != previous.level:
+            events.append(_event(level.label, reading.line, now, facts, **_low(low_since, now)))
+            last_alert_at = now
+        elif _repeat_due(last_alert_at, policy.alerts.repeat, now):
+            events.append(_event("repeat", reading.line, now, facts, **_low(low_since, now)))
+            last_alert_at = now
+    elif was_low:
+        events.append(_event("recovery", reading.line, now, facts, **_low(low_since, now)))
+        low_since = None
+        last_alert_at = None
+
+    state = LineState(
+        line=reading.line,
+        level=level,
+        metrics={m.metric: m.level for m in metrics},
+        low_since=low_since,
+        last_alert_at=last_alert_at,
+        failures=0,
+        failure_alerted=False,
+        last_error=None,
+        checked_at=now,
+        last_success_at=now,
+    )
+    return state, events, metrics
+
+
+def evaluate_failure(
+    previous: LineState, error: str, policy: Policy, now: datetime
+) -> tuple[LineState, list[Event]]:
+    """A failed read. The last known state stands (never a zero balance); after
+    `failures_before_alert` failures in a row, one `failure` event."""
+    failures = previous.failures + 1
+    events = []
+    alerted = previous.failure_alerted
+    if not alerted and failures >= policy.alerts.failures_before_alert:
+        events.append(
+            _event(
+                "failure",
+                previous.line,
+                now,
+                {"state": previous.state},
+                error=error,
+                failures=failures,
+            )
+        )
+        alerted = True
+    state = dataclasses.replace(
+        previous,
+        failures=failures,
+        failure_alerted=alerted,
+        last_error=error,
+        checked_at=now,
+    )
+    return state, events
+
+
+def _repeat_due(last_alert_at: datetime | None, repeat: timedelta, now: datetime) -> bool:
+    if repeat <= timedelta(0):
+        return False
+    return last_alert_at is None or now - last_alert_at >= repeat
+
+
+def _low(low_since: datetime | None, now: datetime) -> dict[str, Any]:
+    if low_since is None or low_since >= now:
+        return {}
+    return {"low_since": low_since.isoformat(), "low_for": humanize_duration(now - low_since)}
+
+
+def _reading_facts(
+    reading: Reading, metrics: Sequence[MetricResult], level: Level, previous: LineState
+) -> dict[str, Any]:
+    low = [m for m in metrics if m.level > Level.OK]
+    worst = max(low, key=lambda m: m.level, default=None)
+    return {
+        "state": level.label,
+        "previous_state": previous.state,
+        "metric": worst.metric if worst else None,
+        "value": worst.value if worst else None,
+        "threshold": worst.threshold if worst else None,
+        "low": [dataclasses.asdict(m) | {"level": m.level.label} for m in low],
+        "summary": summarize(metrics),
+        "balance": format_money(reading.balance, reading.currency)
+        if reading.balance is not None
+        else None,
+        "data_remaining": format_bytes(reading.data_remaining)
+        if reading.data_remaining is not None
+        else None,
+        "data_total": format_bytes(reading.data_total) if reading.data_total is not None else None,
+        "expires_at": reading.expires_at.isoformat() if reading.expires_at else None,
+        "status": reading.status,
+    }
+
+
+def summarize(metrics: Sequence[MetricResult]) -> str:
+    """One line for messages: "balance 4.20 USD (critical, at or below 5 USD); data 2 GB"."""
+    parts = []
+    for m in metrics:
+        text = f"{m.metric} {m.value}"
+        if m.level > Level.OK:
+            text += f" ({m.level.label}" + (f", threshold {m.threshold})" if m.threshold else ")")
+        parts.append(text)
+    return "; ".join(parts) if parts else "no figures reported"
+
+
+def _event(kind: str, line: str, now: datetime, facts: dict[str, Any], **extra: Any) -> Event:
+    return Event(type=kind, line=line, created_at=now, facts={**facts, **extra})

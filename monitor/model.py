@@ -1,0 +1,122 @@
+"""The small immutable records that travel down the road: Reading, LineState, Event.
+
+Money is Decimal, data is int bytes, times are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import IntEnum
+from typing import Any
+
+EVENT_TYPES: tuple[str, ...] = (
+    "warning",
+    "critical",
+    "recovery",
+    "repeat",
+    "failure",
+    "failure-recovered",
+    "expiry",
+    "renewal-risk",
+    "recharge-requested",
+    "recharge-confirmed",
+    "recharge-failed",
+    "recharge-unconfirmed",
+    "recharge-skipped",
+    "digest",
+    "test",
+)
+"""Every event name there is; fixed early so configs can route events before they exist."""
+
+METRICS: tuple[str, ...] = ("balance", "data", "expiry", "status")
+
+
+class Level(IntEnum):
+    """How a metric or a line stands; ordered so that max() is the worst."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+def utcnow() -> datetime:
+    """The one clock of the project (freezegun freezes it in tests)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What an adapter read from a line. Any figure may be absent: a line may only know its data."""
+
+    line: str
+    checked_at: datetime
+    balance: Decimal | None = None
+    currency: str | None = None
+    data_remaining: int | None = None
+    data_total: int | None = None
+    expires_at: datetime | None = None
+    status: str | None = None
+    critical_reason: str | None = None
+    """Set when the provider reports a condition that is critical by itself (expired, recycled)."""
+    raw: Any = None
+    """The provider's own payload or reply, kept for debugging."""
+
+    def __post_init__(self) -> None:
+        if self.checked_at.tzinfo is None:
+            raise ValueError("Reading.checked_at must be timezone-aware")
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("Reading.expires_at must be timezone-aware")
+        if self.balance is not None and not isinstance(self.balance, Decimal):
+            raise TypeError("Reading.balance must be a Decimal")
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One metric of one reading judged against its thresholds."""
+
+    metric: str
+    level: Level
+    value: str
+    threshold: str | None = None
+
+
+@dataclass(frozen=True)
+class LineState:
+    """What the daemon remembers of a line between checks; persisted so restarts do not re-alert."""
+
+    line: str
+    level: Level | None = None
+    """None until the first successful reading."""
+    metrics: Mapping[str, Level] = field(default_factory=dict)
+    low_since: datetime | None = None
+    last_alert_at: datetime | None = None
+    failures: int = 0
+    failure_alerted: bool = False
+    last_error: str | None = None
+    checked_at: datetime | None = None
+    last_success_at: datetime | None = None
+
+    @property
+    def state(self) -> str:
+        return "unknown" if self.level is None else self.level.label
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something worth telling someone. `facts` are the template variables, JSON-serialisable."""
+
+    type: str
+    line: str
+    created_at: datetime
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {self.type!r}")

@@ -1,0 +1,298 @@
+"""Alerts through Apprise: routing, templates, and durable delivery from the outbox.
+
+Every event is written to the outbox (store) before anything is sent; this module sends
+what is due, records each channel's outcome and schedules retries with backoff, so an
+alert survives a notifier outage and a restart. Channel URLs carry tokens: only channel
+names are ever logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+import apprise
+import structlog
+from apprise.decorators import notify as apprise_notify
+
+from monitor.config import Channel, Settings
+from monitor.errors import ConfigProblem
+from monitor.model import Event, utcnow
+from monitor.store import Store
+
+log = structlog.get_logger("monitor.notify")
+
+FIRST_RETRY = timedelta(seconds=30)
+MAX_RETRY = timedelta(minutes=30)
+
+TEMPLATE_VARIABLES: dict[str, str] = {
+    "line": "the line's id",
+    "label": "the line's label (its id when no label is set)",
+    "event": "the event type (warning, critical, recovery, repeat, failure, ...)",
+    "headline": "a one-line description of the event",
+    "state": "the line's state: ok, warning, critical (unknown before its first reading)",
+    "previous_state": "the state before this event",
+    "metric": "the worst low metric: balance, data, expiry or status",
+    "value": "that metric's value, with its unit",
+    "threshold": "the threshold it crossed, with its unit",
+    "summary": "every metric of the reading in one line",
+    "balance": "the money balance with its currency",
+    "data_remaining": "data left",
+    "data_total": "the plan's data",
+    "expires_at": "when the plan expires, in the configured time zone",
+    "status": "the provider's status text",
+    "low_since": "since when the line is low, in the configured time zone",
+    "low_for": "how long the line has been low (recovery, repeat)",
+    "error": "why the line could not be read (failure)",
+    "failures": "failed checks in a row (failure, failure-recovered)",
+    "failed_for": "how long reads failed (failure-recovered)",
+    "payment_url": "where a person tops this line up, when configured",
+    "time": "when the event happened, in the configured time zone",
+}
+
+_HEADLINES = {
+    "warning": "{label} is low: {metric} {value}",
+    "critical": "{label} is critical: {metric} {value}",
+    "repeat": "{label} is still {state}: {metric} {value} (for {low_for})",
+    "recovery": "{label} is ok again after {low_for}",
+    "failure": "Cannot read {label}: {error}",
+    "failure-recovered": "{label} can be read again",
+    "test": "Test message from esim-monitor",
+}
+_IMPROVED = "{label} improved to {state}: {metric} {value}"
+
+DEFAULT_TITLE = "[{EVENT}] {headline}"
+DEFAULT_BODY = "\n".join(
+    (
+        "Line: {label} ({line})",
+        "State: {state}",
+        "{summary}",
+        "Low for: {low_for}",
+        "Expires: {expires_at}",
+        "Error: {error}",
+        "Top up: {payment_url}",
+    )
+)
+
+_NOTIFY_TYPES = {
+    "critical": apprise.NotifyType.FAILURE,
+    "failure": apprise.NotifyType.FAILURE,
+    "recharge-failed": apprise.NotifyType.FAILURE,
+    "warning": apprise.NotifyType.WARNING,
+    "repeat": apprise.NotifyType.WARNING,
+    "recovery": apprise.NotifyType.SUCCESS,
+    "failure-recovered": apprise.NotifyType.SUCCESS,
+    "recharge-confirmed": apprise.NotifyType.SUCCESS,
+}
+
+
+@apprise_notify(on="console", name="esim-monitor console")
+def _console(body: str, title: str, notify_type: str, meta: Mapping[str, Any], **_: Any) -> bool:
+    """`console://` prints alerts on stdout (`console://stderr`: on stderr), for the demo."""
+    stream = sys.stderr if meta.get("host") == "stderr" else sys.stdout
+    print(f"--- {title}" if title else "---", file=stream)
+    print(body, file=stream, flush=True)
+    return True
+
+
+def route(settings: Settings, event: Event) -> list[str]:
+    """The channels an event goes to: those whose `events` and `lines` select it."""
+    return [name for name, ch in settings.channels.items() if ch.wants(event.type, event.line)]
+
+
+def retry_at(attempts: int, now: datetime) -> datetime:
+    """After the n-th failed attempt: 30 s, 1 min, 2 min, ... capped at 30 min."""
+    delay = FIRST_RETRY * (2 ** max(attempts - 1, 0))
+    return now + min(delay, MAX_RETRY)
+
+
+class _Blank(dict[str, Any]):
+    """Template variables: a missing or empty one renders as nothing rather than failing."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def variables(event: Event, settings: Settings) -> dict[str, Any]:
+    tz = settings.tz()
+    facts = dict(event.facts)
+    line = settings.lines.get(event.line)
+    values: dict[str, Any] = {k: "" for k in TEMPLATE_VARIABLES}
+    values.update({k: v for k, v in facts.items() if v is not None and not isinstance(v, list)})
+    values.update(
+        line=event.line,
+        label=(line.label if line and line.label else facts.get("label") or event.line),
+        event=event.type,
+        EVENT=event.type.upper(),
+        payment_url=(line.payment_url if line else None) or facts.get("payment_url") or "",
+        time=_local(event.created_at.isoformat(), tz),
+        expires_at=_local(facts.get("expires_at"), tz),
+        low_since=_local(facts.get("low_since"), tz),
+    )
+    improved = event.type == "warning" and facts.get("previous_state") == "critical"
+    headline = _IMPROVED if improved else _HEADLINES.get(event.type, "{label}: {event}")
+    values["headline"] = string.Formatter().vformat(headline, (), _Blank(values)).strip()
+    return values
+
+
+def render(event: Event, channel: Channel | None, settings: Settings) -> tuple[str, str]:
+    """Title and body for one channel. Body lines whose variables are all empty are left out."""
+    values = _Blank(variables(event, settings))
+    formatter = string.Formatter()
+    title = formatter.vformat((channel and channel.title) or DEFAULT_TITLE, (), values)
+    body_template = (channel and channel.body) or DEFAULT_BODY
+    lines = []
+    for template_line in body_template.splitlines():
+        fields = [f for _, f, _, _ in formatter.parse(template_line) if f]
+        if fields and not any(values.get(f) for f in fields):
+            continue
+        lines.append(formatter.vformat(template_line, (), values))
+    return title.strip(), "\n".join(lines).strip()
+
+
+def _local(iso: str | None, tz: tzinfo) -> str:
+    if not iso:
+        return ""
+    return datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    channel: str
+    ok: bool
+    error: str | None = None
+
+
+class Notifier:
+    """Sends through Apprise, one Apprise object per channel, each call bounded in time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._apprise: dict[str, apprise.Apprise] = {}
+
+    def _target(self, name: str) -> apprise.Apprise:
+        if name not in self._apprise:
+            target = apprise.Apprise()
+            if not target.add(self.settings.channels[name].url.get_secret_value(), tag=name):
+                raise ValueError("Apprise rejected the channel URL")
+            self._apprise[name] = target
+        return self._apprise[name]
+
+    def send(self, name: str, event: Event) -> Outcome:
+        channel = self.settings.channels[name]
+        title, body = render(event, channel, self.settings)
+        try:
+            result = self._target(name).notify(
+                body=body,
+                title=title,
+                notify_type=_NOTIFY_TYPES.get(event.type, apprise.NotifyType.INFO),
+                tag=name,
+                timeout=self.settings.monitor.notify_timeout.total_seconds(),
+            )
+        except Exception as exc:  # a plugin's bug must not stop the loop
+            return Outcome(name, False, self._redact(name, f"{type(exc).__name__}: {exc}"))
+        if result:
+            return Outcome(name, True)
+        messages = [
+            entry.message
+            for service in result
+            for entry in service.logs()
+            if getattr(entry, "message", None)
+        ]
+        error = "; ".join(messages[-3:]) or f"delivery {result.status.name.lower()}"
+        return Outcome(name, False, self._redact(name, error))
+
+    def _redact(self, name: str, text: str) -> str:
+        """Strip any part of the channel's URL (tokens) from an error text."""
+        url = self.settings.channels[name].url.get_secret_value()
+        pieces = {url}
+        rest = url.split("://", 1)[-1]
+        for sep in "/?&=:@#":
+            rest = rest.replace(sep, " ")
+        pieces.update(p for p in rest.split() if len(p) >= 6)
+        for piece in sorted(pieces, key=len, reverse=True):
+            text = text.replace(piece, "***")
+        return text[:500]
+
+
+def deliver_due(store: Store, notifier: Notifier, now: datetime | None = None) -> tuple[int, int]:
+    """Send every outbox row that is due. Returns (sent, failed)."""
+    now = now or utcnow()
+    sent = failed = 0
+    gone = []
+    for delivery in store.due_deliveries(now):
+        if delivery.channel not in notifier.settings.channels:
+            gone.append(delivery.id)
+            continue
+        outcome = notifier.send(delivery.channel, delivery.event)
+        done_at = utcnow()
+        if outcome.ok:
+            store.delivered(delivery.id, done_at)
+            sent += 1
+            log.info(
+                "alert delivered",
+                channel=delivery.channel,
+                line=delivery.event.line,
+                kind=delivery.event.type,
+            )
+        else:
+            attempts = delivery.attempts + 1
+            when = retry_at(attempts, done_at)
+            store.delivery_failed(delivery.id, outcome.error or "failed", done_at, when)
+            failed += 1
+            log.warning(
+                "alert delivery failed, will retry",
+                channel=delivery.channel,
+                line=delivery.event.line,
+                kind=delivery.event.type,
+                attempts=attempts,
+                retry_at=when.isoformat(timespec="seconds"),
+                error=outcome.error,
+            )
+    if gone:
+        store.drop_deliveries(gone, "channel no longer configured")
+        log.warning("pending alerts dropped: their channel left the config", count=len(gone))
+    return sent, failed
+
+
+def validate_channels(settings: Settings) -> Iterable[ConfigProblem]:
+    """Config-time check that Apprise understands every channel URL."""
+    for name, channel in settings.channels.items():
+        if not _accepted(channel.url.get_secret_value()):
+            yield ConfigProblem(
+                f"channels.{name}.url",
+                "Apprise does not accept this URL (unknown scheme or malformed); see "
+                "https://github.com/caronc/apprise/wiki for the URL of each service",
+            )
+        for field in ("title", "body"):
+            template = getattr(channel, field)
+            if template:
+                yield from _template_problems(f"channels.{name}.{field}", template)
+
+
+def _accepted(url: str) -> bool:
+    """Whether Apprise takes the URL; its own complaint is muted: we report the key path."""
+    apprise_log = logging.getLogger("apprise")
+    level = apprise_log.level
+    apprise_log.setLevel(logging.CRITICAL)
+    try:
+        return bool(apprise.Apprise().add(url))
+    finally:
+        apprise_log.setLevel(level)
+
+
+def _template_problems(path: str, template: str) -> Iterable[ConfigProblem]:
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        yield ConfigProblem(path, f"bad template: {exc}")
+        return
+    known = set(TEMPLATE_VARIABLES) | {"EVENT"}
+    for field in fields:
+        if field not in known:
+            yield ConfigProblem(path, f"unknown template variable {{{field}}}")

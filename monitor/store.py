@@ -1,0 +1,465 @@
+"""The history database (SQLite through sqlite-utils): readings, line state, events, outbox.
+
+One transaction per check writes the reading, the new line state, its events and their
+deliveries, so a crash or `kill -9` leaves either all of them or none. Times are UTC
+ISO-8601 text (sortable), money is exact decimal text, data is integer bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database, Migrations
+
+from monitor.errors import StoreError
+from monitor.model import Event, Level, LineState, Reading
+
+migrations = Migrations("esim-monitor")
+
+
+@migrations(name="0001_wal", transactional=False)
+def _wal(db: Database) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+
+
+@migrations(name="0002_core")
+def _core(db: Database) -> None:
+    db["readings"].create(
+        {
+            "id": int,
+            "line": str,
+            "checked_at": str,
+            "ok": int,
+            "level": str,
+            "balance": str,
+            "currency": str,
+            "data_remaining": int,
+            "data_total": int,
+            "expires_at": str,
+            "status": str,
+            "error": str,
+            "raw": str,
+            "duration_ms": int,
+        },
+        pk="id",
+        not_null={"line", "checked_at", "ok"},
+    )
+    db["readings"].create_index(["line", "checked_at"], if_not_exists=True)
+    db["line_state"].create(
+        {
+            "line": str,
+            "level": str,
+            "metrics": str,
+            "low_since": str,
+            "last_alert_at": str,
+            "failures": int,
+            "failure_alerted": int,
+            "last_error": str,
+            "checked_at": str,
+            "last_success_at": str,
+            "last_reading_id": int,
+        },
+        pk="line",
+        defaults={"failures": 0, "failure_alerted": 0},
+    )
+    db["events"].create(
+        {
+            "id": int,
+            "line": str,
+            "type": str,
+            "created_at": str,
+            "message": str,
+            "facts": str,
+        },
+        pk="id",
+        not_null={"type", "created_at"},
+    )
+    db["events"].create_index(["created_at"], if_not_exists=True)
+    db["events"].create_index(["line", "created_at"], if_not_exists=True)
+    db["deliveries"].create(
+        {
+            "id": int,
+            "event_id": int,
+            "channel": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "last_attempt_at": str,
+            "sent_at": str,
+            "last_error": str,
+        },
+        pk="id",
+        foreign_keys=[("event_id", "events", "id")],
+        not_null={"event_id", "channel", "status"},
+        defaults={"attempts": 0},
+    )
+    db["deliveries"].create_index(["status", "next_attempt_at"], if_not_exists=True)
+    db["deliveries"].create_index(["event_id"], if_not_exists=True)
+
+
+def ts(moment: datetime | None) -> str | None:
+    """UTC ISO-8601 text with a fixed shape, so text order is time order."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_ts(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event bound for one channel: a row of the outbox."""
+
+    id: int
+    event_id: int
+    channel: str
+    attempts: int
+    event: Event
+
+
+class Store:
+    """The database of one daemon. Not shared across threads: the caller serialises writes."""
+
+    def __init__(self, db: Database, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (creating if needed, mode 0600) and migrate the database."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the database at {path}: {exc.strerror}; set [monitor] database "
+                "to a writable path"
+            ) from None
+        db = cls._connect(path)
+        _check_known_schema(db, path)
+        try:
+            migrations.apply(db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot prepare the database at {path}: {exc}") from None
+        return cls(db, path)
+
+    @classmethod
+    def open_existing(cls, path: Path) -> Store | None:
+        """For commands that only read: the database if it exists; never creates one."""
+        return cls.open(path) if path.exists() else None
+
+    @staticmethod
+    def _connect(path: Path) -> Database:
+        try:
+            conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot use the database at {path}: {exc}. If the file is damaged, stop the "
+                "daemon, move the file aside and start again (history starts afresh)"
+            ) from None
+        return Database(conn, execute_plugins=False)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Database]:
+        try:
+            with self.db.atomic():
+                yield self.db
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write to the database at {self.path}: {exc}") from None
+
+    # ---- line state -------------------------------------------------------------------
+
+    def states(self) -> dict[str, LineState]:
+        return {row["line"]: _state_from_row(row) for row in self.db["line_state"].rows}
+
+    def state(self, line: str) -> LineState:
+        rows = list(self.db["line_state"].rows_where("line = ?", [line]))
+        return _state_from_row(rows[0]) if rows else LineState(line=line)
+
+    # ---- one check, atomically ---------------------------------------------------------
+
+    def record_check(
+        self,
+        *,
+        line: str,
+        checked_at: datetime,
+        state: LineState,
+        events: Sequence[tuple[Event, str, Iterable[str]]],
+        reading: Reading | None = None,
+        error: str | None = None,
+        duration_ms: int | None = None,
+        now: datetime,
+    ) -> list[int]:
+        """Write a check's reading (or failure), the line's new state, its events and one
+        pending delivery per routed channel, in one transaction. Returns the event ids."""
+        event_ids = []
+        with self._writing() as db:
+            reading_id = (
+                db["readings"]
+                .insert(_reading_row(line, checked_at, reading, error, state, duration_ms))
+                .last_pk
+            )
+            row = _state_row(state)
+            if reading is not None:
+                row["last_reading_id"] = reading_id
+            else:
+                previous = db.execute(
+                    "SELECT last_reading_id FROM line_state WHERE line = ?", [line]
+                ).fetchone()
+                row["last_reading_id"] = previous[0] if previous else None
+            db["line_state"].upsert(row, pk="line")
+            for event, message, channels in events:
+                event_ids.append(self._add_event(db, event, message, channels, now))
+        return event_ids
+
+    def add_events(self, events: Sequence[tuple[Event, str, Iterable[str]]], now: datetime) -> None:
+        with self._writing() as db:
+            for event, message, channels in events:
+                self._add_event(db, event, message, channels, now)
+
+    @staticmethod
+    def _add_event(
+        db: Database, event: Event, message: str, channels: Iterable[str], now: datetime
+    ) -> int:
+        event_id = (
+            db["events"]
+            .insert(
+                {
+                    "line": event.line,
+                    "type": event.type,
+                    "created_at": ts(event.created_at),
+                    "message": message,
+                    "facts": json.dumps(event.facts, default=str),
+                }
+            )
+            .last_pk
+        )
+        db["deliveries"].insert_all(
+            {
+                "event_id": event_id,
+                "channel": channel,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": ts(now),
+            }
+            for channel in channels
+        )
+        return int(event_id)
+
+    # ---- outbox -----------------------------------------------------------------------
+
+    def due_deliveries(self, now: datetime) -> list[Delivery]:
+        rows = self.db.execute(
+            """
+            SELECT d.id, d.event_id, d.channel, d.attempts,
+                   e.line, e.type, e.created_at, e.facts
+            FROM deliveries d JOIN events e ON e.id = d.event_id
+            WHERE d.status = 'pending' AND d.next_attempt_at <= ?
+            ORDER BY d.next_attempt_at, d.id
+            """,
+            [ts(now)],
+        ).fetchall()
+        return [
+            Delivery(
+                id=row[0],
+                event_id=row[1],
+                channel=row[2],
+                attempts=row[3],
+                event=Event(
+                    type=row[5],
+                    line=row[4],
+                    created_at=datetime.fromisoformat(row[6]),
+                    facts=json.loads(row[7] or "{}"),
+                ),
+            )
+            for row in rows
+        ]
+
+    def next_delivery_at(self) -> datetime | None:
+        row = self.db.execute(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+        ).fetchone()
+        return parse_ts(row[0])
+
+    def delivered(self, delivery_id: int, now: datetime) -> None:
+        with self._writing() as db:
+            db.execute(
+                "UPDATE deliveries SET status = 'sent', sent_at = ?, last_attempt_at = ?, "
+                "attempts = attempts + 1, last_error = NULL WHERE id = ?",
+                [ts(now), ts(now), delivery_id],
+            )
+
+    def delivery_failed(
+        self, delivery_id: int, error: str, now: datetime, retry_at: datetime
+    ) -> None:
+        with self._writing() as db:
+            db.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, last_attempt_at = ?, "
+                "last_error = ?, next_attempt_at = ? WHERE id = ?",
+                [ts(now), error, ts(retry_at), delivery_id],
+            )
+
+    def drop_deliveries(self, delivery_ids: Sequence[int], reason: str) -> None:
+        """Pending rows whose channel left the config: kept for the record, never sent."""
+        with self._writing() as db:
+            for delivery_id in delivery_ids:
+                db.execute(
+                    "UPDATE deliveries SET status = 'dropped', last_error = ? WHERE id = ?",
+                    [reason, delivery_id],
+                )
+
+    # ---- queries for the CLI ------------------------------------------------------------
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """The latest state and reading of every line the database knows."""
+        rows = self.db.execute(
+            """
+            SELECT s.line, s.level, s.checked_at, s.last_success_at, s.failures, s.last_error,
+                   s.low_since, r.checked_at, r.balance, r.currency, r.data_remaining,
+                   r.data_total, r.expires_at, r.status
+            FROM line_state s LEFT JOIN readings r ON r.id = s.last_reading_id
+            """
+        ).fetchall()
+        keys = (
+            "line",
+            "level",
+            "checked_at",
+            "last_success_at",
+            "failures",
+            "last_error",
+            "low_since",
+            "read_at",
+            "balance",
+            "currency",
+            "data_remaining",
+            "data_total",
+            "expires_at",
+            "status",
+        )
+        return {row[0]: dict(zip(keys, row, strict=True)) for row in rows}
+
+    def history(self, line: str, since: datetime) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT checked_at, ok, level, balance, currency, data_remaining, data_total, "
+                "expires_at, status, error FROM readings WHERE line = ? AND checked_at >= ? "
+                "ORDER BY checked_at",
+                [line, ts(since)],
+            )
+        )
+
+    def events(self, since: datetime, line: str | None = None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT e.id, e.created_at, e.line, e.type, e.message, d.channel, d.status, "
+            "d.attempts, d.sent_at, d.next_attempt_at, d.last_error "
+            "FROM events e LEFT JOIN deliveries d ON d.event_id = e.id "
+            "WHERE e.created_at >= ?"
+        )
+        params: list[Any] = [ts(since)]
+        if line:
+            sql += " AND e.line = ?"
+            params.append(line)
+        return list(self.db.query(sql + " ORDER BY e.created_at, e.id, d.channel", params))
+
+
+def _check_known_schema(db: Database, path: Path) -> None:
+    """Refuse a database that a newer version has migrated: we cannot know its meaning."""
+    known = {m.name for m in migrations._migrations}
+    try:
+        applied = {m.name for m in migrations.applied(db)}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"cannot use the database at {path}: {exc}. If the file is damaged, stop the "
+            "daemon, move the file aside and start again (history starts afresh)"
+        ) from None
+    unknown = sorted(applied - known)
+    if unknown:
+        raise StoreError(
+            f"the database at {path} was written by a newer esim-monitor (migrations "
+            f"{', '.join(unknown)}); upgrade esim-monitor or point [monitor] database elsewhere"
+        )
+
+
+def _reading_row(
+    line: str,
+    checked_at: datetime,
+    reading: Reading | None,
+    error: str | None,
+    state: LineState,
+    duration_ms: int | None,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "line": line,
+        "checked_at": ts(checked_at),
+        "ok": 1 if reading is not None else 0,
+        "level": state.level.label if state.level is not None else None,
+        "error": error,
+        "duration_ms": duration_ms,
+    }
+    if reading is not None:
+        row.update(
+            balance=f"{reading.balance:f}" if reading.balance is not None else None,
+            currency=reading.currency,
+            data_remaining=reading.data_remaining,
+            data_total=reading.data_total,
+            expires_at=ts(reading.expires_at),
+            status=reading.status,
+            raw=json.dumps(reading.raw, default=str) if reading.raw is not None else None,
+        )
+    return row
+
+
+def _state_row(state: LineState) -> dict[str, Any]:
+    return {
+        "line": state.line,
+        "level": state.level.label if state.level is not None else None,
+        "metrics": json.dumps({k: v.label for k, v in state.metrics.items()}),
+        "low_since": ts(state.low_since),
+        "last_alert_at": ts(state.last_alert_at),
+        "failures": state.failures,
+        "failure_alerted": int(state.failure_alerted),
+        "last_error": state.last_error,
+        "checked_at": ts(state.checked_at),
+        "last_success_at": ts(state.last_success_at),
+    }
+
+
+def _level(label: str | None) -> Level | None:
+    return Level[label.upper()] if label else None
+
+
+def _state_from_row(row: dict[str, Any]) -> LineState:
+    return LineState(
+        line=row["line"],
+        level=_level(row["level"]),
+        metrics={k: Level[v.upper()] for k, v in json.loads(row["metrics"] or "{}").items()},
+        low_since=parse_ts(row["low_since"]),
+        last_alert_at=parse_ts(row["last_alert_at"]),
+        failures=row["failures"] or 0,
+        failure_alerted=bool(row["failure_alerted"]),
+        last_error=row["last_error"],
+        checked_at=parse_ts(row["checked_at"]),
+        last_success_at=parse_ts(row["last_success_at"]),
+    )
+
+
+def decimal_or_none(text: str | None) -> Decimal | None:
+    return Decimal(text) if text is not None else None

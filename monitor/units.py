@@ -1,0 +1,162 @@
+"""Human units in the config and in messages: durations, data sizes, percentages, money.
+
+Pure functions, no I/O. Parsers raise `UnitError` with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+
+from monitor.errors import UnitError
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+
+_DATA_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+_DATA = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)", re.IGNORECASE)
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse "90s", "15m", "2h", "3d", "1w" or combinations ("1h30m"); a bare number is seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise UnitError(f"expected a duration such as '15m', got {value!r}")
+    if isinstance(value, int | Decimal | float):
+        if value < 0:
+            raise UnitError(f"a duration cannot be negative, got {value}")
+        return timedelta(seconds=float(value))
+    if not isinstance(value, str):
+        raise UnitError(f"expected a duration such as '15m', got {value!r}")
+    text = value.strip().lower()
+    if re.fullmatch(r"\d+", text):
+        return timedelta(seconds=int(text))
+    pos = 0
+    seconds = Decimal(0)
+    for match in _DURATION_PART.finditer(text):
+        if text[pos : match.start()].strip():
+            break
+        seconds += Decimal(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos == 0 or text[pos:].strip():
+        raise UnitError(
+            f"cannot read {value!r} as a duration: use a number with s, m, h, d or w, such as '15m'"
+        )
+    return timedelta(seconds=float(seconds))
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest exact spelling of a duration in the config's own units ("1h30m")."""
+    total = int(delta.total_seconds())
+    if total == 0:
+        return "0s"
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, total = divmod(total, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return sign + "".join(parts)
+
+
+def humanize_duration(delta: timedelta) -> str:
+    """A rounded, readable span for messages: "3 days", "5 hours", "12 minutes"."""
+    seconds = abs(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    count = int(seconds)
+    return f"{count} second{'s' if count != 1 else ''}"
+
+
+def parse_data_size(value: object) -> int:
+    """Parse "500MB", "2GB" (decimal) or "512MiB", "2GiB" (binary) into bytes; an int is bytes."""
+    if isinstance(value, bool):
+        raise UnitError(f"expected a data size such as '500MB', got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise UnitError(f"a data size cannot be negative, got {value}")
+        return value
+    if not isinstance(value, str):
+        raise UnitError(f"expected a data size such as '500MB', got {value!r}")
+    match = _DATA.fullmatch(value.strip())
+    if not match:
+        raise UnitError(
+            f"cannot read {value!r} as a data size: use a number with B, KB, MB, GB, TB "
+            "(decimal) or KiB, MiB, GiB, TiB (binary), such as '500MB'"
+        )
+    return int(Decimal(match.group(1)) * _DATA_UNITS[match.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class Percent:
+    """A share of a line's plan, for data thresholds such as "10%"."""
+
+    value: Decimal
+
+    def of(self, total: int) -> int:
+        return int(Decimal(total) * self.value / 100)
+
+    def __str__(self) -> str:
+        return f"{self.value.normalize():f}%"
+
+
+def parse_data_threshold(value: object) -> int | Percent:
+    """A data threshold: a size in bytes, or a percentage of the plan's total ("10%")."""
+    if isinstance(value, int | Percent) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        match = _PERCENT.fullmatch(value.strip())
+        if match:
+            pct = Decimal(match.group(1))
+            if pct > 100:
+                raise UnitError(f"a percentage of the plan cannot exceed 100%, got {value!r}")
+            return Percent(pct)
+    return parse_data_size(value)
+
+
+def format_bytes(count: int) -> str:
+    """Decimal units, as carriers and plans speak: 1500000000 -> "1.5 GB"."""
+    size = Decimal(count)
+    for unit, factor in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if abs(size) >= factor:
+            scaled = (size / factor).quantize(Decimal("0.01")).normalize()
+            return f"{scaled:f} {unit}"
+    return f"{count} B"
+
+
+def parse_money(value: object) -> Decimal:
+    """Money is a plain number in the config; kept exact as Decimal, never a float."""
+    if isinstance(value, bool):
+        raise UnitError(f"expected an amount of money such as 10 or 5.50, got {value!r}")
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise UnitError(f"expected an amount of money such as 10 or 5.50, got {value!r}") from None
+    if not amount.is_finite():
+        raise UnitError(f"expected a finite amount of money, got {value!r}")
+    return amount
+
+
+def format_money(amount: Decimal, currency: str | None) -> str:
+    """ "12.50 USD"; the currency is left out when unknown."""
+    text = f"{amount:f}"
+    return f"{text} {currency}" if currency else text
