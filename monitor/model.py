@@ -63,6 +63,11 @@ class Reading:
     data_total: int | None = None
     expires_at: datetime | None = None
     status: str | None = None
+    renewal_at: datetime | None = None
+    """When the plan renews (T-Mobile's reply says so): with `renewal_price`, renewal risk."""
+    renewal_price: Decimal | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    """Further figures some lines ask for: sms_remaining, voice_minutes_remaining, ..."""
     critical_reason: str | None = None
     """Set when the provider reports a condition that is critical by itself (expired, recycled)."""
     raw: Any = None
@@ -71,10 +76,18 @@ class Reading:
     def __post_init__(self) -> None:
         if self.checked_at.tzinfo is None:
             raise ValueError("Reading.checked_at must be timezone-aware")
-        if self.expires_at is not None and self.expires_at.tzinfo is None:
-            raise ValueError("Reading.expires_at must be timezone-aware")
-        if self.balance is not None and not isinstance(self.balance, Decimal):
-            raise TypeError("Reading.balance must be a Decimal")
+        for name in ("expires_at", "renewal_at"):
+            moment = getattr(self, name)
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError(f"Reading.{name} must be timezone-aware")
+        for name in ("balance", "renewal_price"):
+            amount = getattr(self, name)
+            if amount is not None and not isinstance(amount, Decimal):
+                raise TypeError(f"Reading.{name} must be a Decimal")
+        for name in ("data_remaining", "data_total"):
+            count = getattr(self, name)
+            if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+                raise TypeError(f"Reading.{name} must be int bytes")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ def _core(db: Database) -> None:
             "data_total": int,
             "expires_at": str,
             "status": str,
+            "renewal_at": str,
+            "renewal_price": str,
+            "extras": str,
             "error": str,
             "raw": str,
             "duration_ms": int,
@@ -422,6 +425,11 @@ def _reading_row(
             data_total=reading.data_total,
             expires_at=ts(reading.expires_at),
             status=reading.status,
+            renewal_at=ts(reading.renewal_at),
+            renewal_price=f"{reading.renewal_price:f}"
+            if reading.renewal_price is not None
+            else None,
+            extras=json.dumps(dict(reading.extras), default=str) if reading.extras else None,
             raw=json.dumps(reading.raw, default=str) if reading.raw is not None else None,
         )
     return row
