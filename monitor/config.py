@@ -99,6 +99,9 @@ class Thresholds(_Strict):
     data_critical: DataThreshold | None = None
     expiry_warning: Duration | None = None
     expiry_critical: Duration | None = None
+    renewal_warning: Duration | None = None
+    """For lines that report a renewal date and price: warn this long before a renewal
+    that the balance will not cover."""
     hysteresis: Annotated[
         Decimal,
         BeforeValidator(_unit(_hysteresis)),

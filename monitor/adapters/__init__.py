@@ -11,6 +11,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, TypeVar
@@ -79,6 +80,9 @@ class Adapter(ABC):
     description: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions
     AccountOptions: ClassVar[type[BaseModel] | None] = None
+    min_interval: ClassVar[timedelta | None] = None
+    """Checking more often than this gains nothing (a provider's server-side cache, say):
+    `config validate` warns about lines with a shorter interval."""
 
     def __init__(
         self,
