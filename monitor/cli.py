@@ -296,7 +296,9 @@ def cmd_adapters(args: argparse.Namespace) -> int:
         options = {
             key: {
                 "required": field.is_required(),
-                "default": None if field.is_required() else _jsonable(field.get_default()),
+                "default": None
+                if field.is_required()
+                else field.get_default(call_default_factory=True),
                 "description": field.description,
             }
             for key, field in cls.Options.model_fields.items()
@@ -350,9 +352,12 @@ def _row(settings: config.Settings, line: str, **values: Any) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal | Path | timedelta):
-        return str(value) if not isinstance(value, timedelta) else int(value.total_seconds())
-    return value
+    """JSON for what json does not know: exact decimals as text, durations as seconds."""
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    if isinstance(value, list | tuple | set):
+        return list(value)
+    return str(value)
 
 
 def _print_json(data: Any) -> None:

@@ -97,8 +97,8 @@ class Thresholds(_Strict):
     balance_critical: Money | None = None
     data_warning: DataThreshold | None = None
     data_critical: DataThreshold | None = None
-    expiry_warning: Duration | None = None
-    expiry_critical: Duration | None = None
+    expiry_warning: Duration | None = timedelta(days=3)
+    expiry_critical: Duration | None = timedelta(days=1)
     renewal_warning: Duration | None = None
     """For lines that report a renewal date and price: warn this long before a renewal
     that the balance will not cover."""

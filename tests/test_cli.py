@@ -1,0 +1,258 @@
+"""The command line end to end on the demo adapter, with Apprise delivering over loopback."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.adapters import demo
+from monitor.cli import main
+
+LINES = """
+[defaults.thresholds]
+balance_warning = 10
+balance_critical = 5
+
+[lines.travel]
+label = "US travel eSIM"
+adapter = "demo"
+balance = 12
+drain = 3
+payment_url = "https://pay.example/topup"
+
+[lines.home]
+adapter = "demo"
+balance = 50
+drain = 0
+data = "2GB"
+"""
+
+
+def cli(*args: str) -> int:
+    return main([*args])
+
+
+@pytest.fixture
+def configured(write_config: Callable[..., Path], sink: Any) -> Path:
+    return write_config(f'[channels.hook]\nurl = "{sink.url}"\n' + LINES)
+
+
+def run_once(config: Path) -> int:
+    return cli("--config", str(config), "run", "--once")
+
+
+def test_run_once_end_to_end(
+    configured: Path, sink: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_once(configured) == 0  # 12: ok, nothing sent
+    assert sink.received == []
+    assert run_once(configured) == 0  # 9: warning
+    assert sink.titles() == ["[WARNING] US travel eSIM is low: balance 9.00 USD"]
+    body = sink.received[0]["message"]
+    assert "US travel eSIM (travel)" in body and "https://pay.example/topup" in body
+    assert run_once(configured) == 0  # 6: still warning: nothing new
+    assert run_once(configured) == 0  # 3: critical
+    assert sink.titles()[1:] == ["[CRITICAL] US travel eSIM is critical: balance 3.00 USD"]
+    capsys.readouterr()
+    assert cli("--config", str(configured), "status", "--json") == 0
+    rows = {r["line"]: r for r in json.loads(capsys.readouterr().out)}
+    travel = rows["travel"]
+    for key in (
+        "line",
+        "label",
+        "state",
+        "checked_at",
+        "balance",
+        "currency",
+        "data_remaining_bytes",
+        "data_total_bytes",
+        "expires_at",
+    ):
+        assert key in travel
+    assert travel["state"] == "critical"
+    assert travel["balance"] == "3.00" and travel["currency"] == "USD"
+    assert rows["home"]["data_remaining_bytes"] == 2 * 10**9
+    assert rows["home"]["state"] == "ok"
+
+
+def test_restart_does_not_realert(configured: Path, sink: Any) -> None:
+    for _ in range(2):
+        run_once(configured)
+    assert len(sink.received) == 1
+    # a "restart": a new process state, same database. The demo keeps draining from 9 to 6.
+    demo._steps["travel"] = 2
+    run_once(configured)
+    assert len(sink.received) == 1
+
+
+def test_alert_survives_a_notifier_outage_exactly_once(configured: Path, sink: Any) -> None:
+    sink.down = True
+    run_once(configured)
+    run_once(configured)  # warning raised, delivery fails
+    assert sink.received == []
+    sink.down = False
+    run_once(configured)  # a due retry? not yet: the first retry waits 30 s
+    assert sink.received == []
+    from datetime import timedelta
+
+    from freezegun import freeze_time
+
+    with freeze_time(timedelta(seconds=31), tick=True):
+        run_once(configured)  # the pending row is due: sent first, then the new check's
+    assert sink.titles() == [
+        "[WARNING] US travel eSIM is low: balance 9.00 USD",
+        "[CRITICAL] US travel eSIM is critical: balance 3.00 USD",
+    ]
+    with freeze_time(timedelta(hours=1), tick=True):
+        run_once(configured)
+    assert len(sink.received) == 2  # each alert exactly once
+
+
+def test_check_records_and_sends_nothing(
+    configured: Path, sink: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert cli("--config", str(configured), "check", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["line"] for r in rows] == ["travel", "home"]
+    assert all(r["error"] is None for r in rows)
+    assert rows[0]["balance"] == "12.00"
+    assert not (tmp_path / "history.db").exists()
+    assert sink.received == []
+    assert cli("--config", str(configured), "check", "home") == 0
+    out = capsys.readouterr().out
+    assert "home" in out and "travel" not in out
+
+
+def test_check_reports_failed_reads(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config('[lines.x]\nadapter = "demo"\nfail_from = 1\nfail_reads = 1\n')
+    assert cli("--config", str(path), "check", "--json") == 1
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["error"] == "simulated outage: the demo provider did not answer"
+    assert row["balance"] is None  # never a zero
+
+
+def test_history_formats(configured: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for _ in range(3):
+        run_once(configured)
+    capsys.readouterr()
+    assert cli("--config", str(configured), "history", "travel", "--format", "json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["balance"] for r in rows] == ["12.00", "9.00", "6.00"]
+    assert cli("--config", str(configured), "history", "travel", "--format", "csv") == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["level"] for r in table] == ["ok", "warning", "warning"]
+    assert cli("--config", str(configured), "history", "travel", "--since", "1h") == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["TIME", "STATE", "BALANCE", "DATA", "EXPIRES", "ERROR"]
+    assert "9.00 USD" in out
+
+
+def test_events_show_delivery(
+    configured: Path, sink: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(2):
+        run_once(configured)
+    capsys.readouterr()
+    assert cli("--config", str(configured), "events", "--json") == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["type"] == "warning" and row["channel"] == "hook" and row["status"] == "sent"
+    assert cli("--config", str(configured), "events", "--line", "home") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1  # only the header
+
+
+def test_events_without_channels_are_kept(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(
+        '[defaults.thresholds]\nbalance_critical = 2\n[lines.x]\nadapter = "demo"\nbalance = 1\n'
+    )
+    assert run_once(path) == 0
+    capsys.readouterr()
+    assert cli("--config", str(path), "events", "--json") == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["type"] == "critical" and row["status"] == "not routed"
+
+
+def test_notify_test(
+    write_config: Callable[..., Path],
+    sink: Any,
+    recorder: list[Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write_config(
+        f'[channels.good]\nurl = "{sink.url}"\n[channels.bad]\nurl = "record://fail"\n' + LINES
+    )
+    assert cli("--config", str(path), "notify", "test") == 1
+    out = capsys.readouterr().out
+    assert "good: delivered" in out and "bad: FAILED" in out
+    assert sink.titles() == ["[TEST] Test message from esim-monitor"]
+    assert cli("--config", str(path), "notify", "test", "--channel", "good") == 0
+    assert cli("--config", str(path), "notify", "test", "--channel", "nope") == 2
+    assert "unknown channel 'nope'" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(configured: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("--config", str(configured), "history", "nope") == 2
+    assert "unknown line 'nope'" in capsys.readouterr().err
+    assert cli("--config", str(configured), "history", "travel", "--since", "soon") == 2
+    assert "--since: cannot read 'soon'" in capsys.readouterr().err
+    assert cli("--config", str(configured), "frobnicate") == 2
+    assert cli() == 2
+    assert cli("--help") == 0
+
+
+def test_unwritable_database_is_a_runtime_error(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config('[monitor]\ndatabase = "/proc/nope/h.db"\n[lines.x]\nadapter = "demo"\n')
+    assert run_once(path) == 1
+    err = capsys.readouterr().err
+    assert "cannot create the database at /proc/nope/h.db" in err
+    assert "Traceback" not in err
+
+
+def test_status_before_any_check(
+    configured: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert cli("--config", str(configured), "status", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["state"] for r in rows] == ["unknown", "unknown"]
+    assert not (tmp_path / "history.db").exists()
+
+
+def test_logs_go_to_stderr_only(configured: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_once(configured)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "line checked" in err
+    cli("--config", str(configured), "status", "--json")
+    out, _ = capsys.readouterr()
+    json.loads(out)  # nothing but JSON on stdout
+
+
+def test_adapters_lists_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("adapters", "--json") == 0
+    names = {a["name"]: a for a in json.loads(capsys.readouterr().out)}
+    assert "balance" in names["demo"]["options"]
+
+
+def test_python_dash_m(configured: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(configured), "status", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["line"] == "travel"

@@ -1,0 +1,260 @@
+"""Loading the config: sources and precedence, units, defaults, and every kind of bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from monitor import config
+from monitor.cli import load_settings, main
+from monitor.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """
+[monitor]
+interval = "30m"
+jitter = "2m"
+timezone = "America/New_York"
+
+[defaults.thresholds]
+balance_warning = 10
+balance_critical = 5.5
+data_warning = "1GB"
+data_critical = "10%"
+
+[defaults.alerts]
+repeat = "12h"
+
+[channels.phone]
+url = "json://127.0.0.1:9/hook?token=supersecret"
+events = ["critical", "recovery"]
+
+[lines.us-travel]
+label = "US travel eSIM"
+adapter = "demo"
+interval = "10m"
+balance = 3
+
+[lines.us-travel.thresholds]
+data_warning = "2GB"
+
+[lines.home]
+adapter = "demo"
+"""
+
+
+def test_loads_units_and_inheritance(write_config: Callable[..., Path]) -> None:
+    s = load_settings(write_config(GOOD))
+    assert s.monitor.interval == timedelta(minutes=30)
+    assert s.interval("us-travel") == timedelta(minutes=10)
+    assert s.interval("home") == timedelta(minutes=30)
+    assert s.jitter("us-travel") == timedelta(minutes=2)
+    t = s.thresholds("us-travel")
+    assert t.data_warning == 2 * 10**9  # the line's own
+    assert t.balance_critical == Decimal("5.5")  # inherited, exact
+    assert str(t.data_critical) == "10%"
+    assert s.thresholds("home").data_warning == 10**9
+    assert s.alerts("home").repeat == timedelta(hours=12)
+    assert s.label("home") == "home"
+    assert s.label("us-travel") == "US travel eSIM"
+    assert s.lines["us-travel"].options == {"balance": 3}
+
+
+def test_environment_overrides_the_file(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESIM_MONITOR_MONITOR__INTERVAL", "5m")
+    monkeypatch.setenv("ESIM_MONITOR_CHANNELS__PHONE__URL", "json://127.0.0.1:9/from-env")
+    monkeypatch.setenv("ESIM_MONITOR_LINES__HOME__LABEL", "Home")
+    s = load_settings(write_config(GOOD))
+    assert s.monitor.interval == timedelta(minutes=5)
+    assert s.channels["phone"].url.get_secret_value() == "json://127.0.0.1:9/from-env"
+    assert s.channels["phone"].events == ["critical", "recovery"]  # the rest still from the file
+    assert s.label("home") == "Home"
+
+
+def test_secrets_from_the_credentials_directory(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "channels__phone__url").write_text("json://127.0.0.1:9/from-credential\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    text = GOOD.replace('url = "json://127.0.0.1:9/hook?token=supersecret"\n', "")
+    s = load_settings(write_config(text))
+    assert s.channels["phone"].url.get_secret_value() == "json://127.0.0.1:9/from-credential"
+    # the environment still wins over a credential file
+    monkeypatch.setenv("ESIM_MONITOR_CHANNELS__PHONE__URL", "json://127.0.0.1:9/env")
+    s = load_settings(write_config(text))
+    assert s.channels["phone"].url.get_secret_value() == "json://127.0.0.1:9/env"
+
+
+def test_path_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert config.config_path("a.toml") == Path("a.toml")
+    monkeypatch.setenv("ESIM_MONITOR_CONFIG", "/x/b.toml")
+    assert config.config_path(None) == Path("/x/b.toml")
+    assert config.config_path("a.toml") == Path("a.toml")
+    monkeypatch.delenv("ESIM_MONITOR_CONFIG")
+    assert config.config_path(None) == Path("/etc/esim-monitor/config.toml")
+
+
+def test_database_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/esim-monitor:/other")
+    assert config.default_database() == Path("/var/lib/esim-monitor/history.db")
+    monkeypatch.delenv("STATE_DIRECTORY")
+    assert config.default_database() == tmp_path / "state" / "esim-monitor" / "history.db"
+
+
+def test_relative_database_is_beside_the_config(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text('[monitor]\ndatabase = "h.db"\n[lines.a]\nadapter = "demo"\n')
+    s = load_settings(tmp_path / "c.toml")
+    assert s.database_path() == tmp_path / "h.db"
+
+
+def test_lines_without_channels_are_valid(write_config: Callable[..., Path]) -> None:
+    s = load_settings(write_config('[lines.a]\nadapter = "demo"\n'))
+    assert s.channels == {}
+
+
+@pytest.mark.parametrize("name", ["example.toml", "demo.toml"])
+def test_bundled_configs_validate(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(ROOT / "config" / name), "config", "validate"]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_config_example_command_prints_the_bundled_example(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["config", "example"]) == 0
+    assert capsys.readouterr().out == (ROOT / "config" / "example.toml").read_text()
+
+
+def test_show_masks_secrets_and_round_trips(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write_config(GOOD)
+    assert main(["--config", str(path), "config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "supersecret" not in out
+    assert 'url = "**********"' in out
+    assert 'hysteresis = "5%"' in out
+    assert 'data_critical = "10%"' in out
+    # what `show` prints is itself a valid config (with the secret given again)
+    shown = tmp_path / "shown.toml"
+    shown.write_text(out.replace('"**********"', '"json://127.0.0.1:9/x"'))
+    again = load_settings(shown)
+    assert again.thresholds("us-travel") == load_settings(path).thresholds("us-travel")
+    assert main(["--config", str(path), "config", "show", "--json"]) == 0
+    assert "supersecret" not in capsys.readouterr().out
+
+
+BAD = [
+    ("[monitor]\ninterval = \n", "", "line 2, column"),
+    ('[monitor]\ninterval = "5 parsecs"\n', "monitor.interval", "cannot read '5 parsecs'"),
+    ('[monitor]\nintreval = "5m"\n', "monitor.intreval", "unknown key"),
+    (
+        "[defaults.thresholds]\nbalance_warning = 5\nbalance_critical = 10\n",
+        "defaults.thresholds.balance_critical",
+        "must not be above warning",
+    ),
+    (
+        '[lines.a.thresholds]\nexpiry_warning = "1d"\nexpiry_critical = "3d"\n',
+        "lines.a.thresholds.expiry_critical",
+        "must not be longer than warning",
+    ),
+    (
+        '[lines.b]\nadapter = "carrier-pigeon"\n',
+        "lines.b.adapter",
+        "unknown adapter 'carrier-pigeon'",
+    ),
+    (
+        '[channels.mail]\nurl = "json://127.0.0.1:9/x"\nlines = ["nope"]\n',
+        "channels.mail.lines",
+        "unknown line 'nope'",
+    ),
+    (
+        '[channels.mail]\nurl = "carrier-pigeon://coop"\n',
+        "channels.mail.url",
+        "Apprise does not accept",
+    ),
+    (
+        '[channels.mail]\nurl = "json://127.0.0.1:9/x"\nevents = ["boom"]\n',
+        "channels.mail.events.0",
+        "Input should be",
+    ),
+    ('[lines.Bad]\nadapter = "demo"\n', "lines.Bad", "ids must be lowercase"),
+    ('[lines.c]\nadapter = "demo"\nbalanse = 3\n', "lines.c.balanse", "unknown key"),
+    ('[lines.c]\nlabel = "x"\n', "lines.c", "set `adapter`"),
+    ('[monitor]\ntimezone = "Mars/Olympus"\n', "monitor.timezone", "unknown time zone"),
+    (
+        "[defaults.alerts]\nfailures_before_alert = 0\n",
+        "defaults.alerts.failures_before_alert",
+        "greater than or equal to 1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "path", "message"), BAD)
+def test_bad_config_exits_78_with_file_and_key_path(
+    text: str,
+    path: str,
+    message: str,
+    write_config: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = '[lines.a]\nadapter = "demo"\n' if "[lines.a" not in text else ""
+    file = write_config(text + base, database=False)
+    assert main(["--config", str(file), "config", "validate"]) == 78
+    err = capsys.readouterr().err
+    expected = f"{file}: At '{path}': " if path else f"{file}: "
+    assert expected in err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_all_problems_are_reported_at_once(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        '[monitor]\ninterval = "5 parsecs"\nbogus = 1\n'
+        '[lines.Bad]\nadapter = "demo"\n[lines.ok]\nlabel = "no adapter"\n'
+        '[lines.ok.thresholds]\ndata_warning = "lots"\n'
+    )
+    assert main(["--config", str(write_config(text, database=False)), "run", "--once"]) == 78
+    err = capsys.readouterr().err
+    for where in (
+        "lines.Bad",
+        "monitor.interval",
+        "monitor.bogus",
+        "lines.ok.thresholds.data_warning",
+    ):
+        assert f"At '{where}'" in err
+    assert "invalid config (4 problem(s))" in err
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.toml"
+    assert main(["--config", str(missing), "status"]) == 78
+    assert f"{missing}: config file not found" in capsys.readouterr().err
+
+
+def test_debug_variable_shows_the_traceback(
+    write_config: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    file = write_config('[monitor]\ninterval = "5 parsecs"\n', database=False)
+    monkeypatch.setenv("ESIM_MONITOR_DEBUG", "1")
+    assert main(["--config", str(file), "config", "validate"]) == 78
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_config_error_lists_problems() -> None:
+    exc = ConfigError("f.toml", [config.ConfigProblem("a.b", "bad")])
+    assert str(exc) == "f.toml: At 'a.b': bad"
+    assert exc.exit_code == 78

@@ -1,0 +1,143 @@
+"""The history database on real files: migrations, permissions, one transaction per check."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import StoreError
+from monitor.model import Event, Level, LineState, Reading
+from monitor.store import Store, migrations
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def test_created_private_with_wal_and_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "history.db"
+    store = Store.open(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert {"readings", "line_state", "events", "deliveries"} <= set(store.db.table_names())
+    indexes = {tuple(i.columns) for i in store.db["readings"].indexes}
+    assert ("line", "checked_at") in indexes
+    assert [m.name for m in migrations.applied(store.db)] == [
+        m.name for m in migrations._migrations
+    ]
+    store.close()
+    # opening again applies nothing twice
+    again = Store.open(path)
+    assert len(migrations.applied(again.db)) == len(migrations._migrations)
+    again.close()
+
+
+def test_refuses_a_database_from_a_newer_version(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    Store.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+        "VALUES ('esim-monitor', '9999_future', '2030-01-01')"
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer esim-monitor"):
+        Store.open(path)
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="move the file aside"):
+        Store.open(path)
+
+
+def test_unwritable_path_is_a_clear_error(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        target = Path("/proc/esim-monitor/history.db")  # not creatable, even for root
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = locked / "h.db"
+    with pytest.raises(StoreError, match="cannot create the database"):
+        Store.open(target)
+
+
+def test_record_check_round_trip(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "h.db")
+    reading = Reading(
+        line="a",
+        checked_at=T0,
+        balance=Decimal("4.10"),
+        currency="USD",
+        data_remaining=123,
+        data_total=1000,
+        expires_at=T0 + timedelta(days=2),
+        status="ACTIVE",
+        raw={"remaining": 0.1},
+    )
+    state = LineState("a", Level.CRITICAL, {"balance": Level.CRITICAL}, low_since=T0, checked_at=T0)
+    event = Event("critical", "a", T0, {"value": "4.10 USD"})
+    (event_id,) = store.record_check(
+        line="a",
+        checked_at=T0,
+        state=state,
+        events=[(event, "msg", ["phone", "mail"])],
+        reading=reading,
+        now=T0,
+    )
+    assert store.state("a") == state
+    assert store.state("unknown-line") == LineState("unknown-line")
+    row = store.status()["a"]
+    assert row["balance"] == "4.10" and row["currency"] == "USD"  # money stays exact text
+    assert row["data_remaining"] == 123
+    due = store.due_deliveries(T0)
+    assert {d.channel for d in due} == {"phone", "mail"}
+    assert due[0].event.facts == {"value": "4.10 USD"}
+    assert store.next_delivery_at() == T0
+    store.delivered(due[0].id, T0)
+    store.delivery_failed(due[1].id, "boom", T0, T0 + timedelta(seconds=30))
+    assert store.due_deliveries(T0) == []
+    assert [d.id for d in store.due_deliveries(T0 + timedelta(seconds=30))] == [due[1].id]
+    # a failed check keeps the last reading as the line's latest
+    store.record_check(
+        line="a",
+        checked_at=T0 + timedelta(hours=1),
+        state=LineState("a", Level.CRITICAL, failures=1, last_error="timeout"),
+        events=[],
+        error="timeout",
+        now=T0,
+    )
+    assert store.status()["a"]["balance"] == "4.10"
+    assert store.status()["a"]["last_error"] == "timeout"
+    history = store.history("a", T0 - timedelta(days=1))
+    assert [(h["ok"], h["error"]) for h in history] == [(1, None), (0, "timeout")]
+    assert [e["channel"] for e in store.events(T0 - timedelta(days=1))] == ["mail", "phone"]
+    raw = store.db.execute("SELECT raw FROM readings WHERE ok = 1").fetchone()[0]
+    assert json.loads(raw) == {"remaining": 0.1}
+    store.close()
+
+
+def test_a_check_is_all_or_nothing(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "h.db")
+    bad = Event("warning", "a", T0, {"x": 1})
+    with pytest.raises(sqlite3.IntegrityError):
+        store.record_check(
+            line="a",
+            checked_at=T0,
+            state=LineState("a", Level.WARNING),
+            # a delivery row without a channel violates NOT NULL, after the reading was written
+            events=[(bad, "m", [None])],  # type: ignore[list-item]
+            reading=Reading("a", T0, balance=Decimal(1)),
+            now=T0,
+        )
+    assert store.db["readings"].count == 0
+    assert store.db["events"].count == 0
+    assert store.states() == {}
+    store.close()

@@ -1,0 +1,99 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from monitor.errors import UnitError
+from monitor.units import (
+    Percent,
+    format_bytes,
+    format_duration,
+    humanize_duration,
+    parse_data_size,
+    parse_data_threshold,
+    parse_duration,
+    parse_money,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90),
+        ("15m", 900),
+        ("2h", 7200),
+        ("3d", 259200),
+        ("1w", 604800),
+        ("1h30m", 5400),
+        ("1.5h", 5400),
+        (" 10M ", 600),
+        ("45", 45),
+        (30, 30),
+    ],
+)
+def test_durations(text: object, seconds: int) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["5 parsecs", "", "m", "10x", "-5m", "1h 2", True, None, [1]])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(UnitError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("500MB", 500_000_000),
+        ("2GB", 2_000_000_000),
+        ("2 gb", 2_000_000_000),
+        ("512MiB", 512 * 2**20),
+        ("2GiB", 2 * 2**30),
+        ("1.5GB", 1_500_000_000),
+        ("100B", 100),
+        ("1KB", 1000),
+        ("1KiB", 1024),
+        ("1TB", 10**12),
+        (1234, 1234),
+    ],
+)
+def test_data_sizes(text: object, count: int) -> None:
+    assert parse_data_size(text) == count
+
+
+@pytest.mark.parametrize("text", ["5 parsecs", "GB", "2 GBs", "-1MB", -1, 1.5, "1e3MB"])
+def test_bad_data_sizes(text: object) -> None:
+    with pytest.raises(UnitError):
+        parse_data_size(text)
+
+
+def test_percentages_of_the_plan() -> None:
+    threshold = parse_data_threshold("10%")
+    assert threshold == Percent(Decimal("10"))
+    assert isinstance(threshold, Percent)
+    assert threshold.of(3_000_000_000) == 300_000_000
+    assert str(threshold) == "10%"
+    assert parse_data_threshold("1GB") == 10**9
+    with pytest.raises(UnitError):
+        parse_data_threshold("150%")
+
+
+def test_money_is_exact() -> None:
+    assert parse_money(10) == Decimal("10")
+    assert parse_money("5.50") == Decimal("5.50")
+    assert parse_money(Decimal("0.10")) == Decimal("0.10")
+    assert parse_money(0.1) == Decimal("0.1")  # a float from TOML keeps its written digits
+    for bad in ("ten", "nan", "inf", True):
+        with pytest.raises(UnitError):
+            parse_money(bad)
+
+
+def test_formatting() -> None:
+    assert format_duration(timedelta(minutes=90)) == "1h30m"
+    assert format_duration(timedelta(0)) == "0s"
+    assert humanize_duration(timedelta(days=2, hours=5)) == "2 days"
+    assert humanize_duration(timedelta(minutes=1)) == "1 minute"
+    assert humanize_duration(timedelta(seconds=5)) == "5 seconds"
+    assert format_bytes(1_500_000_000) == "1.5 GB"
+    assert format_bytes(999) == "999 B"
+    assert format_bytes(250_000_000) == "250 MB"
