@@ -84,7 +84,7 @@ def test_record_check_round_trip(tmp_path: Path) -> None:
     )
     state = LineState("a", Level.CRITICAL, {"balance": Level.CRITICAL}, low_since=T0, checked_at=T0)
     event = Event("critical", "a", T0, {"value": "4.10 USD"})
-    (event_id,) = store.record_check(
+    store.record_check(
         line="a",
         checked_at=T0,
         state=state,

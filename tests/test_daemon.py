@@ -1,0 +1,128 @@
+"""The daemon as a real subprocess: signals, reload, and the loop's schedule."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CONFIG = """
+[monitor]
+interval = "1s"
+[lines.a]
+adapter = "demo"
+"""
+
+
+class Daemon:
+    """`esim-monitor run` in a subprocess, its JSON log lines collected from stderr."""
+
+    def __init__(self, config: Path) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "monitor",
+                "--config",
+                str(config),
+                "--log-format",
+                "json",
+                "run",
+            ],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        self.logs: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            try:
+                self.logs.put(json.loads(line))
+            except ValueError:
+                self.logs.put({"event": line.strip()})
+
+    def wait_for(self, event: str, timeout: float = 15, **fields: Any) -> dict[str, Any]:
+        while True:
+            entry = self.logs.get(timeout=timeout)
+            if entry.get("event") == event and all(entry.get(k) == v for k, v in fields.items()):
+                return entry
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def daemon(write_config: Callable[..., Path]) -> Any:
+    started: list[Daemon] = []
+
+    def start(text: str = CONFIG) -> tuple[Daemon, Path]:
+        path = write_config(text)
+        d = Daemon(path)
+        started.append(d)
+        return d, path
+
+    yield start
+    for d in started:
+        d.stop()
+
+
+def test_checks_at_startup_and_on_schedule_then_sigterm(daemon: Any) -> None:
+    d, _ = daemon()
+    d.wait_for("esim-monitor started")
+    d.wait_for("line checked", line="a")  # first check at startup
+    d.wait_for("line checked", line="a")  # and again a second later
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=10) == 0
+    d.wait_for("esim-monitor stopped", timeout=5)
+
+
+def test_sigint_stops_cleanly(daemon: Any) -> None:
+    d, _ = daemon()
+    d.wait_for("line checked", line="a")
+    d.proc.send_signal(signal.SIGINT)
+    assert d.proc.wait(timeout=10) == 0
+
+
+def test_sighup_reloads_and_an_invalid_config_is_rejected(daemon: Any) -> None:
+    d, path = daemon()
+    d.wait_for("line checked", line="a")
+    path.write_text(path.read_text() + '[lines.b]\nadapter = "demo"\n')
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for("config reloaded", lines=2)
+    d.wait_for("line checked", line="b")  # a new line is checked at once
+    good = path.read_text()
+    path.write_text(good.replace('interval = "1s"', 'interval = "5 parsecs"'))
+    d.proc.send_signal(signal.SIGHUP)
+    rejected = d.wait_for("new config rejected, keeping the running one")
+    assert "monitor.interval" in rejected["problems"]
+    d.wait_for("line checked", line="b")  # the old config runs on
+    assert d.proc.poll() is None
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=10) == 0
+
+
+def test_invalid_config_at_start_exits_78(write_config: Callable[..., Path]) -> None:
+    path = write_config('[monitor]\ninterval = "soon"\n[lines.a]\nadapter = "demo"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(path), "run"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 78
+    assert "At 'monitor.interval'" in done.stderr
+    assert "Traceback" not in done.stderr
