@@ -99,7 +99,7 @@ class Thresholds(_Strict):
     data_critical: DataThreshold | None = None
     expiry_warning: Duration | None = timedelta(days=3)
     expiry_critical: Duration | None = timedelta(days=1)
-    renewal_warning: Duration | None = None
+    renewal_warning: Duration | None = timedelta(days=3)
     """For lines that report a renewal date and price: warn this long before a renewal
     that the balance will not cover."""
     hysteresis: Annotated[

@@ -178,6 +178,12 @@ def evaluate_reading(
         low_since = None
         last_alert_at = None
 
+    notices = dict(previous.notices)
+    risk = renewal_risk(reading, policy.thresholds, now)
+    if risk is not None and notices.get("renewal-risk") != risk["renewal_at"]:
+        events.append(_event("renewal-risk", reading.line, now, facts, **risk))
+        notices["renewal-risk"] = risk["renewal_at"]
+
     state = LineState(
         line=reading.line,
         level=level,
@@ -189,8 +195,30 @@ def evaluate_reading(
         last_error=None,
         checked_at=now,
         last_success_at=now,
+        notices=notices,
     )
     return state, events, metrics
+
+
+def renewal_risk(reading: Reading, thresholds: Thresholds, now: datetime) -> dict[str, Any] | None:
+    """Facts for a `renewal-risk` event when the balance will not cover an upcoming renewal
+    (within `renewal_warning`), else None. Once per renewal date: the caller remembers it."""
+    if (
+        reading.renewal_at is None
+        or reading.renewal_price is None
+        or reading.balance is None
+        or thresholds.renewal_warning is None
+    ):
+        return None
+    left = reading.renewal_at - now
+    if reading.balance >= reading.renewal_price or left > thresholds.renewal_warning:
+        return None
+    return {
+        "renewal_at": reading.renewal_at.isoformat(),
+        "renewal_price": format_money(reading.renewal_price, reading.currency),
+        "shortfall": format_money(reading.renewal_price - reading.balance, reading.currency),
+        "renews_in": humanize_duration(left) if left > timedelta(0) else "now",
+    }
 
 
 def evaluate_failure(

@@ -115,6 +115,9 @@ class LineState:
     last_error: str | None = None
     checked_at: datetime | None = None
     last_success_at: datetime | None = None
+    notices: Mapping[str, str] = field(default_factory=dict)
+    """One-shot notices already sent, by kind, with what they were about (a renewal date),
+    so each is sent once per occasion and again when the occasion moves."""
 
     @property
     def state(self) -> str:

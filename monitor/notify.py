@@ -52,6 +52,10 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "failures": "failed checks in a row (failure, failure-recovered)",
     "failed_for": "how long reads failed (failure-recovered)",
     "payment_url": "where a person tops this line up, when configured",
+    "renewal_at": "when the plan renews (renewal-risk), in the configured time zone",
+    "renewal_price": "what the renewal costs (renewal-risk)",
+    "shortfall": "how much the balance lacks to cover it (renewal-risk)",
+    "renews_in": "how long until the renewal (renewal-risk)",
     "time": "when the event happened, in the configured time zone",
 }
 
@@ -62,6 +66,8 @@ _HEADLINES = {
     "recovery": "{label} is ok again after {low_for}",
     "failure": "Cannot read {label}: {error}",
     "failure-recovered": "{label} can be read again",
+    "renewal-risk": "{label} renews in {renews_in} for {renewal_price}: balance {balance} "
+    "is {shortfall} short",
     "test": "Test message from esim-monitor",
 }
 _IMPROVED = "{label} improved to {state}: {metric} {value}"
@@ -83,6 +89,7 @@ _NOTIFY_TYPES = {
     "critical": apprise.NotifyType.FAILURE,
     "failure": apprise.NotifyType.FAILURE,
     "recharge-failed": apprise.NotifyType.FAILURE,
+    "renewal-risk": apprise.NotifyType.WARNING,
     "warning": apprise.NotifyType.WARNING,
     "repeat": apprise.NotifyType.WARNING,
     "recovery": apprise.NotifyType.SUCCESS,
@@ -133,6 +140,7 @@ def variables(event: Event, settings: Settings) -> dict[str, Any]:
         time=_local(event.created_at.isoformat(), tz),
         expires_at=_local(facts.get("expires_at"), tz),
         low_since=_local(facts.get("low_since"), tz),
+        renewal_at=_local(facts.get("renewal_at"), tz),
     )
     improved = event.type == "warning" and facts.get("previous_state") == "critical"
     headline = _IMPROVED if improved else _HEADLINES.get(event.type, "{label}: {event}")

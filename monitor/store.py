@@ -109,6 +109,17 @@ def _core(db: Database) -> None:
     db["deliveries"].create_index(["event_id"], if_not_exists=True)
 
 
+@migrations(name="0003_notices_tokens")
+def _notices_tokens(db: Database) -> None:
+    db["line_state"].add_column("notices", str)
+    db["tokens"].create(
+        {"key": str, "value": str, "expires_at": str, "updated_at": str},
+        pk="key",
+        not_null={"value", "updated_at"},
+        if_not_exists=True,
+    )
+
+
 def ts(moment: datetime | None) -> str | None:
     """UTC ISO-8601 text with a fixed shape, so text order is time order."""
     if moment is None:
@@ -447,6 +458,7 @@ def _state_row(state: LineState) -> dict[str, Any]:
         "last_error": state.last_error,
         "checked_at": ts(state.checked_at),
         "last_success_at": ts(state.last_success_at),
+        "notices": json.dumps(dict(state.notices)),
     }
 
 
@@ -466,6 +478,7 @@ def _state_from_row(row: dict[str, Any]) -> LineState:
         last_error=row["last_error"],
         checked_at=parse_ts(row["checked_at"]),
         last_success_at=parse_ts(row["last_success_at"]),
+        notices=json.loads(row.get("notices") or "{}"),
     )
 
 

@@ -14,11 +14,6 @@ from pathlib import Path
 
 from monitor.model import utcnow
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS tokens ("
-    "key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at TEXT, updated_at TEXT NOT NULL)"
-)
-
 
 class TokenCache:
     def __init__(self, path: Path | None) -> None:
@@ -26,9 +21,8 @@ class TokenCache:
         self._memory: dict[str, tuple[str, datetime | None]] = {}
         self._conn: sqlite3.Connection | None = None
         if path is not None and path.exists():
+            # the table comes from the store's migrations, which run before any adapter
             self._conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
-            with self._conn:
-                self._conn.execute(_SCHEMA)
 
     def get(self, key: str) -> str | None:
         """The token, unless it is missing or expires within a minute."""

@@ -205,3 +205,38 @@ def test_state_after_restart_does_not_realert() -> None:
     again = replace(state)
     _, events, _ = evaluate_reading(again, money("8"), POLICY, T0 + timedelta(minutes=5))
     assert events == []
+
+
+def test_renewal_risk_once_per_renewal_date() -> None:
+    renews = T0 + timedelta(days=2)
+
+    def tmo(balance: str, at: datetime, renewal: datetime = renews) -> Reading:
+        return reading(
+            at=at,
+            balance=Decimal(balance),
+            currency="USD",
+            renewal_at=renewal,
+            renewal_price=Decimal("15.00"),
+        )
+
+    policy = Policy(Thresholds(renewal_warning=timedelta(days=3)), Alerts())
+    # covered: nothing
+    state, events, _ = evaluate_reading(LineState("l1"), tmo("15.00", T0), policy, T0)
+    assert events == []
+    # not covered, within three days of the renewal: one renewal-risk event
+    state, events, _ = evaluate_reading(state, tmo("10.00", T0), policy, T0)
+    (risk,) = events
+    assert risk.type == "renewal-risk"
+    assert risk.facts["shortfall"] == "5.00 USD" and risk.facts["renews_in"] == "2 days"
+    later = T0 + timedelta(hours=6)
+    state, events, _ = evaluate_reading(state, tmo("10.00", later), policy, later)
+    assert events == []
+    # the next period's renewal is a new occasion
+    nxt = renews + timedelta(days=30)
+    at = nxt - timedelta(days=1)
+    state, events, _ = evaluate_reading(state, tmo("1.00", at, nxt), policy, at)
+    assert [e.type for e in events] == ["renewal-risk"]
+    # too early to warn
+    far = T0 + timedelta(days=20)
+    _, events, _ = evaluate_reading(LineState("l1"), tmo("1", T0, far), policy, T0)
+    assert events == []
