@@ -120,9 +120,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from monitor.evaluate import describe_forecast
+    from monitor.forecast import Forecast
+    from monitor.model import utcnow
+    from monitor.store import ts
+
     settings = load_settings(config.config_path(args.config), deep=False)
+    now = utcnow()
     store = _store(settings)
     known = store.status() if store else {}
+    controls = store.controls() if store else {}
     if store:
         store.close()
     rows = []
@@ -140,17 +147,37 @@ def cmd_status(args: argparse.Namespace) -> int:
             expires_at=s.get("expires_at"),
             status=s.get("status"),
         )
+        control = controls.get(line_id)
         row.update(
             read_at=s.get("read_at"),
             failures=s.get("failures") or 0,
             error=s.get("last_error"),
             low_since=s.get("low_since"),
+            snoozed_until=ts(control.snoozed_until) if control and control.snoozed(now) else None,
+            acknowledged=control.acked_level.label if control and control.acked_level else None,
+            forecast=s.get("forecast") or {},
         )
         rows.append(row)
     if args.json:
         _print_json(rows)
-    else:
-        _print_lines_table(rows, settings.tz(), error_column=True)
+        return EXIT_OK
+    tz = settings.tz()
+    _print_lines_table(rows, tz, error_column=True)
+    notes = []
+    for row in rows:
+        for metric, f in row["forecast"].items():
+            if f["runs_out_at"]:
+                forecast = Forecast(
+                    metric, Decimal(f["per_day"]), datetime.fromisoformat(f["runs_out_at"])
+                )
+                notes.append(f"{row['line']}: {metric} {describe_forecast(forecast, now, tz)}")
+        if row["snoozed_until"]:
+            notes.append(f"{row['line']}: snoozed until {_when(row['snoozed_until'], tz)}")
+        if row["acknowledged"]:
+            notes.append(f"{row['line']}: {row['acknowledged']} acknowledged")
+    if notes:
+        print()
+        print("\n".join(notes))
     return EXIT_OK
 
 
@@ -224,6 +251,90 @@ def cmd_events(args: argparse.Namespace) -> int:
             for r in rows
         ],
     )
+    return EXIT_OK
+
+
+def _writable_store(args: argparse.Namespace) -> tuple[config.Settings, Any]:
+    from monitor.store import Store
+
+    settings = load_settings(config.config_path(args.config), deep=False)
+    _pick_lines(settings, [args.line])
+    return settings, Store.open(settings.database_path())
+
+
+def cmd_snooze(args: argparse.Namespace) -> int:
+    from monitor.model import utcnow
+
+    duration = _duration_arg(args.duration, "DURATION")
+    settings, store = _writable_store(args)
+    until = utcnow() + duration
+    try:
+        store.snooze(args.line, until)
+    finally:
+        store.close()
+    print(f"{args.line}: alerts snoozed until {_when(until.isoformat(), settings.tz())}")
+    return EXIT_OK
+
+
+def cmd_unsnooze(args: argparse.Namespace) -> int:
+    from monitor.model import utcnow
+
+    _, store = _writable_store(args)
+    try:
+        store.snooze(args.line, None)
+        store.acknowledge(args.line, None, utcnow())
+    finally:
+        store.close()
+    print(f"{args.line}: alerts on again (snooze and acknowledgement cleared)")
+    return EXIT_OK
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    from monitor.model import Level, utcnow
+
+    _, store = _writable_store(args)
+    try:
+        state = store.state(args.line)
+        if state.level is None or state.level == Level.OK:
+            print(f"{args.line}: nothing to acknowledge (state {state.state})", file=sys.stderr)
+            return EXIT_FAILURE
+        store.acknowledge(args.line, state.level, utcnow())
+    finally:
+        store.close()
+    print(f"{args.line}: {state.state} acknowledged; no reminders until its state changes")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from monitor import report
+    from monitor.model import utcnow
+
+    settings = load_settings(config.config_path(args.config), deep=False)
+    now = utcnow()
+    store = _store(settings)
+    try:
+        if args.png:
+            if store is None:
+                print("no history yet: run the daemon first", file=sys.stderr)
+                return EXIT_FAILURE
+            try:
+                made = report.write_chart(store, list(settings.lines), Path(args.png))
+            except report.ChartsUnavailable:
+                raise UsageError(
+                    "charts need matplotlib: pip install 'esim-monitor[charts]'"
+                ) from None
+            if not made:
+                print("no readings in the last days to chart", file=sys.stderr)
+                return EXIT_FAILURE
+            print(f"chart written to {args.png}")
+            return EXIT_OK
+        since = now - _duration_arg(args.since, "--since")
+        title, body = report.summary(settings, store, now, since)
+    finally:
+        if store:
+            store.close()
+    print(title)
+    print(body)
     return EXIT_OK
 
 
@@ -469,6 +580,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", default="7d", help="how far back (default 7d)")
     p.add_argument("--line", metavar="LINE")
     p.add_argument("--json", action="store_true")
+
+    p = add("snooze", cmd_snooze, "silence a line's alerts for a while")
+    p.add_argument("line", metavar="LINE")
+    p.add_argument("duration", metavar="DURATION", help="such as 12h or 3d")
+    p = add("unsnooze", cmd_unsnooze, "undo snooze and ack for a line")
+    p.add_argument("line", metavar="LINE")
+    p = add("ack", cmd_ack, "acknowledge a low line: no reminders until its state changes")
+    p.add_argument("line", metavar="LINE")
+    p = add("report", cmd_report, "print the digest summary, or write the chart")
+    p.add_argument("--png", metavar="FILE", help="write a PNG chart of recent readings")
+    p.add_argument("--since", default="24h", help="failed checks since (default 24h)")
 
     p = add("config", _group_help, "validate, show or print an example config")
     config_sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)

@@ -34,12 +34,16 @@ from pydantic_settings.sources import NestedSecretsSettingsSource
 from monitor.errors import ConfigError, ConfigProblem, UnitError
 from monitor.model import EVENT_TYPES
 from monitor.units import (
+    DigestSchedule,
     Percent,
+    QuietHours,
     format_duration,
     parse_data_size,
     parse_data_threshold,
+    parse_digest,
     parse_duration,
     parse_money,
+    parse_quiet_hours,
 )
 
 DEFAULT_CONFIG = Path("/etc/esim-monitor/config.toml")
@@ -75,6 +79,11 @@ DataThreshold = Annotated[
     PlainSerializer(lambda v: str(v) if isinstance(v, Percent) else v),
 ]
 EventName = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+QuietHoursSetting = Annotated[
+    QuietHours | None,
+    BeforeValidator(_unit(parse_quiet_hours)),
+    PlainSerializer(lambda q: str(q) if q else "off"),
+]
 
 
 def _hysteresis(value: Any) -> Decimal:
@@ -99,6 +108,9 @@ class Thresholds(_Strict):
     data_critical: DataThreshold | None = None
     expiry_warning: Duration | None = timedelta(days=3)
     expiry_critical: Duration | None = timedelta(days=1)
+    forecast: Duration | None = None
+    """Warn when the line will run out of money or data within this (from its recent use),
+    or before its plan expires or renews."""
     renewal_warning: Duration | None = timedelta(days=3)
     """For lines that report a renewal date and price: warn this long before a renewal
     that the balance will not cover."""
@@ -118,9 +130,16 @@ class Thresholds(_Strict):
 
 
 class Alerts(_Strict):
+    """How a line's alerts behave; `[lines.ID.alerts]` overrides single keys."""
+
     repeat: Duration = timedelta(hours=24)
     """Remind every this long while a line stays low; "0s" turns reminders off."""
     failures_before_alert: int = Field(default=3, ge=1)
+    expiry_reminders: list[PositiveDuration] = []
+    """Send an `expiry` event this long before the plan expires, once per offset and date."""
+    escalate_after: PositiveDuration | None = None
+    """A critical not acknowledged within this also goes to `escalate_to`."""
+    escalate_to: list[str] = []
 
     def merged(self, override: Alerts | None) -> Alerts:
         if override is None:
@@ -130,9 +149,17 @@ class Alerts(_Strict):
         )
 
 
+class DefaultAlerts(Alerts):
+    """`[defaults.alerts]`: the line keys, plus the channels' default quiet hours."""
+
+    quiet_hours: QuietHoursSetting = None
+    urgent: list[EventName] = ["critical"]
+    """Event types that go through quiet hours."""
+
+
 class Defaults(_Strict):
     thresholds: Thresholds = Thresholds()
-    alerts: Alerts = Alerts()
+    alerts: DefaultAlerts = DefaultAlerts()
 
 
 def _timezone(value: str | None) -> str | None:
@@ -165,8 +192,21 @@ class Channel(_Strict):
     events: list[EventName] = Field(default_factory=lambda: list(EVENT_TYPES))
     lines: list[str] | None = None
     """Only these lines; every line when unset."""
+    format: Literal["full", "short"] = "full"
+    """Default templates: "full" for email and chat, "short" for SMS."""
     title: str | None = None
     body: str | None = None
+    quiet_hours: QuietHoursSetting = None
+    """Hold events during this daily window ("off" for none); default from [defaults.alerts]."""
+    urgent: list[EventName] | None = None
+    digest: Annotated[
+        DigestSchedule | None,
+        BeforeValidator(_unit(parse_digest)),
+        PlainSerializer(lambda d: str(d) if d else "off"),
+    ] = None
+    """A summary at a set time: "daily 08:00" or "weekly mon 08:00"."""
+    digest_chart: bool = True
+    """Attach a PNG chart to the digest (needs the `charts` extra)."""
 
     def wants(self, event_type: str, line: str) -> bool:
         return event_type in self.events and (self.lines is None or line in self.lines)
@@ -250,6 +290,16 @@ class Settings(BaseSettings):
 
     def alerts(self, line_id: str) -> Alerts:
         return self.defaults.alerts.merged(self.lines[line_id].alerts)
+
+    def quiet_hours(self, channel: str) -> QuietHours | None:
+        ch = self.channels[channel]
+        if "quiet_hours" in ch.model_fields_set:
+            return ch.quiet_hours
+        return self.defaults.alerts.quiet_hours
+
+    def urgent(self, channel: str) -> list[str]:
+        ch = self.channels[channel]
+        return list(ch.urgent if ch.urgent is not None else self.defaults.alerts.urgent)
 
     def interval(self, line_id: str) -> timedelta:
         return self.lines[line_id].interval or self.monitor.interval
@@ -381,6 +431,14 @@ def structural_problems(settings: Settings) -> Iterable[ConfigProblem]:
                 f"the line's account {line.account!r} is a "
                 f"{settings.accounts[line.account].provider!r} account",
             )
+    for where, alerts in [("defaults.alerts", settings.defaults.alerts)] + [
+        (f"lines.{line_id}.alerts", line.alerts)
+        for line_id, line in settings.lines.items()
+        if line.alerts is not None
+    ]:
+        for name in alerts.escalate_to:
+            if name not in settings.channels:
+                yield ConfigProblem(f"{where}.escalate_to", f"unknown channel {name!r}")
     for name, channel in settings.channels.items():
         for line_id in channel.lines or []:
             if line_id not in settings.lines:

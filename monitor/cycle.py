@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 import structlog
 
@@ -19,12 +20,16 @@ from monitor import adapters
 from monitor.config import Settings
 from monitor.errors import CheckFailed, StoreError
 from monitor.evaluate import Policy, evaluate_failure, evaluate_reading, summarize
-from monitor.model import Event, LineState, MetricResult, Reading, utcnow
+from monitor.forecast import Forecast, forecast
+from monitor.model import Controls, Event, LineState, MetricResult, Reading, utcnow
 from monitor.notify import render, route
 from monitor.store import Store
 from monitor.tokens import TokenCache
 
 log = structlog.get_logger("monitor.cycle")
+
+HISTORY = timedelta(days=30)
+"""How far back the forecast looks."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class Judged:
     state: LineState
     events: list[Event]
     metrics: list[MetricResult]
+    forecasts: list[Forecast] = field(default_factory=list)
 
 
 class Checker:
@@ -95,10 +101,22 @@ class Checker:
     def policy(self, line_id: str) -> Policy:
         return Policy(self.settings.thresholds(line_id), self.settings.alerts(line_id))
 
-    def judge(self, result: CheckResult, previous: LineState, now: datetime) -> Judged:
+    def judge(
+        self,
+        result: CheckResult,
+        previous: LineState,
+        now: datetime,
+        controls: Controls | None = None,
+        history: Sequence[tuple[datetime, str | None, int | None]] = (),
+    ) -> Judged:
+        """Evaluate one check; `history` (time, balance, data) feeds the forecast."""
         policy = self.policy(result.line)
+        forecasts: list[Forecast] = []
         if result.reading is not None:
-            state, events, metrics = evaluate_reading(previous, result.reading, policy, now)
+            forecasts = line_forecasts(history, result.reading, now)
+            state, events, metrics = evaluate_reading(
+                previous, result.reading, policy, now, controls, forecasts
+            )
         else:
             state, events = evaluate_failure(previous, result.error or "failed", policy, now)
             metrics = []
@@ -107,16 +125,21 @@ class Checker:
         if payment_url:
             extra["payment_url"] = payment_url
         events = [Event(e.type, e.line, e.created_at, {**e.facts, **extra}) for e in events]
-        return Judged(result, state, events, metrics)
+        return Judged(result, state, events, metrics, forecasts)
 
     def run(self, store: Store, line_ids: Sequence[str]) -> list[Judged]:
         """Check the lines and record each outcome with its events in the outbox."""
         started = time.monotonic()
         judged = []
+        controls = store.controls()
         for result in self.read(line_ids):
             now = utcnow()
             try:
-                outcome = self.judge(result, store.state(result.line), now)
+                control = controls.get(result.line, Controls())
+                history = (
+                    store.series(result.line, now - HISTORY) if result.reading is not None else []
+                )
+                outcome = self.judge(result, store.state(result.line), now, control, history)
                 store.record_check(
                     line=result.line,
                     checked_at=result.checked_at,
@@ -128,8 +151,14 @@ class Checker:
                     reading=result.reading,
                     error=result.error,
                     duration_ms=result.duration_ms,
+                    forecasts={f.metric: f.to_json() for f in outcome.forecasts}
+                    if result.reading is not None
+                    else None,
+                    snoozed=control.snoozed(now),
                     now=now,
                 )
+                if control.acked_level is not None and control.acked_level != outcome.state.level:
+                    store.acknowledge(result.line, None, now)  # a state change ends an ack
             except StoreError as exc:
                 log.critical("check could not be recorded", line=result.line, error=str(exc))
                 continue
@@ -145,6 +174,24 @@ class Checker:
             seconds=round(time.monotonic() - started, 3),
         )
         return judged
+
+
+def line_forecasts(
+    history: Sequence[tuple[datetime, str | None, int | None]], reading: Reading, now: datetime
+) -> list[Forecast]:
+    """Forecasts of balance and data from the stored series plus the new reading."""
+    found = []
+    columns = {"balance": 1, "data": 2}
+    latest = {"balance": reading.balance, "data": reading.data_remaining}
+    for metric, column in columns.items():
+        if latest[metric] is None:
+            continue
+        points = [(row[0], Decimal(row[column])) for row in history if row[column] is not None]
+        points.append((reading.checked_at, Decimal(latest[metric])))
+        result = forecast(metric, points, now)
+        if result is not None:
+            found.append(result)
+    return found
 
 
 def _read_one(line_id: str, adapter: adapters.Adapter) -> CheckResult:

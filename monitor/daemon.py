@@ -21,6 +21,7 @@ from monitor.cycle import Checker
 from monitor.errors import ConfigError, MonitorError
 from monitor.model import utcnow
 from monitor.notify import Notifier, deliver_due
+from monitor.report import queue_digests
 from monitor.store import Store
 
 log = structlog.get_logger("monitor.daemon")
@@ -63,7 +64,9 @@ class Daemon:
     # ---- the loop ----------------------------------------------------------------------
 
     def run_once(self) -> None:
-        """Send what is due, check every line once, send what that produced."""
+        """Send what is due, check every line once, send what that produced (digests too,
+        so `run --once` from cron is a complete daemon pass)."""
+        queue_digests(self.settings, self.store, utcnow())
         self._deliver()
         self.checker.run(self.store, list(self.settings.lines))
         self._deliver()
@@ -98,6 +101,7 @@ class Daemon:
         if self._reload_requested:
             self._reload_requested = False
             self.reload()
+        queue_digests(self.settings, self.store, utcnow())
         self._deliver()
         self.scheduler.run_pending()
         if self._due and not self._stop.is_set():

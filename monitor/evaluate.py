@@ -9,13 +9,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
 from monitor.config import Alerts, Thresholds
-from monitor.model import Event, Level, LineState, MetricResult, Reading
-from monitor.units import Percent, format_bytes, format_money, humanize_duration
+from monitor.forecast import Forecast
+from monitor.model import Controls, Event, Level, LineState, MetricResult, Reading
+from monitor.units import (
+    Percent,
+    format_bytes,
+    format_duration,
+    format_money,
+    humanize_duration,
+)
 
 Comparable = Decimal | int | timedelta
 
@@ -32,6 +39,7 @@ def judge(
     reading: Reading,
     thresholds: Thresholds,
     previous: dict[str, Level] | None = None,
+    forecasts: Sequence[Forecast] = (),
 ) -> list[MetricResult]:
     """Each metric the reading carries, with its level. Hysteresis uses the previous levels."""
     previous = previous or {}
@@ -93,7 +101,40 @@ def judge(
             )
     if reading.critical_reason:
         results.append(MetricResult("status", Level.CRITICAL, reading.critical_reason, None))
+    results.extend(_judge_forecasts(reading, thresholds, forecasts))
     return results
+
+
+def _judge_forecasts(
+    reading: Reading, thresholds: Thresholds, forecasts: Sequence[Forecast]
+) -> list[MetricResult]:
+    """A warning when a metric will run out within `forecast`, or before the plan ends."""
+    if thresholds.forecast is None:
+        return []
+    plan_end = reading.renewal_at or reading.expires_at
+    worst: MetricResult | None = None
+    for f in forecasts:
+        if f.runs_out_at is None:
+            continue
+        text = f"{f.metric} {describe_forecast(f, reading.checked_at)}"
+        if f.runs_out_at - reading.checked_at <= thresholds.forecast:
+            worst = MetricResult(
+                "forecast", Level.WARNING, text, humanize_duration(thresholds.forecast)
+            )
+        elif plan_end is not None and f.runs_out_at < plan_end and worst is None:
+            worst = MetricResult("forecast", Level.WARNING, text, "before the plan ends")
+    return [worst] if worst else []
+
+
+def describe_forecast(f: Forecast, now: datetime, tz: tzinfo | None = None) -> str:
+    """ "runs out in ~4 days (on 2026-11-30)", or "not running out"."""
+    if f.runs_out_at is None:
+        return "not running out at this pace"
+    left = f.runs_out_at - now
+    when = f.runs_out_at.astimezone(tz) if tz else f.runs_out_at
+    if left <= timedelta(0):
+        return "has run out"
+    return f"runs out in ~{humanize_duration(left)} (on {when:%Y-%m-%d})"
 
 
 def _bytes(threshold: int | Percent | None, total: int | None) -> int | None:
@@ -140,10 +181,16 @@ def _nearest(limits: dict[Level, Any]) -> Any:
 
 
 def evaluate_reading(
-    previous: LineState, reading: Reading, policy: Policy, now: datetime
+    previous: LineState,
+    reading: Reading,
+    policy: Policy,
+    now: datetime,
+    controls: Controls | None = None,
+    forecasts: Sequence[Forecast] = (),
 ) -> tuple[LineState, list[Event], list[MetricResult]]:
     """A successful read: new state, the events it causes, and the judged metrics."""
-    metrics = judge(reading, policy.thresholds, dict(previous.metrics))
+    controls = controls or Controls()
+    metrics = judge(reading, policy.thresholds, dict(previous.metrics), forecasts)
     level = max((m.level for m in metrics), default=Level.OK)
     events: list[Event] = []
     facts = _reading_facts(reading, metrics, level, previous)
@@ -170,7 +217,9 @@ def evaluate_reading(
         if previous.level is None or level != previous.level:
             events.append(_event(level.label, reading.line, now, facts, **_low(low_since, now)))
             last_alert_at = now
-        elif _repeat_due(last_alert_at, policy.alerts.repeat, now):
+        elif controls.acked_level != level and _repeat_due(
+            last_alert_at, policy.alerts.repeat, now
+        ):
             events.append(_event("repeat", reading.line, now, facts, **_low(low_since, now)))
             last_alert_at = now
     elif was_low:
@@ -179,6 +228,8 @@ def evaluate_reading(
         last_alert_at = None
 
     notices = dict(previous.notices)
+    events.extend(_escalation(reading.line, level, controls, policy, notices, facts, now))
+    events.extend(_expiry_reminders(reading, policy, notices, facts, now))
     risk = renewal_risk(reading, policy.thresholds, now)
     if risk is not None and notices.get("renewal-risk") != risk["renewal_at"]:
         events.append(_event("renewal-risk", reading.line, now, facts, **risk))
@@ -198,6 +249,80 @@ def evaluate_reading(
         notices=notices,
     )
     return state, events, metrics
+
+
+def _escalation(
+    line: str,
+    level: Level,
+    controls: Controls,
+    policy: Policy,
+    notices: dict[str, Any],
+    facts: dict[str, Any],
+    now: datetime,
+) -> list[Event]:
+    """A critical nobody acknowledged within `escalate_after` goes to `escalate_to` too,
+    once per critical spell."""
+    if level < Level.CRITICAL:
+        notices.pop("critical_since", None)
+        notices.pop("escalated", None)
+        return []
+    since = notices.setdefault("critical_since", now.isoformat())
+    after, targets = policy.alerts.escalate_after, policy.alerts.escalate_to
+    if (
+        after is None
+        or not targets
+        or controls.acked_level == Level.CRITICAL
+        or notices.get("escalated") == since
+        or now - datetime.fromisoformat(since) < after
+    ):
+        return []
+    notices["escalated"] = since
+    critical_for = humanize_duration(now - datetime.fromisoformat(since))
+    return [
+        _event(
+            "critical",
+            line,
+            now,
+            facts,
+            escalated=True,
+            escalate_to=list(targets),
+            low_for=critical_for,
+        )
+    ]
+
+
+def _expiry_reminders(
+    reading: Reading,
+    policy: Policy,
+    notices: dict[str, Any],
+    facts: dict[str, Any],
+    now: datetime,
+) -> list[Event]:
+    """One `expiry` event per offset and expiry date; a new expiry date (a renewal) resets
+    them. When several offsets are crossed at once, one reminder names the nearest."""
+    offsets = policy.alerts.expiry_reminders
+    if reading.expires_at is None or not offsets:
+        return []
+    expires = reading.expires_at.isoformat()
+    record = notices.get("expiry")
+    sent = set(record["sent"]) if record and record.get("expires_at") == expires else set()
+    left = reading.expires_at - now
+    crossed = {format_duration(o): o for o in offsets if left <= o}
+    new = set(crossed) - sent
+    notices["expiry"] = {"expires_at": expires, "sent": sorted(sent | set(crossed))}
+    if not new or left <= timedelta(0):
+        return []
+    nearest = min(crossed.values())
+    return [
+        _event(
+            "expiry",
+            reading.line,
+            now,
+            facts,
+            offset=format_duration(nearest),
+            expires_in=humanize_duration(left),
+        )
+    ]
 
 
 def renewal_risk(reading: Reading, thresholds: Thresholds, now: datetime) -> dict[str, Any] | None:
@@ -285,6 +410,7 @@ def _reading_facts(
         "data_total": format_bytes(reading.data_total) if reading.data_total is not None else None,
         "expires_at": reading.expires_at.isoformat() if reading.expires_at else None,
         "status": reading.status,
+        "forecast": next((m.value for m in metrics if m.metric == "forecast"), None),
     }
 
 

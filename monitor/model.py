@@ -115,13 +115,28 @@ class LineState:
     last_error: str | None = None
     checked_at: datetime | None = None
     last_success_at: datetime | None = None
-    notices: Mapping[str, str] = field(default_factory=dict)
+    notices: Mapping[str, Any] = field(default_factory=dict)
     """One-shot notices already sent, by kind, with what they were about (a renewal date),
     so each is sent once per occasion and again when the occasion moves."""
 
     @property
     def state(self) -> str:
         return "unknown" if self.level is None else self.level.label
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What a person said about a line: snoozed until a time, or acknowledged at a level.
+
+    Kept apart from LineState (their own table) so a `snooze` from the CLI is never
+    overwritten by the daemon recording a check at the same moment."""
+
+    snoozed_until: datetime | None = None
+    acked_level: Level | None = None
+    acked_at: datetime | None = None
+
+    def snoozed(self, now: datetime) -> bool:
+        return self.snoozed_until is not None and now < self.snoozed_until
 
 
 @dataclass(frozen=True)

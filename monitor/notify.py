@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import string
 import sys
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from pathlib import Path
 from typing import Any
 
 import apprise
@@ -23,7 +26,7 @@ from apprise.decorators import notify as apprise_notify
 from monitor.config import Channel, Settings
 from monitor.errors import ConfigProblem
 from monitor.model import Event, utcnow
-from monitor.store import Store
+from monitor.store import Delivery, Store
 
 log = structlog.get_logger("monitor.notify")
 
@@ -52,6 +55,9 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "failures": "failed checks in a row (failure, failure-recovered)",
     "failed_for": "how long reads failed (failure-recovered)",
     "payment_url": "where a person tops this line up, when configured",
+    "expires_in": "how long until the plan expires (expiry)",
+    "offset": "which reminder this is, such as 3d (expiry)",
+    "forecast": "when the line runs out at its recent pace, if it does",
     "renewal_at": "when the plan renews (renewal-risk), in the configured time zone",
     "renewal_price": "what the renewal costs (renewal-risk)",
     "shortfall": "how much the balance lacks to cover it (renewal-risk)",
@@ -69,8 +75,12 @@ _HEADLINES = {
     "renewal-risk": "{label} renews in {renews_in} for {renewal_price}: balance {balance} "
     "is {shortfall} short",
     "test": "Test message from esim-monitor",
+    "expiry": "{label} expires in {expires_in} ({expires_at})",
 }
 _IMPROVED = "{label} improved to {state}: {metric} {value}"
+_ESCALATED = (
+    "ESCALATED: {label} is critical for {low_for} and nobody acknowledged it: {metric} {value}"
+)
 
 DEFAULT_TITLE = "[{EVENT}] {headline}"
 DEFAULT_BODY = "\n".join(
@@ -84,6 +94,10 @@ DEFAULT_BODY = "\n".join(
         "Top up: {payment_url}",
     )
 )
+
+SHORT_TITLE = ""
+SHORT_BODY = "{headline} [{line}]\nTop up: {payment_url}"
+"""For SMS: no title (most SMS gateways prepend it), the headline and where to pay."""
 
 _NOTIFY_TYPES = {
     "critical": apprise.NotifyType.FAILURE,
@@ -108,7 +122,10 @@ def _console(body: str, title: str, notify_type: str, meta: Mapping[str, Any], *
 
 
 def route(settings: Settings, event: Event) -> list[str]:
-    """The channels an event goes to: those whose `events` and `lines` select it."""
+    """The channels an event goes to: those whose `events` and `lines` select it; an
+    escalation goes to its `escalate_to` channels instead."""
+    if event.facts.get("escalated"):
+        return [name for name in event.facts.get("escalate_to", []) if name in settings.channels]
     return [name for name, ch in settings.channels.items() if ch.wants(event.type, event.line)]
 
 
@@ -143,17 +160,26 @@ def variables(event: Event, settings: Settings) -> dict[str, Any]:
         renewal_at=_local(facts.get("renewal_at"), tz),
     )
     improved = event.type == "warning" and facts.get("previous_state") == "critical"
-    headline = _IMPROVED if improved else _HEADLINES.get(event.type, "{label}: {event}")
+    if facts.get("escalated"):
+        headline = _ESCALATED
+    elif improved:
+        headline = _IMPROVED
+    else:
+        headline = _HEADLINES.get(event.type, "{label}: {event}")
     values["headline"] = string.Formatter().vformat(headline, (), _Blank(values)).strip()
     return values
 
 
 def render(event: Event, channel: Channel | None, settings: Settings) -> tuple[str, str]:
     """Title and body for one channel. Body lines whose variables are all empty are left out."""
+    if event.type == "digest":
+        return str(event.facts.get("title", "")), str(event.facts.get("body", ""))
     values = _Blank(variables(event, settings))
     formatter = string.Formatter()
-    title = formatter.vformat((channel and channel.title) or DEFAULT_TITLE, (), values)
-    body_template = (channel and channel.body) or DEFAULT_BODY
+    short = channel is not None and channel.format == "short"
+    title_template = (channel and channel.title) or (SHORT_TITLE if short else DEFAULT_TITLE)
+    body_template = (channel and channel.body) or (SHORT_BODY if short else DEFAULT_BODY)
+    title = formatter.vformat(title_template, (), values)
     lines = []
     for template_line in body_template.splitlines():
         fields = [f for _, f, _, _ in formatter.parse(template_line) if f]
@@ -191,15 +217,26 @@ class Notifier:
             self._apprise[name] = target
         return self._apprise[name]
 
-    def send(self, name: str, event: Event) -> Outcome:
-        channel = self.settings.channels[name]
-        title, body = render(event, channel, self.settings)
+    def send(self, name: str, event: Event, attach: Sequence[str] = ()) -> Outcome:
+        title, body = render(event, self.settings.channels[name], self.settings)
+        kind = _NOTIFY_TYPES.get(event.type, apprise.NotifyType.INFO)
+        return self.send_text(name, title, body, kind, attach)
+
+    def send_text(
+        self,
+        name: str,
+        title: str,
+        body: str,
+        kind: apprise.NotifyType = apprise.NotifyType.INFO,
+        attach: Sequence[str] = (),
+    ) -> Outcome:
         try:
             result = self._target(name).notify(
                 body=body,
                 title=title,
-                notify_type=_NOTIFY_TYPES.get(event.type, apprise.NotifyType.INFO),
+                notify_type=kind,
                 tag=name,
+                attach=list(attach) or None,
                 timeout=self.settings.monitor.notify_timeout.total_seconds(),
             )
         except Exception as exc:  # a plugin's bug must not stop the loop
@@ -229,43 +266,97 @@ class Notifier:
 
 
 def deliver_due(store: Store, notifier: Notifier, now: datetime | None = None) -> tuple[int, int]:
-    """Send every outbox row that is due. Returns (sent, failed)."""
+    """Send what is due: catch-up messages for quiet hours that ended, then every pending
+    row (holding those that quiet hours keep back). Returns (sent, failed)."""
     now = now or utcnow()
+    settings = notifier.settings
     sent = failed = 0
-    gone = []
+    gone: list[int] = []
+    for channel, held in store.held_due(now).items():
+        if channel not in settings.channels:
+            gone.extend(d.id for d in held)
+            continue
+        title, body = catch_up(held, settings)
+        outcome = notifier.send_text(channel, title, body)
+        ok = _record(store, held, outcome, f"catch-up of {len(held)}")
+        sent, failed = sent + ok, failed + (not ok)
+    local = now.astimezone(settings.tz())
     for delivery in store.due_deliveries(now):
-        if delivery.channel not in notifier.settings.channels:
+        channel = delivery.channel
+        if channel not in settings.channels:
             gone.append(delivery.id)
             continue
-        outcome = notifier.send(delivery.channel, delivery.event)
-        done_at = utcnow()
-        if outcome.ok:
-            store.delivered(delivery.id, done_at)
-            sent += 1
-            log.info(
-                "alert delivered",
-                channel=delivery.channel,
-                line=delivery.event.line,
-                kind=delivery.event.type,
-            )
-        else:
-            attempts = delivery.attempts + 1
-            when = retry_at(attempts, done_at)
-            store.delivery_failed(delivery.id, outcome.error or "failed", done_at, when)
-            failed += 1
-            log.warning(
-                "alert delivery failed, will retry",
-                channel=delivery.channel,
-                line=delivery.event.line,
-                kind=delivery.event.type,
-                attempts=attempts,
-                retry_at=when.isoformat(timespec="seconds"),
-                error=outcome.error,
-            )
+        quiet = settings.quiet_hours(channel)
+        kind = delivery.event.type
+        if (
+            quiet is not None
+            and quiet.contains(local)
+            and kind not in settings.urgent(channel)
+            and kind not in ("digest", "test")
+        ):
+            store.hold(delivery.id, quiet.end_after(local))
+            log.info("alert held for quiet hours", channel=channel, line=delivery.event.line)
+            continue
+        with _attachments(delivery.event, settings.channels[channel], store) as attach:
+            outcome = notifier.send(channel, delivery.event, attach)
+        ok = _record(store, [delivery], outcome, kind)
+        sent, failed = sent + ok, failed + (not ok)
     if gone:
         store.drop_deliveries(gone, "channel no longer configured")
         log.warning("pending alerts dropped: their channel left the config", count=len(gone))
     return sent, failed
+
+
+def _record(store: Store, rows: Sequence[Delivery], outcome: Outcome, what: str) -> bool:
+    done_at = utcnow()
+    line = rows[0].event.line if len(rows) == 1 else None
+    if outcome.ok:
+        for row in rows:
+            store.delivered(row.id, done_at)
+        log.info("alert delivered", channel=outcome.channel, line=line, kind=what)
+        return True
+    attempts = max(row.attempts for row in rows) + 1
+    when = retry_at(attempts, done_at)
+    for row in rows:
+        store.delivery_failed(row.id, outcome.error or "failed", done_at, when)
+    log.warning(
+        "alert delivery failed, will retry",
+        channel=outcome.channel,
+        line=line,
+        kind=what,
+        attempts=attempts,
+        retry_at=when.isoformat(timespec="seconds"),
+        error=outcome.error,
+    )
+    return False
+
+
+def catch_up(held: Sequence[Delivery], settings: Settings) -> tuple[str, str]:
+    """One message for everything quiet hours held back on a channel."""
+    lines = []
+    for row in held:
+        values = variables(row.event, settings)
+        lines.append(f"{values['time']}: {values['headline']}")
+    title = f"While quiet hours lasted: {len(held)} alert{'s' if len(held) != 1 else ''}"
+    return title, "\n".join(lines)
+
+
+@contextmanager
+def _attachments(event: Event, channel: Channel, store: Store) -> Iterator[list[str]]:
+    """The digest's PNG chart, when the channel wants one and the charts extra is there."""
+    if event.type != "digest" or not channel.digest_chart:
+        yield []
+        return
+    try:
+        from monitor import report
+
+        with tempfile.TemporaryDirectory(prefix="esim-monitor-") as folder:
+            path = Path(folder) / "lines.png"
+            made = report.write_chart(store, list(event.facts.get("lines", [])), path)
+            yield [str(path)] if made else []
+    except report.ChartsUnavailable:
+        log.info("digest sent without a chart: install esim-monitor[charts]")
+        yield []
 
 
 def validate_channels(settings: Settings) -> Iterable[ConfigProblem]:

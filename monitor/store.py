@@ -21,7 +21,7 @@ from typing import Any
 from sqlite_utils import Database, Migrations
 
 from monitor.errors import StoreError
-from monitor.model import Event, Level, LineState, Reading
+from monitor.model import Controls, Event, Level, LineState, Reading
 
 migrations = Migrations("esim-monitor")
 
@@ -118,6 +118,15 @@ def _notices_tokens(db: Database) -> None:
         not_null={"value", "updated_at"},
         if_not_exists=True,
     )
+
+
+@migrations(name="0004_controls_forecasts_digests")
+def _controls(db: Database) -> None:
+    db["line_controls"].create(
+        {"line": str, "snoozed_until": str, "acked_level": str, "acked_at": str}, pk="line"
+    )
+    db["line_state"].add_column("forecast", str)
+    db["digests"].create({"channel": str, "last_sent_at": str}, pk="channel")
 
 
 def ts(moment: datetime | None) -> str | None:
@@ -220,6 +229,8 @@ class Store:
         reading: Reading | None = None,
         error: str | None = None,
         duration_ms: int | None = None,
+        forecasts: dict[str, Any] | None = None,
+        snoozed: bool = False,
         now: datetime,
     ) -> list[int]:
         """Write a check's reading (or failure), the line's new state, its events and one
@@ -232,6 +243,8 @@ class Store:
                 .last_pk
             )
             row = _state_row(state)
+            if forecasts is not None:
+                row["forecast"] = json.dumps(forecasts)
             if reading is not None:
                 row["last_reading_id"] = reading_id
             else:
@@ -241,7 +254,9 @@ class Store:
                 row["last_reading_id"] = previous[0] if previous else None
             db["line_state"].upsert(row, pk="line")
             for event, message, channels in events:
-                event_ids.append(self._add_event(db, event, message, channels, now))
+                event_ids.append(
+                    self._add_event(db, event, message, channels, now, snoozed=snoozed)
+                )
         return event_ids
 
     def add_events(self, events: Sequence[tuple[Event, str, Iterable[str]]], now: datetime) -> None:
@@ -251,7 +266,12 @@ class Store:
 
     @staticmethod
     def _add_event(
-        db: Database, event: Event, message: str, channels: Iterable[str], now: datetime
+        db: Database,
+        event: Event,
+        message: str,
+        channels: Iterable[str],
+        now: datetime,
+        snoozed: bool = False,
     ) -> int:
         event_id = (
             db["events"]
@@ -270,7 +290,7 @@ class Store:
             {
                 "event_id": event_id,
                 "channel": channel,
-                "status": "pending",
+                "status": "snoozed" if snoozed else "pending",
                 "attempts": 0,
                 "next_attempt_at": ts(now),
             }
@@ -291,21 +311,7 @@ class Store:
             """,
             [ts(now)],
         ).fetchall()
-        return [
-            Delivery(
-                id=row[0],
-                event_id=row[1],
-                channel=row[2],
-                attempts=row[3],
-                event=Event(
-                    type=row[5],
-                    line=row[4],
-                    created_at=datetime.fromisoformat(row[6]),
-                    facts=json.loads(row[7] or "{}"),
-                ),
-            )
-            for row in rows
-        ]
+        return [_delivery(row) for row in rows]
 
     def next_delivery_at(self) -> datetime | None:
         row = self.db.execute(
@@ -340,6 +346,109 @@ class Store:
                     [reason, delivery_id],
                 )
 
+    def hold(self, delivery_id: int, until: datetime) -> None:
+        """Quiet hours: keep the row for the catch-up message at the window's end."""
+        with self._writing() as db:
+            db.execute(
+                "UPDATE deliveries SET status = 'held', next_attempt_at = ? WHERE id = ?",
+                [ts(until), delivery_id],
+            )
+
+    def held_due(self, now: datetime) -> dict[str, list[Delivery]]:
+        """Held rows whose quiet hours are over, by channel."""
+        rows = self.db.execute(
+            """
+            SELECT d.id, d.event_id, d.channel, d.attempts,
+                   e.line, e.type, e.created_at, e.facts
+            FROM deliveries d JOIN events e ON e.id = d.event_id
+            WHERE d.status = 'held' AND d.next_attempt_at <= ?
+            ORDER BY d.channel, e.created_at, d.id
+            """,
+            [ts(now)],
+        ).fetchall()
+        held: dict[str, list[Delivery]] = {}
+        for row in rows:
+            held.setdefault(row[2], []).append(_delivery(row))
+        return held
+
+    # ---- snooze, acknowledge, forecasts, digests ---------------------------------------------
+
+    def controls(self) -> dict[str, Controls]:
+        return {
+            row["line"]: Controls(
+                snoozed_until=parse_ts(row["snoozed_until"]),
+                acked_level=_level(row["acked_level"]),
+                acked_at=parse_ts(row["acked_at"]),
+            )
+            for row in self.db["line_controls"].rows
+        }
+
+    def snooze(self, line: str, until: datetime | None) -> None:
+        with self._writing() as db:
+            db["line_controls"].upsert({"line": line, "snoozed_until": ts(until)}, pk="line")
+
+    def acknowledge(self, line: str, level: Level | None, now: datetime) -> None:
+        with self._writing() as db:
+            db["line_controls"].upsert(
+                {
+                    "line": line,
+                    "acked_level": level.label if level else None,
+                    "acked_at": ts(now) if level else None,
+                },
+                pk="line",
+            )
+
+    def series(self, line: str, since: datetime) -> list[tuple[datetime, str | None, int | None]]:
+        """(time, balance, data_remaining) of the line's successful readings since a time."""
+        return [
+            (datetime.fromisoformat(row[0]), row[1], row[2])
+            for row in self.db.execute(
+                "SELECT checked_at, balance, data_remaining FROM readings "
+                "WHERE line = ? AND checked_at >= ? AND ok = 1 ORDER BY checked_at",
+                [line, ts(since)],
+            ).fetchall()
+        ]
+
+    def digest_sent(self, channel: str) -> datetime | None:
+        row = self.db.execute(
+            "SELECT last_sent_at FROM digests WHERE channel = ?", [channel]
+        ).fetchone()
+        return parse_ts(row[0]) if row else None
+
+    def add_digest_baseline(self, channel: str, now: datetime) -> None:
+        """Remember when a channel's digests start counting, without sending one."""
+        with self._writing() as db:
+            db["digests"].upsert({"channel": channel, "last_sent_at": ts(now)}, pk="channel")
+
+    def add_digest(self, channel: str, event: Event, message: str, now: datetime) -> None:
+        """The digest event, its delivery and the channel's last-digest time, at once."""
+        with self._writing() as db:
+            self._add_event(db, event, message, [channel], now)
+            db["digests"].upsert({"channel": channel, "last_sent_at": ts(now)}, pk="channel")
+
+    def failures_since(self, since: datetime) -> dict[str, tuple[int, str | None]]:
+        """Failed checks per line since a time, with the latest error."""
+        rows = self.db.execute(
+            "SELECT line, count(*), max(checked_at) FROM readings "
+            "WHERE ok = 0 AND checked_at >= ? GROUP BY line",
+            [ts(since)],
+        ).fetchall()
+        result = {}
+        for line, count, last in rows:
+            error = self.db.execute(
+                "SELECT error FROM readings WHERE line = ? AND checked_at = ? AND ok = 0",
+                [line, last],
+            ).fetchone()
+            result[line] = (int(count), error[0] if error else None)
+        return result
+
+    def pending_count(self) -> int:
+        return int(
+            self.db.execute(
+                "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'held')"
+            ).fetchone()[0]
+        )
+
     # ---- queries for the CLI ------------------------------------------------------------
 
     def status(self) -> dict[str, dict[str, Any]]:
@@ -348,7 +457,7 @@ class Store:
             """
             SELECT s.line, s.level, s.checked_at, s.last_success_at, s.failures, s.last_error,
                    s.low_since, r.checked_at, r.balance, r.currency, r.data_remaining,
-                   r.data_total, r.expires_at, r.status
+                   r.data_total, r.expires_at, r.status, s.forecast
             FROM line_state s LEFT JOIN readings r ON r.id = s.last_reading_id
             """
         ).fetchall()
@@ -367,8 +476,12 @@ class Store:
             "data_total",
             "expires_at",
             "status",
+            "forecast",
         )
-        return {row[0]: dict(zip(keys, row, strict=True)) for row in rows}
+        result = {row[0]: dict(zip(keys, row, strict=True)) for row in rows}
+        for entry in result.values():
+            entry["forecast"] = json.loads(entry["forecast"] or "{}")
+        return result
 
     def history(self, line: str, since: datetime) -> list[dict[str, Any]]:
         return list(
@@ -392,6 +505,21 @@ class Store:
             sql += " AND e.line = ?"
             params.append(line)
         return list(self.db.query(sql + " ORDER BY e.created_at, e.id, d.channel", params))
+
+
+def _delivery(row: Sequence[Any]) -> Delivery:
+    return Delivery(
+        id=row[0],
+        event_id=row[1],
+        channel=row[2],
+        attempts=row[3],
+        event=Event(
+            type=row[5],
+            line=row[4],
+            created_at=datetime.fromisoformat(row[6]),
+            facts=json.loads(row[7] or "{}"),
+        ),
+    )
 
 
 def _check_known_schema(db: Database, path: Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
 from monitor.errors import UnitError
@@ -160,3 +160,94 @@ def format_money(amount: Decimal, currency: str | None) -> str:
     """ "12.50 USD"; the currency is left out when unknown."""
     text = f"{amount:f}"
     return f"{text} {currency}" if currency else text
+
+
+_CLOCK = r"([01]?\d|2[0-3]):([0-5]\d)"
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily window in local time, such as 22:00-07:00; it may cross midnight."""
+
+    start: time
+    end: time
+
+    def contains(self, moment: datetime) -> bool:
+        """Whether an aware local time falls in the window."""
+        now = moment.timetz().replace(tzinfo=None)
+        if self.start <= self.end:
+            return self.start <= now < self.end
+        return now >= self.start or now < self.end
+
+    def end_after(self, moment: datetime) -> datetime:
+        """When the window that holds `moment` ends (an aware time in moment's zone)."""
+        end = datetime.combine(moment.date(), self.end, tzinfo=moment.tzinfo)
+        if end <= moment:
+            end += timedelta(days=1)
+        return _normalise(end)
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+def parse_quiet_hours(value: object) -> QuietHours | None:
+    """ "22:00-07:00"; "off" (or "") for none."""
+    if isinstance(value, QuietHours) or value is None:
+        return value
+    text = str(value).strip().lower()
+    if text in ("", "off", "none"):
+        return None
+    match = re.fullmatch(rf"{_CLOCK}\s*-\s*{_CLOCK}", text)
+    if not match:
+        raise UnitError(
+            f"cannot read {value!r} as quiet hours: use 'HH:MM-HH:MM', such as '22:00-07:00'"
+        )
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if (h1, m1) == (h2, m2):
+        raise UnitError(f"quiet hours {value!r} start and end at the same time")
+    return QuietHours(time(h1, m1), time(h2, m2))
+
+
+@dataclass(frozen=True)
+class DigestSchedule:
+    """ "daily 08:00" or "weekly mon 08:00", in the configured time zone."""
+
+    at: time
+    weekday: int | None = None
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first digest time strictly after an aware local `moment`."""
+        candidate = datetime.combine(moment.date(), self.at, tzinfo=moment.tzinfo)
+        while candidate <= moment or (
+            self.weekday is not None and candidate.weekday() != self.weekday
+        ):
+            candidate += timedelta(days=1)
+        return _normalise(candidate)
+
+    def __str__(self) -> str:
+        if self.weekday is None:
+            return f"daily {self.at:%H:%M}"
+        return f"weekly {_WEEKDAYS[self.weekday]} {self.at:%H:%M}"
+
+
+def parse_digest(value: object) -> DigestSchedule | None:
+    if isinstance(value, DigestSchedule) or value is None:
+        return value
+    text = str(value).strip().lower()
+    if text in ("", "off", "none"):
+        return None
+    match = re.fullmatch(rf"(daily|weekly\s+(mon|tue|wed|thu|fri|sat|sun)\w*)\s+{_CLOCK}", text)
+    if not match:
+        raise UnitError(
+            f"cannot read {value!r} as a digest schedule: use 'daily HH:MM' or "
+            "'weekly DAY HH:MM', such as 'weekly mon 08:00'"
+        )
+    weekday = _WEEKDAYS.index(match.group(2)) if match.group(2) else None
+    return DigestSchedule(time(int(match.group(3)), int(match.group(4))), weekday)
+
+
+def _normalise(moment: datetime) -> datetime:
+    """Round-trip through UTC so a wall time in a DST gap or fold gets a real offset."""
+    tz = moment.tzinfo
+    return moment.astimezone(UTC).astimezone(tz)

@@ -1,0 +1,151 @@
+"""Summaries of all lines: the digest a channel receives at a set time, `esim-monitor
+report`, and the optional PNG chart (the `charts` extra: matplotlib, imported only here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from monitor.config import Settings
+from monitor.evaluate import describe_forecast
+from monitor.forecast import Forecast
+from monitor.model import Event
+from monitor.store import Store
+from monitor.units import format_bytes
+
+log = structlog.get_logger("monitor.report")
+
+EXPIRING_SOON = timedelta(days=7)
+CHART_DAYS = 14
+CHART_LINES = 12
+
+
+class ChartsUnavailable(Exception):
+    """matplotlib is not installed: `pip install 'esim-monitor[charts]'`."""
+
+
+def summary(
+    settings: Settings, store: Store | None, now: datetime, since: datetime
+) -> tuple[str, str]:
+    """A title and a plain-text body: low lines, expiring soon, forecasts, failed checks."""
+    tz = settings.tz()
+    status = store.status() if store else {}
+    failures = store.failures_since(since) if store else {}
+    low, expiring, forecasts, failed = [], [], [], []
+    for line_id in settings.lines:
+        row = status.get(line_id, {})
+        label = f"{settings.label(line_id)} ({line_id})"
+        if row.get("level") in ("warning", "critical"):
+            low.append(f"- {label}: {row['level']}, {_figures(row)}")
+        if row.get("expires_at"):
+            expires = datetime.fromisoformat(row["expires_at"])
+            if expires - now <= EXPIRING_SOON:
+                expiring.append(f"- {label}: expires {expires.astimezone(tz):%Y-%m-%d %H:%M}")
+        for metric, data in (row.get("forecast") or {}).items():
+            f = Forecast(
+                metric,
+                Decimal(data["per_day"]),
+                datetime.fromisoformat(data["runs_out_at"]) if data["runs_out_at"] else None,
+            )
+            if f.runs_out_at is not None:
+                forecasts.append(f"- {label}: {metric} {describe_forecast(f, now, tz)}")
+        if line_id in failures:
+            count, error = failures[line_id]
+            failed.append(f"- {label}: {count} failed check{'s' if count != 1 else ''}: {error}")
+    sections = [
+        ("Low", low),
+        ("Expiring within 7 days", expiring),
+        ("Forecasts", forecasts),
+        (f"Failed checks since {since.astimezone(tz):%Y-%m-%d %H:%M}", failed),
+    ]
+    body = []
+    for heading, items in sections:
+        body.append(f"{heading}: {'none' if not items else ''}".rstrip())
+        body.extend(items)
+    counts = f"{len(settings.lines)} lines, {len(low)} low, {len(expiring)} expiring soon"
+    return f"esim-monitor digest: {counts}", "\n".join(body)
+
+
+def _figures(row: dict[str, Any]) -> str:
+    parts = []
+    if row.get("balance") is not None:
+        parts.append(f"balance {row['balance']} {row.get('currency') or ''}".rstrip())
+    if row.get("data_remaining") is not None:
+        parts.append(f"data {format_bytes(row['data_remaining'])}")
+    return ", ".join(parts) or "no figures"
+
+
+def queue_digests(settings: Settings, store: Store, now: datetime) -> int:
+    """Put a digest in the outbox for every channel whose digest time has come.
+
+    A channel's first digest is the first scheduled time after the daemon first saw it,
+    never one at startup."""
+    queued = 0
+    tz = settings.tz()
+    for name, channel in settings.channels.items():
+        if channel.digest is None:
+            continue
+        last = store.digest_sent(name)
+        if last is None:
+            store.add_digest_baseline(name, now)
+            continue
+        if now < channel.digest.next_after(last.astimezone(tz)):
+            continue
+        title, body = summary(settings, store, now, since=last)
+        lines = _chart_lines(settings, store)
+        event = Event("digest", "", now, {"title": title, "body": body, "lines": lines})
+        store.add_digest(name, event, title, now)
+        queued += 1
+        log.info("digest queued", channel=name)
+    return queued
+
+
+def _chart_lines(settings: Settings, store: Store) -> list[str]:
+    """The lines worth charting: low ones first, at most CHART_LINES."""
+    status = store.status()
+    order = {"critical": 0, "warning": 1}
+    ranked = sorted(
+        settings.lines, key=lambda line: order.get(status.get(line, {}).get("level") or "", 2)
+    )
+    return ranked[:CHART_LINES]
+
+
+def write_chart(store: Store, lines: Sequence[str], path: Path, days: int = CHART_DAYS) -> bool:
+    """A PNG of each line's balance and data over the last days; False when nothing to draw."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ChartsUnavailable() from None
+    since = datetime.now().astimezone() - timedelta(days=days)
+    series = {line: store.series(line, since) for line in lines}
+    series = {line: rows for line, rows in series.items() if rows}
+    if not series:
+        return False
+    fig, (money, data) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for line, rows in series.items():
+        balance = [(t, float(Decimal(b))) for t, b, _ in rows if b is not None]  # plotting only
+        if balance:
+            money.plot([t for t, _ in balance], [v for _, v in balance], label=line)
+        remaining = [(t, d / 1e9) for t, _, d in rows if d is not None]
+        if remaining:
+            data.plot([t for t, _ in remaining], [v for _, v in remaining], label=line)
+    money.set_ylabel("balance")
+    data.set_ylabel("data left (GB)")
+    money.set_title(f"esim-monitor: the last {days} days")
+    for axes in (money, data):
+        axes.grid(True, alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize="small")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+    return True
