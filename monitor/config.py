@@ -180,8 +180,12 @@ class MonitorSettings(_Strict):
     """Each check runs at the interval plus or minus up to this (at most half the interval)."""
     database: Path | None = None
     timezone: Annotated[str | None, AfterValidator(_timezone)] = None
-    workers: int = Field(default=8, ge=1, le=1024)
+    workers: int = Field(default=64, ge=1, le=1024)
     """How many lines are read at the same time."""
+    check_timeout: PositiveDuration = timedelta(seconds=60)
+    """Hard deadline of one check; past it the check fails and its worker is abandoned."""
+    keep_readings: PositiveDuration = timedelta(days=400)
+    """Raw readings are kept this long; older ones are rolled up per line and day."""
     notify_timeout: PositiveDuration = timedelta(seconds=30)
     """Upper bound of one delivery attempt to one channel."""
 

@@ -7,12 +7,15 @@ thread, one transaction per line, so the store needs no locking.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import structlog
 
@@ -28,6 +31,8 @@ from monitor.tokens import TokenCache
 
 log = structlog.get_logger("monitor.cycle")
 
+TICK = 0.5
+"""Longest wait between two looks at the checks under way."""
 HISTORY = timedelta(days=30)
 """How far back the forecast looks."""
 
@@ -62,12 +67,10 @@ class Checker:
         self.settings = settings
         self.context = adapters.AdapterContext(TokenCache(settings.database_path()))
         self._adapters: dict[str, adapters.Adapter] = {}
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.monitor.workers, thread_name_prefix="check"
-        )
+        self._pool = WorkerPool(settings.monitor.workers)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
         self.context.close()
         self.context.tokens.close()
 
@@ -78,25 +81,52 @@ class Checker:
 
     def read(self, line_ids: Sequence[str]) -> list[CheckResult]:
         """Read the lines concurrently; results in the order asked."""
+        results = {r.line: r for r in self.stream(line_ids)}
+        return [results[line_id] for line_id in line_ids]
+
+    def stream(
+        self, line_ids: Sequence[str], tick: Callable[[], None] | None = None
+    ) -> Iterator[CheckResult]:
+        """Read the lines concurrently, yielding each result as it comes.
+
+        Every check has a hard deadline (`check_timeout`): past it, the check is a failure
+        and its worker is abandoned (a fresh one takes its place). `tick` runs at least
+        every half second, so the caller can ping a watchdog while checks are under way.
+        """
         # Adapters are built here, on the calling thread, so no two workers race to build one.
-        built: dict[str, adapters.Adapter | CheckResult] = {}
+        pending: dict[Future[CheckResult], str] = {}
+        started: dict[str, float] = {}
         for line_id in line_ids:
             try:
-                built[line_id] = self._adapter(line_id)
+                adapter = self._adapter(line_id)
             except Exception as exc:
                 log.exception("adapter could not be set up", line=line_id)
-                built[line_id] = CheckResult(
-                    line_id, utcnow(), 0, error=f"adapter could not be set up: {exc}"
-                )
-        futures = {
-            line_id: self._pool.submit(_read_one, line_id, adapter)
-            for line_id, adapter in built.items()
-            if isinstance(adapter, adapters.Adapter)
-        }
-        return [
-            futures[line_id].result() if line_id in futures else built[line_id]  # type: ignore[misc]
-            for line_id in line_ids
-        ]
+                yield CheckResult(line_id, utcnow(), 0, error=f"adapter could not be set up: {exc}")
+                continue
+            pending[self._pool.submit(_read_one, line_id, adapter, started)] = line_id
+        limit = self.settings.monitor.check_timeout.total_seconds()
+        progress = time.monotonic()
+        while pending:
+            done, _ = wait(pending, timeout=TICK, return_when=FIRST_COMPLETED)
+            for future in done:
+                del pending[future]
+                progress = time.monotonic()
+                yield future.result()
+            now = time.monotonic()
+            for future, line_id in list(pending.items()):
+                began = started.get(line_id)
+                stalled = began is None and now - progress > limit
+                if (began is not None and now - began > limit) or stalled:
+                    del pending[future]
+                    if future.cancel():
+                        why = f"not started within {limit:g} s: every worker was busy"
+                    else:
+                        self._pool.abandon()
+                        why = f"no answer within {limit:g} s (check_timeout)"
+                    log.warning("check abandoned", line=line_id, reason=why)
+                    yield CheckResult(line_id, utcnow(), int(limit * 1000), error=why)
+            if tick is not None:
+                tick()
 
     def policy(self, line_id: str) -> Policy:
         return Policy(self.settings.thresholds(line_id), self.settings.alerts(line_id))
@@ -127,13 +157,22 @@ class Checker:
         events = [Event(e.type, e.line, e.created_at, {**e.facts, **extra}) for e in events]
         return Judged(result, state, events, metrics, forecasts)
 
-    def run(self, store: Store, line_ids: Sequence[str]) -> list[Judged]:
-        """Check the lines and record each outcome with its events in the outbox."""
+    def run(
+        self,
+        store: Store,
+        line_ids: Sequence[str],
+        tick: Callable[[], None] | None = None,
+        direct: Callable[[Event], None] | None = None,
+    ) -> list[Judged]:
+        """Check the lines and record each outcome with its events in the outbox, one
+        transaction per line as its result arrives. When the database cannot be written,
+        `direct` sends the events at once instead, so a full disk does not silence alerts."""
         started = time.monotonic()
         judged = []
         controls = store.controls()
-        for result in self.read(line_ids):
+        for result in self.stream(line_ids, tick):
             now = utcnow()
+            outcome = None
             try:
                 control = controls.get(result.line, Controls())
                 history = (
@@ -160,7 +199,14 @@ class Checker:
                 if control.acked_level is not None and control.acked_level != outcome.state.level:
                     store.acknowledge(result.line, None, now)  # a state change ends an ack
             except StoreError as exc:
-                log.critical("check could not be recorded", line=result.line, error=str(exc))
+                log.critical(
+                    "check could not be recorded; its alerts go out directly",
+                    line=result.line,
+                    error=str(exc),
+                )
+                if outcome is not None and direct is not None:
+                    for event in outcome.events:
+                        direct(event)
                 continue
             except Exception:  # one line's bad data must not cost the other lines their check
                 log.exception("check could not be evaluated", line=result.line)
@@ -174,6 +220,56 @@ class Checker:
             seconds=round(time.monotonic() - started, 3),
         )
         return judged
+
+
+class WorkerPool:
+    """A bounded pool of daemon threads.
+
+    Unlike ThreadPoolExecutor, whose workers the interpreter joins at exit, a worker stuck
+    in a hung call here never blocks a clean stop; `abandon` lets one more worker start in
+    its place, up to twice the size, so one hanging provider cannot starve the rest."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._abandoned = 0
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._tasks.put((future, fn, args))
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            wanted = min(self._size + self._abandoned, 2 * self._size)
+            if len(self._threads) < wanted:
+                thread = threading.Thread(target=self._work, name="check", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        return future
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned += 1
+
+    def shutdown(self) -> None:
+        with self._lock:
+            for _ in self._threads:
+                self._tasks.put(None)
+            self._threads = []
+
+    def _work(self) -> None:
+        while True:
+            item = self._tasks.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the waiting caller
+                future.set_exception(exc)
 
 
 def line_forecasts(
@@ -194,8 +290,8 @@ def line_forecasts(
     return found
 
 
-def _read_one(line_id: str, adapter: adapters.Adapter) -> CheckResult:
-    started = time.monotonic()
+def _read_one(line_id: str, adapter: adapters.Adapter, starts: dict[str, float]) -> CheckResult:
+    started = starts[line_id] = time.monotonic()
     checked_at = utcnow()
 
     def took() -> int:

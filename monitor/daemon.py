@@ -19,8 +19,8 @@ import structlog
 from monitor.config import Settings
 from monitor.cycle import Checker
 from monitor.errors import ConfigError, MonitorError
-from monitor.model import utcnow
-from monitor.notify import Notifier, deliver_due
+from monitor.model import Event, utcnow
+from monitor.notify import Notifier, deliver_due, send_now
 from monitor.report import queue_digests
 from monitor.store import Store
 
@@ -28,6 +28,7 @@ log = structlog.get_logger("monitor.daemon")
 
 MAX_SLEEP = 60.0
 ERROR_PAUSE = 5.0
+PRUNE_EVERY = timedelta(days=1)
 
 
 class Daemon:
@@ -38,6 +39,7 @@ class Daemon:
         self._wake = threading.Event()
         self._reload_requested = False
         self._due: set[str] = set()
+        self._pruned_at: datetime | None = None
         self.store = Store.open(settings.database_path())
         self.checker = Checker(settings)
         self.notifier = Notifier(settings)
@@ -68,7 +70,7 @@ class Daemon:
         so `run --once` from cron is a complete daemon pass)."""
         queue_digests(self.settings, self.store, utcnow())
         self._deliver()
-        self.checker.run(self.store, list(self.settings.lines))
+        self.checker.run(self.store, list(self.settings.lines), direct=self._send_now)
         self._deliver()
 
     def run(self) -> None:
@@ -103,12 +105,29 @@ class Daemon:
             self.reload()
         queue_digests(self.settings, self.store, utcnow())
         self._deliver()
+        self._prune()
         self.scheduler.run_pending()
         if self._due and not self._stop.is_set():
             due = [line for line in self.settings.lines if line in self._due]
             self._due.clear()
-            self.checker.run(self.store, due)
+            self.checker.run(self.store, due, tick=self._tick, direct=self._send_now)
             self._deliver()
+
+    def _prune(self) -> None:
+        """Once a day, roll readings past `keep_readings` up into daily rows."""
+        now = utcnow()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        rolled = self.store.prune(now - self.settings.monitor.keep_readings)
+        if rolled:
+            log.info("old readings rolled up per day", readings=rolled)
+
+    def _send_now(self, event: Event) -> None:
+        send_now(self.notifier, event)
+
+    def _tick(self) -> None:
+        """Runs while checks are under way: the place for the watchdog ping."""
 
     def _deliver(self) -> None:
         deliver_due(self.store, self.notifier)

@@ -307,6 +307,20 @@ def deliver_due(store: Store, notifier: Notifier, now: datetime | None = None) -
     return sent, failed
 
 
+def send_now(notifier: Notifier, event: Event) -> None:
+    """Send an event to its channels without the outbox: the database cannot be written."""
+    for channel in route(notifier.settings, event):
+        outcome = notifier.send(channel, event)
+        log.log(
+            logging.INFO if outcome.ok else logging.ERROR,
+            "alert sent directly" if outcome.ok else "alert lost: direct send failed",
+            channel=channel,
+            line=event.line,
+            kind=event.type,
+            error=outcome.error,
+        )
+
+
 def _record(store: Store, rows: Sequence[Delivery], outcome: Outcome, what: str) -> bool:
     done_at = utcnow()
     line = rows[0].event.line if len(rows) == 1 else None

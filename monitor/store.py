@@ -129,6 +129,26 @@ def _controls(db: Database) -> None:
     db["digests"].create({"channel": str, "last_sent_at": str}, pk="channel")
 
 
+@migrations(name="0005_daily_rollups")
+def _rollups(db: Database) -> None:
+    db["readings_daily"].create(
+        {
+            "line": str,
+            "day": str,
+            "readings": int,
+            "failures": int,
+            "balance_min": str,
+            "balance_max": str,
+            "balance_last": str,
+            "currency": str,
+            "data_min": int,
+            "data_max": int,
+            "data_last": int,
+        },
+        pk=("line", "day"),
+    )
+
+
 def ts(moment: datetime | None) -> str | None:
     """UTC ISO-8601 text with a fixed shape, so text order is time order."""
     if moment is None:
@@ -202,9 +222,22 @@ class Store:
 
     @contextmanager
     def _writing(self) -> Iterator[Database]:
+        """One write transaction. BEGIN IMMEDIATE takes the write lock up front, so a
+        database another process holds is waited for (busy timeout), not failed at once
+        as a read transaction upgrading to a write would be."""
+        conn = self.db.conn
         try:
-            with self.db.atomic():
+            if conn.in_transaction:
+                with self.db.atomic():
+                    yield self.db
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
                 yield self.db
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
         except sqlite3.OperationalError as exc:
             raise StoreError(f"cannot write to the database at {self.path}: {exc}") from None
 
@@ -442,6 +475,32 @@ class Store:
             result[line] = (int(count), error[0] if error else None)
         return result
 
+    def prune(self, before: datetime, batch: int = 5000) -> int:
+        """Roll raw readings older than `before` up into one row per line and UTC day, and
+        delete them (never a line's latest reading). Returns how many were rolled up."""
+        total = 0
+        while True:
+            with self._writing() as db:
+                rows = db.execute(
+                    "SELECT id, line, substr(checked_at, 1, 10), ok, balance, currency, "
+                    "data_remaining FROM readings WHERE checked_at < ? AND id NOT IN "
+                    "(SELECT last_reading_id FROM line_state WHERE last_reading_id IS NOT NULL) "
+                    "ORDER BY line, checked_at LIMIT ?",
+                    [ts(before), batch],
+                ).fetchall()
+                if not rows:
+                    return total
+                groups: dict[tuple[str, str], list[Sequence[Any]]] = {}
+                for row in rows:
+                    groups.setdefault((row[1], row[2]), []).append(row)
+                for (line, day), members in groups.items():
+                    db["readings_daily"].upsert(_rollup(db, line, day, members), pk=("line", "day"))
+                db.execute(
+                    f"DELETE FROM readings WHERE id IN ({','.join('?' * len(rows))})",
+                    [row[0] for row in rows],
+                )
+                total += len(rows)
+
     def pending_count(self) -> int:
         return int(
             self.db.execute(
@@ -505,6 +564,37 @@ class Store:
             sql += " AND e.line = ?"
             params.append(line)
         return list(self.db.query(sql + " ORDER BY e.created_at, e.id, d.channel", params))
+
+
+def _rollup(db: Database, line: str, day: str, rows: list[Sequence[Any]]) -> dict[str, Any]:
+    """One day's summary, merged into what an earlier pass already rolled up for that day."""
+    existing = db.execute(
+        "SELECT readings, failures, balance_min, balance_max, balance_last, currency, "
+        "data_min, data_max, data_last FROM readings_daily WHERE line = ? AND day = ?",
+        [line, day],
+    ).fetchone()
+    balances = [Decimal(r[4]) for r in rows if r[4] is not None]
+    data = [r[6] for r in rows if r[6] is not None]
+    currency = next((r[5] for r in reversed(rows) if r[5]), None)
+    if existing:
+        balances += [Decimal(v) for v in existing[2:4] if v is not None]
+        data += [v for v in existing[6:8] if v is not None]
+        currency = currency or existing[5]
+    last_balance = next((r[4] for r in reversed(rows) if r[4] is not None), None)
+    last_data = next((r[6] for r in reversed(rows) if r[6] is not None), None)
+    return {
+        "line": line,
+        "day": day,
+        "readings": len(rows) + (existing[0] if existing else 0),
+        "failures": sum(1 for r in rows if not r[3]) + (existing[1] if existing else 0),
+        "balance_min": f"{min(balances):f}" if balances else None,
+        "balance_max": f"{max(balances):f}" if balances else None,
+        "balance_last": last_balance or (existing[4] if existing else None),
+        "currency": currency,
+        "data_min": min(data) if data else None,
+        "data_max": max(data) if data else None,
+        "data_last": last_data if last_data is not None else (existing[8] if existing else None),
+    }
 
 
 def _delivery(row: Sequence[Any]) -> Delivery:
