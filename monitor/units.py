@@ -32,6 +32,15 @@ _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 
 def parse_duration(value: object) -> timedelta:
     """Parse "90s", "15m", "2h", "3d", "1w" or combinations ("1h30m"); a bare number is seconds."""
+    try:
+        return _duration(value)
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, UnitError):
+            raise
+        raise UnitError(f"{value!r} is not a duration this program can hold") from None
+
+
+def _duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):
