@@ -28,7 +28,7 @@ from monitor.errors import (
     UnitError,
     UsageError,
 )
-from monitor.units import format_bytes, parse_duration
+from monitor.units import format_bytes, format_duration, parse_duration
 
 DEBUG_ENV = "ESIM_MONITOR_DEBUG"
 
@@ -338,6 +338,91 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_recharge(args: argparse.Namespace) -> int:
+    """`recharge LINE [--dry-run]` tops a line up now; `recharge history [LINE]` lists."""
+    if args.target == "history":
+        return _recharge_history(args)
+    if args.line is not None:
+        raise UsageError("usage: esim-monitor recharge LINE [--dry-run] | recharge history [LINE]")
+    from monitor import adapters
+    from monitor.model import utcnow
+    from monitor.recharge import Recharger
+    from monitor.store import Store
+    from monitor.tokens import TokenCache
+
+    settings = load_settings(config.config_path(args.config))
+    (line,) = _pick_lines(settings, [args.target])
+    recharge = settings.lines[line].recharge
+    if recharge is None:
+        raise UsageError(f"line {line!r} has no [lines.{line}.recharge] table")
+    store = Store.open(settings.database_path())
+    context = adapters.AdapterContext(TokenCache(settings.database_path()))
+    try:
+        reading = _latest_reading(store, line)
+        recharger = Recharger(
+            settings, store, lambda line_id: adapters.build(settings, line_id, context)
+        )
+        event = recharger.manual(line, reading, utcnow(), args.dry_run or recharge.dry_run)
+    finally:
+        context.close()
+        context.tokens.close()
+        store.close()
+    from monitor.notify import render
+
+    print(render(event, None, settings)[0])
+    return EXIT_OK if event.type == "recharge-requested" else EXIT_FAILURE
+
+
+def _latest_reading(store: Any, line: str) -> Any:
+    """The line's last reading from the database: the baseline a top-up is verified against."""
+    from monitor.model import Reading
+    from monitor.store import parse_ts
+
+    row = store.status().get(line)
+    if not row or not row.get("read_at"):
+        return None
+    return Reading(
+        line=line,
+        checked_at=parse_ts(row["read_at"]),
+        balance=Decimal(row["balance"]) if row["balance"] is not None else None,
+        currency=row["currency"],
+        data_remaining=row["data_remaining"],
+        data_total=row["data_total"],
+        expires_at=parse_ts(row["expires_at"]),
+    )
+
+
+def _recharge_history(args: argparse.Namespace) -> int:
+    settings = load_settings(config.config_path(args.config), deep=False)
+    if args.line:
+        _pick_lines(settings, [args.line])
+    store = _store(settings)
+    rows = store.recharges(args.line) if store else []
+    if store:
+        store.close()
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    tz = settings.tz()
+    _print_table(
+        ["TIME", "LINE", "STATE", "ACTION", "WHAT", "PRICE", "REFERENCE", "DETAIL"],
+        [
+            [
+                _when(r["requested_at"], tz),
+                r["line"],
+                r["state"] + (" (manual)" if r["manual"] else ""),
+                r["action"],
+                r["package"] or _money(r["amount"], r["currency"]),
+                _money(r["price"], r["currency"]),
+                r["reference"] or "",
+                r["detail"] or "",
+            ]
+            for r in rows
+        ],
+    )
+    return EXIT_OK
+
+
 def cmd_config_validate(args: argparse.Namespace) -> int:
     path = config.config_path(args.config)
     settings = load_settings(path)
@@ -404,26 +489,44 @@ def cmd_adapters(args: argparse.Namespace) -> int:
         except Exception as exc:
             rows.append({"name": name, "target": target, "error": str(exc), "options": {}})
             continue
-        options = {
-            key: {
-                "required": field.is_required(),
-                "default": None
-                if field.is_required()
-                else field.get_default(call_default_factory=True),
-                "description": field.description,
+        account = _fields(cls.AccountOptions) if cls.AccountOptions is not None else None
+        rows.append(
+            {
+                "name": name,
+                "description": cls.description,
+                "account_options": account,
+                "options": _fields(cls.Options),
             }
-            for key, field in cls.Options.model_fields.items()
-        }
-        rows.append({"name": name, "description": cls.description, "options": options})
+        )
     if args.json:
         _print_json(rows)
         return EXIT_OK
     for row in rows:
         print(f"{row['name']}: {row.get('description') or row.get('error', '')}")
-        for key, spec in row["options"].items():
-            need = "required" if spec["required"] else f"default {spec['default']}"
-            print(f"    {key} ({need})")
+        for title, key in (("[accounts.NAME]", "account_options"), ("[lines.ID]", "options")):
+            if row.get(key):
+                print(f"  {title}")
+            for option, spec in (row.get(key) or {}).items():
+                need = "required" if spec["required"] else f"default {spec['default']}"
+                print(f"    {option} ({need})")
     return EXIT_OK
+
+
+def _fields(model: Any) -> dict[str, Any]:
+    """An options model as plain data: required or its default (in config units)."""
+    fields = {}
+    for key, field in model.model_fields.items():
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        if isinstance(default, timedelta):
+            default = format_duration(default)
+        elif hasattr(default, "get_secret_value"):
+            default = None
+        fields[key] = {
+            "required": field.is_required(),
+            "default": default,
+            "description": field.description,
+        }
+    return fields
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -591,6 +694,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("report", cmd_report, "print the digest summary, or write the chart")
     p.add_argument("--png", metavar="FILE", help="write a PNG chart of recent readings")
     p.add_argument("--since", default="24h", help="failed checks since (default 24h)")
+
+    p = add(
+        "recharge",
+        cmd_recharge,
+        "top a line up now (under its caps), or list the ledger: recharge history [LINE]",
+    )
+    p.add_argument("target", metavar="LINE|history")
+    p.add_argument("line", nargs="?", metavar="LINE", help="with history: only this line")
+    p.add_argument("--dry-run", action="store_true", help="go through the caps, call nothing")
+    p.add_argument("--json", action="store_true", help="with history: JSON")
 
     p = add("config", _group_help, "validate, show or print an example config")
     config_sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)

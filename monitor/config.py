@@ -13,6 +13,7 @@ import re
 import tomllib
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -229,6 +230,81 @@ class Account(BaseModel):
         return dict(self.model_extra or {})
 
 
+@dataclass(frozen=True)
+class Trigger:
+    """When a line needs a top-up: at a state ("critical"), or a metric below a value."""
+
+    state: str | None = None
+    metric: str | None = None
+    limit: Decimal | int | timedelta | None = None
+
+    def __str__(self) -> str:
+        if self.state:
+            return self.state
+        limit = self.limit
+        text = format_duration(limit) if isinstance(limit, timedelta) else f"{limit}"
+        return f"{self.metric} < {text}"
+
+
+def parse_trigger(value: object) -> Trigger:
+    """ "critical", "warning", "balance < 5", "data < 300MB", "expiry < 2d"."""
+    if isinstance(value, Trigger):
+        return value
+    text = str(value).strip().lower()
+    if text in ("critical", "warning"):
+        return Trigger(state=text)
+    match = re.fullmatch(r"(balance|data|expiry)\s*<\s*(.+)", text)
+    if not match:
+        raise UnitError(
+            f"cannot read {value!r} as a recharge condition: use 'critical', 'warning', "
+            "'balance < 5', 'data < 300MB' or 'expiry < 2d'"
+        )
+    metric, limit = match.groups()
+    parse = {"balance": parse_money, "data": parse_data_size, "expiry": parse_duration}[metric]
+    return Trigger(metric=metric, limit=parse(limit.strip().upper() if metric == "data" else limit))
+
+
+class Recharge(_Strict):
+    """`[lines.ID.recharge]`: when and how the daemon tops a line up itself, within caps."""
+
+    when: Annotated[Trigger, BeforeValidator(_unit(parse_trigger)), PlainSerializer(str)] = Trigger(
+        state="critical"
+    )
+    action: Literal["provider", "apprise", "webhook", "command", "ussd-pin"]
+    package: str | None = None
+    """What the provider sells (provider action), such as an Airalo top-up package id."""
+    amount: Money | None = None
+    """Or an amount of money to add, where the action takes one."""
+    price: Money | None = None
+    """What one top-up costs, when the action cannot say (for max_spend_per_month)."""
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    max_per_day: int = Field(default=1, ge=0)
+    max_per_month: int = Field(default=4, ge=0)
+    max_spend_per_month: Money | None = None
+    cooldown: Duration = timedelta(hours=6)
+    dry_run: bool = False
+    verify_within: PositiveDuration = timedelta(hours=2)
+    """A later reading must show the line went up within this, or `recharge-unconfirmed`."""
+    timeout: PositiveDuration = timedelta(seconds=30)
+    url: SecretStr | None = None
+    """apprise: any Apprise URL; webhook: the https URL to POST to."""
+    secret: SecretStr | None = None
+    """webhook: the HMAC-SHA256 key that signs the body."""
+    argv: list[str] | None = None
+    """command: the program and its arguments, run without a shell."""
+    pins: SecretStr | None = None
+    """ussd-pin: refill PINs, separated by commas, spaces or new lines; each used once."""
+    code: str = "*888*{pin}#"
+    """ussd-pin: the USSD code that redeems a PIN (AT&T's by default)."""
+    modem: str | None = None
+    """ussd-pin: the modem (IMEI or ICCID); default: the line's own `modem`."""
+
+
+class RechargeSwitch(_Strict):
+    enabled: bool = False
+    """Nothing is ever bought until this is true."""
+
+
 class Line(BaseModel):
     """A line to watch. Keys not listed here are the adapter's own options."""
 
@@ -242,6 +318,7 @@ class Line(BaseModel):
     payment_url: str | None = None
     thresholds: Thresholds | None = None
     alerts: Alerts | None = None
+    recharge: Recharge | None = None
 
     @property
     def options(self) -> dict[str, Any]:
@@ -261,6 +338,7 @@ class Settings(BaseSettings):
     )
 
     monitor: MonitorSettings = MonitorSettings()
+    recharge: RechargeSwitch = RechargeSwitch()
     defaults: Defaults = Defaults()
     accounts: dict[str, Account] = {}
     channels: dict[str, Channel] = {}
@@ -443,10 +521,44 @@ def structural_problems(settings: Settings) -> Iterable[ConfigProblem]:
         for name in alerts.escalate_to:
             if name not in settings.channels:
                 yield ConfigProblem(f"{where}.escalate_to", f"unknown channel {name!r}")
+    for line_id, line in settings.lines.items():
+        if line.recharge is not None:
+            yield from _recharge_problems(f"lines.{line_id}.recharge", line.recharge, line.options)
     for name, channel in settings.channels.items():
         for line_id in channel.lines or []:
             if line_id not in settings.lines:
                 yield ConfigProblem(f"channels.{name}.lines", f"unknown line {line_id!r}")
+
+
+_NEEDS = {
+    "apprise": ("url",),
+    "webhook": ("url", "secret"),
+    "command": ("argv",),
+    "ussd-pin": ("pins",),
+}
+
+
+def _recharge_problems(
+    path: str, r: Recharge, line_options: Mapping[str, Any]
+) -> Iterable[ConfigProblem]:
+    for key in _NEEDS.get(r.action, ()):
+        if getattr(r, key) is None:
+            yield ConfigProblem(f"{path}.{key}", f"required for action = {r.action!r}")
+    if r.action == "provider" and r.package is None and r.amount is None:
+        yield ConfigProblem(f"{path}.package", "set `package` (or `amount`) to buy")
+    if r.action == "ussd-pin" and "{pin}" not in r.code:
+        yield ConfigProblem(f"{path}.code", "the code must hold {pin}")
+    if r.action == "ussd-pin" and r.modem is None and "modem" not in line_options:
+        yield ConfigProblem(f"{path}.modem", "which modem redeems the PINs (IMEI or ICCID)")
+    if r.max_spend_per_month is not None:
+        # the cap must be checked before buying: the price of one top-up, and the currency
+        # the cap is in, must be known for this line
+        for key in ("price", "currency"):
+            if getattr(r, key) is None:
+                yield ConfigProblem(
+                    f"{path}.{key}",
+                    "max_spend_per_month needs the price and currency of one top-up",
+                )
 
 
 def _threshold_problems(path: str, t: Thresholds) -> Iterable[ConfigProblem]:
@@ -487,7 +599,8 @@ def effective(settings: Settings) -> dict[str, Any]:
     data = settings.model_dump(exclude_none=True)
     # A line shows what it sets itself; what it inherits is shown once, under [defaults].
     data["lines"] = {
-        line_id: line.model_dump(exclude_unset=True) for line_id, line in settings.lines.items()
+        line_id: _masked_options(line.model_dump(exclude_unset=True))
+        for line_id, line in settings.lines.items()
     }
     data["accounts"] = {
         name: _masked_account(settings, name, account)
@@ -499,13 +612,21 @@ def effective(settings: Settings) -> dict[str, Any]:
 
 
 def _masked_account(settings: Settings, name: str, account: Account) -> dict[str, Any]:
-    """Provider credentials are extra keys, unknown to this module: mask every one whose
-    name says it is a secret, whatever its type."""
-    data = account.model_dump(exclude_unset=True)
-    for key, value in list(data.items()):
-        if isinstance(value, str) and SECRET_KEY.search(key):
-            data[key] = SECRET_MASK
-    return data
+    return _masked_options(account.model_dump(exclude_unset=True))
+
+
+def _masked_options(data: Mapping[str, Any], parent: str = "") -> dict[str, Any]:
+    """Adapter and provider keys are unknown to this module: mask, at any depth, every
+    value whose key says it is a secret, and every value of an `env` table (the command
+    adapter hands those to a program)."""
+    return {
+        key: _masked_options(value, key)
+        if isinstance(value, Mapping)
+        else SECRET_MASK
+        if isinstance(value, str) and (parent == "env" or SECRET_KEY.search(key))
+        else value
+        for key, value in data.items()
+    }
 
 
 SECRET_KEY = re.compile(r"secret|password|token|key|sid|pin", re.IGNORECASE)

@@ -26,6 +26,7 @@ from monitor.evaluate import Policy, evaluate_failure, evaluate_reading, summari
 from monitor.forecast import Forecast, forecast
 from monitor.model import Controls, Event, LineState, MetricResult, Reading, utcnow
 from monitor.notify import render, route
+from monitor.recharge import Recharger
 from monitor.store import Store
 from monitor.tokens import TokenCache
 
@@ -198,6 +199,9 @@ class Checker:
                 )
                 if control.acked_level is not None and control.acked_level != outcome.state.level:
                     store.acknowledge(result.line, None, now)  # a state change ends an ack
+                if self.settings.lines[result.line].recharge is not None:
+                    recharger = Recharger(self.settings, store, self._adapter)
+                    recharger.after_check(result.line, outcome.state.level, result.reading, now)
             except StoreError as exc:
                 log.critical(
                     "check could not be recorded; its alerts go out directly",

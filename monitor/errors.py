@@ -66,3 +66,13 @@ class CheckFailed(MonitorError):
 
 class NotifyError(MonitorError):
     """A channel could not be built or a message could not be sent."""
+
+
+class TopUpFailed(MonitorError):
+    """A top-up was refused or could not be sent: nothing was bought. Not retried for the
+    same need; a person is told."""
+
+
+class TopUpUnknown(MonitorError):
+    """A top-up call whose outcome is unknown (a timeout after sending, a 5xx): money may
+    have been spent. Never retried automatically; a person is told."""

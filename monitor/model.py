@@ -151,3 +151,27 @@ class Event:
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {self.type!r}")
+
+
+@dataclass(frozen=True)
+class TopUpRequest:
+    """One top-up to carry out. `key` is its idempotency key: one need, one key."""
+
+    line: str
+    key: str
+    requested_at: datetime
+    package: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    """The line's fields (label, balance, data...) for actions that hand them on."""
+
+
+@dataclass(frozen=True)
+class TopUpResult:
+    """What a top-up call answered: the provider's reference and price when it says."""
+
+    reference: str | None = None
+    price: Decimal | None = None
+    currency: str | None = None
+    detail: str | None = None

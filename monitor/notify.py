@@ -56,6 +56,16 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "failed_for": "how long reads failed (failure-recovered)",
     "payment_url": "where a person tops this line up, when configured",
     "expires_in": "how long until the plan expires (expiry)",
+    "what": "the package or amount of a top-up (recharge-*)",
+    "outcome": "failed, or unknown: not retried (recharge-failed)",
+    "reference": "the provider's order reference (recharge-requested)",
+    "price": "what the top-up cost, when the provider says (recharge-requested)",
+    "pins_left": "refill PINs left after this one (ussd-pin)",
+    "cap": "which cap stopped a top-up: max_per_day, max_per_month, max_spend_per_month, "
+    "cooldown (recharge-skipped)",
+    "cap_detail": "the cap's figure (recharge-skipped)",
+    "frees_at": "when the cap frees up (recharge-skipped)",
+    "verify_within": "how long a top-up had to show (recharge-unconfirmed)",
     "offset": "which reminder this is, such as 3d (expiry)",
     "forecast": "when the line runs out at its recent pace, if it does",
     "renewal_at": "when the plan renews (renewal-risk), in the configured time zone",
@@ -76,6 +86,11 @@ _HEADLINES = {
     "is {shortfall} short",
     "test": "Test message from esim-monitor",
     "expiry": "{label} expires in {expires_in} ({expires_at})",
+    "recharge-requested": "{label}: top-up requested ({what})",
+    "recharge-confirmed": "{label}: top-up confirmed ({what})",
+    "recharge-failed": "{label}: top-up {outcome}: {error}",
+    "recharge-unconfirmed": "{label}: top-up ({what}) not seen within {verify_within}",
+    "recharge-skipped": "{label}: top-up skipped: {cap} ({cap_detail}) until {frees_at}",
 }
 _IMPROVED = "{label} improved to {state}: {metric} {value}"
 _ESCALATED = (
@@ -158,9 +173,12 @@ def variables(event: Event, settings: Settings) -> dict[str, Any]:
         expires_at=_local(facts.get("expires_at"), tz),
         low_since=_local(facts.get("low_since"), tz),
         renewal_at=_local(facts.get("renewal_at"), tz),
+        frees_at=_local(facts.get("frees_at"), tz),
     )
     improved = event.type == "warning" and facts.get("previous_state") == "critical"
-    if facts.get("escalated"):
+    if facts.get("dry_run"):
+        headline = "{label}: top-up would be requested ({what}), but this is a dry run"
+    elif facts.get("escalated"):
         headline = _ESCALATED
     elif improved:
         headline = _IMPROVED

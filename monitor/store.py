@@ -149,6 +149,40 @@ def _rollups(db: Database) -> None:
     )
 
 
+@migrations(name="0006_recharge_ledger")
+def _ledger(db: Database) -> None:
+    db["recharges"].create(
+        {
+            "id": int,
+            "line": str,
+            "key": str,
+            "state": str,
+            "action": str,
+            "package": str,
+            "amount": str,
+            "price": str,
+            "currency": str,
+            "dry_run": int,
+            "manual": int,
+            "requested_at": str,
+            "submitted_at": str,
+            "settled_at": str,
+            "baseline_balance": str,
+            "baseline_data": int,
+            "reference": str,
+            "detail": str,
+        },
+        pk="id",
+        not_null={"line", "key", "state", "action", "requested_at"},
+    )
+    db["recharges"].create_index(["key"], unique=True, if_not_exists=True)
+    db["recharges"].create_index(["line", "requested_at"], if_not_exists=True)
+    db["recharge_needs"].create({"line": str, "since": str}, pk="line")
+    db["recharge_pins"].create(
+        {"pin_hash": str, "line": str, "used_at": str, "recharge_id": int}, pk="pin_hash"
+    )
+
+
 def ts(moment: datetime | None) -> str | None:
     """UTC ISO-8601 text with a fixed shape, so text order is time order."""
     if moment is None:
@@ -500,6 +534,57 @@ class Store:
                     [row[0] for row in rows],
                 )
                 total += len(rows)
+
+    # ---- recharge ledger --------------------------------------------------------------------
+
+    def recharges(
+        self, line: str | None = None, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        sql, params = "SELECT * FROM recharges WHERE 1 = 1", []
+        if line is not None:
+            sql += " AND line = ?"
+            params.append(line)
+        if since is not None:
+            sql += " AND requested_at >= ?"
+            params.append(ts(since))
+        return list(self.db.query(sql + " ORDER BY requested_at, id", params))
+
+    def recharge_by_key(self, key: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM recharges WHERE key = ?", [key]))
+        return rows[0] if rows else None
+
+    def add_recharge(self, row: dict[str, Any], pin_hash: str | None = None) -> int:
+        """Write an intent (or a skip) before anything is called; a PIN is spent with it."""
+        with self._writing() as db:
+            recharge_id = int(db["recharges"].insert(row).last_pk)
+            if pin_hash is not None:
+                db["recharge_pins"].insert(
+                    {
+                        "pin_hash": pin_hash,
+                        "line": row["line"],
+                        "used_at": row["requested_at"],
+                        "recharge_id": recharge_id,
+                    }
+                )
+        return recharge_id
+
+    def update_recharge(self, recharge_id: int, **fields: Any) -> None:
+        with self._writing() as db:
+            db["recharges"].update(recharge_id, fields)
+
+    def used_pins(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT pin_hash FROM recharge_pins")}
+
+    def need_since(self, line: str) -> datetime | None:
+        row = self.db.execute("SELECT since FROM recharge_needs WHERE line = ?", [line]).fetchone()
+        return parse_ts(row[0]) if row else None
+
+    def set_need(self, line: str, since: datetime | None) -> None:
+        with self._writing() as db:
+            if since is None:
+                db.execute("DELETE FROM recharge_needs WHERE line = ?", [line])
+            else:
+                db["recharge_needs"].upsert({"line": line, "since": ts(since)}, pk="line")
 
     def pending_count(self) -> int:
         return int(

@@ -19,14 +19,23 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from monitor.config import Settings, problems_from
-from monitor.errors import ConfigProblem
-from monitor.model import Reading
+from monitor.errors import ConfigProblem, TopUpFailed, TopUpUnknown
+from monitor.model import Reading, TopUpRequest, TopUpResult
 from monitor.tokens import TokenCache
 
 ENTRY_POINT_GROUP = "esim_monitor.adapters"
 
 BUILTIN: dict[str, str] = {
     "demo": "monitor.adapters.demo:DemoAdapter",
+    "ussd": "monitor.adapters.ussd:UssdAdapter",
+    "airalo": "monitor.adapters.airalo:AiraloAdapter",
+    "esimgo": "monitor.adapters.esimgo:EsimGoAdapter",
+    "1nce": "monitor.adapters.onence:OnceAdapter",
+    "hologram": "monitor.adapters.hologram:HologramAdapter",
+    "twilio": "monitor.adapters.twilio:TwilioAdapter",
+    "telnyx": "monitor.adapters.telnyx:TelnyxAdapter",
+    "command": "monitor.adapters.command:CommandAdapter",
+    "http_json": "monitor.adapters.http_json:HttpJsonAdapter",
 }
 
 T = TypeVar("T")
@@ -100,6 +109,19 @@ class Adapter(ABC):
     def read(self) -> Reading:
         """The line's figures now; raise CheckFailed (never a zero) when they cannot be read."""
 
+    supports_top_up: ClassVar[bool] = False
+    """Whether `top_up` buys something (the recharge `provider` action)."""
+
+    def top_up(self, request: TopUpRequest) -> TopUpResult:
+        """Buy the request's package or amount, once. Raise TopUpFailed when nothing was
+        bought, TopUpUnknown when the outcome is unknown; never retry a call that spends."""
+        raise TopUpFailed(f"the {self.name} adapter cannot top a line up")
+
+    def find_top_up(self, request: TopUpRequest) -> TopUpResult | None:
+        """After a crash between intent and outcome: was this request carried out? None
+        when it surely was not; TopUpUnknown when the provider cannot tell."""
+        raise TopUpUnknown(f"the {self.name} adapter cannot look up past top-ups")
+
 
 class UnknownAdapter(KeyError):
     pass
@@ -159,6 +181,13 @@ def validate_lines(settings: Settings) -> Iterable[ConfigProblem]:
         where = f"lines.{line_id}.adapter" if line.adapter else f"lines.{line_id}.account"
         cls = yield from _loaded(settings.adapter_name(line_id), names, where)
         if cls is None:
+            continue
+        if cls.AccountOptions is not None and line.account is None:
+            yield ConfigProblem(
+                f"lines.{line_id}",
+                f"adapter {cls.name!r} reads through an account: set `account` to an "
+                f"[accounts.NAME] table with provider = {cls.name!r}",
+            )
             continue
         try:
             cls.Options.model_validate(line.options)

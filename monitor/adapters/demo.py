@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from monitor.adapters import Adapter
 from monitor.config import DataSize, Duration, Money
 from monitor.errors import CheckFailed
-from monitor.model import Reading, utcnow
+from monitor.model import Reading, TopUpRequest, TopUpResult, utcnow
 
 
 class DemoOptions(BaseModel):
@@ -37,6 +37,7 @@ class DemoOptions(BaseModel):
 
 _steps: dict[str, int] = {}
 _started: dict[str, datetime] = {}
+_top_ups: dict[str, TopUpRequest] = {}
 _lock = threading.Lock()
 
 
@@ -75,9 +76,27 @@ class DemoAdapter(Adapter):
             raw={"step": step, "simulated": True},
         )
 
+    supports_top_up = True
+
+    def top_up(self, request: TopUpRequest) -> TopUpResult:
+        """A simulated top-up: the line starts again from its configured figures."""
+        with _lock:
+            _steps[self.line_id] = 0
+            _top_ups[request.key] = request
+        price = request.amount or self.options.balance
+        return TopUpResult(
+            reference=f"demo-{len(_top_ups)}", price=price, currency=self.options.currency
+        )
+
+    def find_top_up(self, request: TopUpRequest) -> TopUpResult | None:
+        with _lock:
+            done = request.key in _top_ups
+        return TopUpResult(reference="demo", detail="found by reconciliation") if done else None
+
 
 def reset() -> None:
     """Forget every simulated line (tests)."""
     with _lock:
         _steps.clear()
         _started.clear()
+        _top_ups.clear()

@@ -1,0 +1,689 @@
+"""Reading USSD reply texts: carrier presets, reply patterns, a generic money parser, dates.
+
+Pure functions, no modem: everything here is tested on reply texts alone.
+
+A reply is read in three steps:
+
+1. `clean_reply` keeps the network's words: the text of `+CUSD:` lines when a modem gave
+   raw AT output, without a leading "Initiating Release" notice.
+2. `rejection` refuses what must never become a figure: an empty reply, a `+CME ERROR`,
+   hex (UCS2) or garbled text, and any reply that says it is not one ("unavailable",
+   "maintenance", "try again", "error"...), even when it also holds a number.
+3. The code's patterns (regexes with named groups, see `GROUPS`) are searched; a code
+   without patterns uses `generic_figures`, which reads money amounts marked by a currency
+   symbol or ISO code (before or after, comma or point decimals) and sums sub-balances.
+
+Adding a preset: add an entry to `PRESETS` below, built with `code_spec`, and a test with a
+real reply text. Users need no preset to read another carrier: a line's `codes` list gives
+codes and patterns of its own, and entries with a preset's code override that code's
+pattern, date formats or currency.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import Decimal, InvalidOperation
+
+from monitor.errors import CheckFailed, UnitError
+from monitor.units import parse_data_size
+
+GROUPS: Mapping[str, str] = {
+    "balance": "money left on the line ('$15.00', '1.234,56 EUR')",
+    "currency": "ISO code or symbol of the balance ('USD', '$', '€')",
+    "data": "data left, with its unit ('1.5GB', '500 MB')",
+    "data_total": "the plan's data, with its unit",
+    "data_used": "data used, with its unit (with data_total: what is left)",
+    "expiry": "when the line or plan expires (a date in one of the date formats)",
+    "renewal_date": "when the plan renews",
+    "renewal_price": "what the renewal costs",
+}
+"""The named groups a pattern may use; any other name is a config error (typos must fail)."""
+
+PATTERN_FLAGS = re.IGNORECASE | re.DOTALL
+"""Carriers change capitalisation and wrap lines; `(?-i:...)` in a pattern undoes this."""
+
+DEFAULT_DATE_FORMATS: tuple[str, ...] = (
+    "%m/%d/%Y",
+    "%m/%d/%y",
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y/%m/%d",
+    "%b %d %Y",
+    "%B %d %Y",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%d.%m.%Y",
+)
+"""Tried in order when a code names none. US order first ("08/10/2022" is August 10): set
+`date_format` for carriers that write the day first."""
+
+# ---- money ---------------------------------------------------------------------------------
+
+_ISO_LIST = """
+    USD EUR GBP CAD AUD NZD CHF JPY CNY HKD SGD TWD KRW INR PKR BDT LKR NPR IDR MYR PHP THB VND
+    ZAR NGN KES UGX TZS GHS XOF XAF EGP MAD TND DZD ETB RWF ZMW BWP MZN AED SAR QAR KWD BHD OMR
+    JOD ILS TRY RUB UAH BYN KZT UZS GEL AMD AZN PLN CZK HUF RON BGN RSD SEK NOK DKK ISK MXN BRL
+    ARS CLP COP PEN UYU PYG VES DOP GTQ CRC HNL NIO PAB JMD TTD
+"""
+ISO_CODES: frozenset[str] = frozenset(_ISO_LIST.split())
+"""ISO 4217 codes read as currencies when they stand next to a number. Codes that are also
+English words in capitals (ALL, TOP, CUP, BOB) are left out on purpose."""
+
+SYMBOLS: Mapping[str, str | None] = {
+    "US$": "USD",
+    "CA$": "CAD",
+    "C$": "CAD",
+    "AU$": "AUD",
+    "A$": "AUD",
+    "NZ$": "NZD",
+    "HK$": "HKD",
+    "S$": "SGD",
+    "R$": "BRL",
+    "MX$": "MXN",
+    "$": None,
+    "€": "EUR",
+    "£": "GBP",
+    "¥": None,
+    "₹": "INR",
+    "Rs.": "INR",
+    "Rs": "INR",
+    "Rp": "IDR",
+    "₦": "NGN",
+    "₱": "PHP",
+    "₩": "KRW",
+    "₺": "TRY",
+    "₽": "RUB",
+    "₴": "UAH",
+    "₪": "ILS",
+    "₫": "VND",
+    "฿": "THB",
+    "GH₵": "GHS",
+    "₵": "GHS",
+    "KSh": "KES",
+    "Ksh": "KES",
+    "zł": "PLN",
+    "kr": None,
+    "R": "ZAR",
+}
+"""Currency symbols; None where a symbol is shared ($, ¥, kr): the line's `currency` then
+says which. A currency code in the reply beats both."""
+
+_BALANCE_WORDS = r"balance|bal|credit|airtime|bonus|main|account|wallet|saldo|solde|remaining"
+_PRICE_WORDS = (
+    r"renew\w*|price|costs?|fees?|charg\w*|pay\w*|paid|due|for|plan|recharg\w*|top[\s-]?up"
+    r"|refill|add|added|buy|purchase|advance|loan|borrow|deposit|offer|get|dial|last"
+    r"|min(?:imum)?|up\s+to|save"
+)
+_KEYWORD = re.compile(
+    rf"\b(?:(?P<balance>{_BALANCE_WORDS})|(?P<price>{_PRICE_WORDS}))\b", re.IGNORECASE
+)
+_PER_PERIOD = re.compile(r"\s*(?:/|per\b|a\b|an\b)\s*(?:month|mo|week|wk|day|30\s*days)\b", re.I)
+_SENTENCE_END = re.compile(r"[.!?;\n](?=\s|$)")
+_CONTEXT = 48
+"""How far back (characters) a money amount's label is looked for."""
+
+_END = r"(?!\d|[.,]\d)"
+_NUM = rf"\d{{1,3}}(?:[.,']\d{{3}})+(?:[.,]\d{{1,2}})?{_END}|\d+(?:[.,]\d{{1,3}})?{_END}"
+"""A figure: digits, maybe grouped, maybe decimals; never the head of a longer number."""
+
+
+def _marker_regex() -> str:
+    parts = []
+    for symbol in sorted(SYMBOLS, key=len, reverse=True):
+        escaped = re.escape(symbol)
+        parts.append(rf"(?<![A-Za-z]){escaped}" if symbol[0].isalpha() else escaped)
+    parts.append(r"(?<![A-Za-z])(?:" + "|".join(sorted(ISO_CODES)) + r")(?![A-Za-z])")
+    return "|".join(parts)
+
+
+_MARKER = _marker_regex()
+_MONEY = re.compile(
+    rf"""
+    (?P<sign>[-−])?
+    (?:
+        (?P<pre>{_MARKER})\s?(?P<sign2>[-−])?(?<![\d.,])(?P<num1>{_NUM})
+      | (?<![\d.,])(?P<num2>{_NUM})\s?(?P<post>{_MARKER})(?![A-Za-z])
+    )
+    """,
+    re.VERBOSE,
+)
+_UNITS_AFTER = (
+    r"\s*(?:[KMGT]i?B|bytes?|B\b|min\w*|sms|texts?|msgs?|messages?|units?|pts|points?|days?|%)"
+)
+_LABELLED = re.compile(
+    rf"\b(?:balance|bal|credit|saldo|solde)\b\s*(?:is|of|:|=)?\s*"
+    rf"(?P<sign>[-−])?(?<![\d.,])(?P<num>{_NUM})(?!{_UNITS_AFTER})",
+    re.IGNORECASE,
+)
+_MARKER_ONLY = re.compile(rf"^\s*(?:{_MARKER})\s*|\s*(?:{_MARKER})\s*$")
+
+
+def currency_of(marker: str | None) -> str | None:
+    """An ISO code for a symbol or code; None when it is shared or unknown."""
+    if not marker:
+        return None
+    text = marker.strip()
+    if text.upper() in ISO_CODES and len(text) == 3:
+        return text.upper()
+    return SYMBOLS.get(text)
+
+
+def parse_number(text: str) -> Decimal:
+    """ "1,234.56", "1.234,56", "20,00", "15" -> Decimal. A single separator before exactly
+    three digits groups thousands ("50.000" is fifty thousand, as Indonesian carriers write),
+    unless the whole part is 0 ("0.500")."""
+    s = re.sub(r"[\s'\u00a0\u202f]", "", text)
+    if not re.fullmatch(r"\d[\d.,]*", s) or not s[-1].isdigit():
+        raise ValueError(f"{text!r} is not a number")
+    if "," in s and "." in s:
+        decimal = "," if s.rfind(",") > s.rfind(".") else "."
+        grouping = "." if decimal == "," else ","
+        whole, _, fraction = s.rpartition(decimal)
+        if decimal in whole or not re.fullmatch(
+            rf"\d{{1,3}}(?:{re.escape(grouping)}\d{{3}})*", whole
+        ):
+            raise ValueError(f"{text!r} is not a number")
+        s = whole.replace(grouping, "") + "." + fraction
+    elif "," in s or "." in s:
+        sep = "," if "," in s else "."
+        head, *tail = s.split(sep)
+        if len(tail) > 1:
+            if not all(len(part) == 3 for part in tail) or len(head) > 3:
+                raise ValueError(f"{text!r} is not a number")
+            s = head + "".join(tail)
+        elif len(tail[0]) == 3 and head != "0" and len(head) <= 3:
+            s = head + tail[0]
+        else:
+            s = f"{head}.{tail[0]}"
+    try:
+        return Decimal(s)
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not a number") from None
+
+
+def parse_amount(text: str) -> tuple[Decimal, str | None]:
+    """ "$15.00", "-R49.96", "1.234,56 EUR", "USD 20" -> (amount, ISO code or None)."""
+    s = text.strip()
+    negative = False
+    currency = None
+    for _ in range(3):  # a sign and a marker, in either order, around the figure
+        if s[:1] in ("-", "−"):
+            negative = True
+            s = s[1:].strip()
+            continue
+        found = _MARKER_ONLY.search(s)
+        if found and found.group().strip():
+            currency = currency or currency_of(found.group())
+            s = (s[: found.start()] + s[found.end() :]).strip()
+            continue
+        break
+    amount = parse_number(s)
+    return (-amount if negative else amount), currency
+
+
+# ---- data ----------------------------------------------------------------------------------
+
+_DATA = re.compile(r"\s*(?P<num>\d[\d.,' ]*?)\s*(?P<unit>[KMGT]i?B|[KMGT]|B|bytes?)\s*", re.I)
+
+
+def parse_data(text: str) -> int:
+    """ "1.5GB", "500 MB", "1,5 GB", "512MiB" -> bytes (decimal units, as carriers count)."""
+    match = _DATA.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a data size with a unit (such as '1.5GB')")
+    number = parse_number(match["num"])
+    unit = match["unit"].upper()
+    unit = {"K": "KB", "M": "MB", "G": "GB", "T": "TB", "BYTE": "B", "BYTES": "B"}.get(unit, unit)
+    try:
+        return parse_data_size(f"{number:f}{unit}")
+    except UnitError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# ---- dates ---------------------------------------------------------------------------------
+
+_ORDINAL = re.compile(r"(?<=\d)(?:st|nd|rd|th)\b", re.I)
+_ABBREVIATION_DOT = re.compile(r"(?<=[A-Za-z]{2})\.")
+_NAME_DIRECTIVE_DOT = re.compile(r"(%[aAbB])\.")
+
+
+def _tidy_date(text: str) -> str:
+    """ "Aug. 28th, 2021." -> "Aug 28 2021": what carriers vary, and strptime cannot skip."""
+    text = _ABBREVIATION_DOT.sub("", _ORDINAL.sub("", text)).replace(",", " ")
+    return " ".join(text.split()).strip(" .;:")
+
+
+def _tidy_format(fmt: str) -> str:
+    """A date format tidied the way `_tidy_date` tidies the text it reads."""
+    text = _NAME_DIRECTIVE_DOT.sub(r"\1", fmt).replace(",", " ")
+    return " ".join(text.split()).strip(" .;:")
+
+
+def _has_year(fmt: str) -> bool:
+    return "%Y" in fmt or "%y" in fmt
+
+
+def parse_date(text: str, formats: Sequence[str], tz: tzinfo, now: datetime) -> datetime:
+    """A reply's date or time, in the carrier's zone `tz`, as an aware UTC datetime.
+
+    A date alone means the start of that day (alerts come early rather than late). A
+    format without a year takes the next such date, counting back at most half a year, so
+    "expires on Aug 28" read in December is next August, read in September last month."""
+    cleaned = _tidy_date(text)
+    local_now = now.astimezone(tz).replace(tzinfo=None)
+    for fmt in formats:
+        f = _tidy_format(fmt)
+        try:
+            if _has_year(f):
+                moment = datetime.strptime(cleaned, f)
+            else:
+                moment = datetime.strptime(f"{cleaned} {local_now.year}", f"{f} %Y")
+                if moment < local_now - timedelta(days=183):
+                    moment = datetime.strptime(f"{cleaned} {local_now.year + 1}", f"{f} %Y")
+        except ValueError:
+            continue
+        return moment.replace(tzinfo=tz).astimezone(UTC)
+    raise ValueError(f"{text.strip()!r} matches none of the date formats {', '.join(formats)}")
+
+
+def check_date_format(fmt: str) -> str:
+    """Refuse a format strptime cannot use, or one that holds no date at all."""
+    sample = datetime(2021, 8, 28, 13, 45, 30)
+    f = _tidy_format(fmt)
+    if not _has_year(f):
+        f += " %Y"
+    try:
+        parsed = datetime.strptime(sample.strftime(f), f)
+    except ValueError as exc:
+        raise ValueError(f"date format {fmt!r} cannot be used: {exc}") from None
+    if parsed.day != sample.day and parsed.month != sample.month:
+        raise ValueError(f"date format {fmt!r} holds no day or month (use %d, %m, %b...)")
+    return fmt
+
+
+_DATE_TOKEN = (
+    r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?"
+    r"|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}"
+    r"|[A-Za-z]{3,9}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}"
+    r"|\d{1,2}(?:st|nd|rd|th)?\s+[A-Za-z]{3,9}\.?,?\s+\d{4}"
+)
+_EXPIRY = re.compile(
+    r"\b(?:expir\w*|valid\s+(?:until|till|through|thru|to)|active\s+until|until)\b"
+    rf"\s*(?:on\b|:)?\s*(?P<date>{_DATE_TOKEN})",
+    re.IGNORECASE,
+)
+
+# ---- what a reply says -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What one or more replies said; any figure may be missing."""
+
+    balance: Decimal | None = None
+    currency: str | None = None
+    data_remaining: int | None = None
+    data_total: int | None = None
+    data_used: int | None = None
+    expires_at: datetime | None = None
+    renewal_at: datetime | None = None
+    renewal_price: Decimal | None = None
+
+    def empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self) if f.name != "currency")
+
+    def merged(self, other: Figures) -> Figures:
+        """Figures missing here taken from `other` (the first code to give a figure wins)."""
+        update = {
+            f.name: getattr(other, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) is None and getattr(other, f.name) is not None
+        }
+        if self.balance is not None:
+            update.pop("currency", None)  # the currency belongs to the balance it came with
+        return replace(self, **update).completed()
+
+    def completed(self) -> Figures:
+        """Data left from data used of the total, when the reply says it that way."""
+        if (
+            self.data_remaining is None
+            and self.data_total is not None
+            and self.data_used is not None
+        ):
+            return replace(self, data_remaining=max(self.data_total - self.data_used, 0))
+        return self
+
+
+class UnreadableReply(CheckFailed):
+    """A reply that gives no figure: refused, unmatched, or a figure that cannot be read."""
+
+    def __init__(self, message: str, reply: str) -> None:
+        super().__init__(message, raw=reply)
+
+
+@dataclass(frozen=True)
+class CodeSpec:
+    """One USSD code and how to read its reply: no patterns means the generic parser."""
+
+    code: str
+    patterns: tuple[re.Pattern[str], ...] = ()
+    date_formats: tuple[str, ...] = DEFAULT_DATE_FORMATS
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A carrier's codes and patterns: a default that a line's `codes` may override."""
+
+    description: str
+    codes: tuple[CodeSpec, ...]
+    currency: str | None = None
+
+
+def compile_pattern(text: str) -> re.Pattern[str]:
+    """A user's or a preset's regex, checked: it compiles and names known groups only."""
+    try:
+        pattern = re.compile(text, PATTERN_FLAGS)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    unknown = sorted(set(pattern.groupindex) - set(GROUPS))
+    if unknown:
+        raise ValueError(f"unknown group name(s) {', '.join(unknown)}; use {', '.join(GROUPS)}")
+    if not set(pattern.groupindex) - {"currency"}:
+        raise ValueError(
+            "the pattern names no figure: use a named group such as (?P<balance>...) "
+            f"({', '.join(GROUPS)})"
+        )
+    return pattern
+
+
+def code_spec(
+    code: str,
+    patterns: str | Iterable[str] = (),
+    date_formats: Iterable[str] = DEFAULT_DATE_FORMATS,
+    currency: str | None = None,
+) -> CodeSpec:
+    """A CodeSpec from plain strings, every pattern and date format checked."""
+    texts = [patterns] if isinstance(patterns, str) else list(patterns)
+    return CodeSpec(
+        code=code,
+        patterns=tuple(compile_pattern(p) for p in texts),
+        date_formats=tuple(check_date_format(f) for f in date_formats),
+        currency=currency,
+    )
+
+
+# ---- presets ---------------------------------------------------------------------------------
+
+_USD = r"-?\$\s?\d[\d,]*(?:\.\d{1,2})?"
+_US_DATE = r"\d{1,2}/\d{1,2}/\d{2,4}"
+_MONTH_DATE = r"[A-Za-z]{3,9}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}"
+_SIZE = r"\d[\d.,]*\s?[KMGT]B"
+
+PRESETS: dict[str, Preset] = {
+    "att-prepaid": Preset(
+        description="AT&T Prepaid: *777# gives the balance and when it expires",
+        currency="USD",
+        codes=(
+            code_spec(
+                "*777#",
+                patterns=(
+                    rf"\bbalance\s*(?:is|of|:)?\s*(?P<balance>{_USD})",
+                    rf"\bexpir\w*\s*(?:on\b|:)?\s*(?P<expiry>{_MONTH_DATE}|{_US_DATE})",
+                ),
+                date_formats=("%b %d %Y", "%B %d %Y", "%m/%d/%Y", "%m/%d/%y"),
+            ),
+        ),
+    ),
+    "t-mobile": Preset(
+        description=(
+            "T-Mobile prepaid: #225# gives the balance and the plan's renewal date and price; "
+            "#932# the data used and the plan's expiry"
+        ),
+        currency="USD",
+        codes=(
+            code_spec(
+                "#225#",
+                patterns=(
+                    rf"\buntil\s+(?P<renewal_date>{_US_DATE})\s+and\s+will\s+renew\s+for\s+"
+                    rf"(?P<renewal_price>{_USD})",
+                    rf"\bbalance\s*(?:is|of|:)?\s*(?P<balance>{_USD})",
+                ),
+                date_formats=("%m/%d/%Y", "%m/%d/%y"),
+            ),
+            code_spec(
+                "#932#",
+                patterns=(
+                    rf"(?P<data_used>{_SIZE})\s+(?:used\s+)?(?:of|out\s+of|/)\s+(?:your\s+)?"
+                    rf"(?P<data_total>{_SIZE})",
+                    rf"(?P<data>{_SIZE})\s+(?:[\w-]+\s+){{0,3}}?(?:remaining|left)\b",
+                    rf"\b(?:expir\w*|ends?|valid\s+(?:until|through|thru))\s*(?:on\b|:)?\s*"
+                    rf"(?P<expiry>{_US_DATE})",
+                ),
+                date_formats=("%m/%d/%Y", "%m/%d/%y"),
+            ),
+        ),
+    ),
+}
+"""Carrier presets by name. The #932# patterns are written from the reference's description
+(data used, plan, expiry), not from a captured reply: verify them with `esim-monitor ussd`."""
+
+
+# ---- reading a reply -------------------------------------------------------------------------
+
+_CUSD = re.compile(
+    r'^\s*\+CUSD:\s*(?P<m>\d)\s*(?:,\s*"(?P<text>.*)"\s*(?:,\s*(?P<dcs>\d+))?)?\s*$',
+    re.MULTILINE,
+)
+_RELEASE_LINE = re.compile(
+    r"^\s*(?:initiating\s+release|release|session\s+(?:released|terminated|ended))\.?\s*$",
+    re.IGNORECASE,
+)
+_CME = re.compile(r"\+CM[ES] ERROR:?\s*(?P<what>[^\n]*)", re.IGNORECASE)
+_REFUSALS = re.compile(
+    r"\b(?:unavailable|not\s+available|maintenance|try\s+(?:again|later)|retry|error|errors"
+    r"|fail(?:ed|ure)?|invalid|not\s+(?:allowed|permitted|supported|recogni[sz]ed)"
+    r"|unable|temporar(?:y|ily)|out\s+of\s+service|busy|cannot\s+be\s+processed"
+    r"|could\s+not\s+be\s+processed|unknown\s+application|connection\s+problem|mmi"
+    r"|no\s+response|time[sd]?\s*out|denied|barred)\b",
+    re.IGNORECASE,
+)
+
+
+def clean_reply(reply: str) -> str:
+    """The network's own words: the text of raw `+CUSD:` lines (a terminate line with m=2
+    may precede the real reply), without a leading "Initiating Release" notice."""
+    text = reply.replace("\r\n", "\n").replace("\r", "\n").strip()
+    lines = list(_CUSD.finditer(text))
+    if lines:
+        answers = [m["text"] for m in lines if m["m"] in ("0", "1") and m["text"]]
+        text = "\n".join(answers or [m["text"] for m in lines if m["text"]])
+    kept = text.split("\n")
+    while len(kept) > 1 and _RELEASE_LINE.match(kept[0]):
+        kept.pop(0)
+    return "\n".join(kept).strip()
+
+
+def rejection(text: str) -> str | None:
+    """Why a (cleaned) reply must not be read as figures, or None when it may be."""
+    if not text.strip():
+        return "the network's reply is empty"
+    cme = _CME.search(text)
+    if cme:
+        code = cme["what"].strip().strip('"')
+        hint = (
+            ": no network service for USSD (often an LTE-only or IMS line)" if code == "30" else ""
+        )
+        return f"the modem answered with an error (+CME ERROR: {code}){hint}"
+    compact = re.sub(r"\s", "", text)
+    if len(compact) >= 8 and re.fullmatch(r"[0-9A-Fa-f]+", compact):
+        return "the reply is hex-encoded, not text (UCS2?)" + _ucs2_hint(compact)
+    if any(_garbled(char) for char in text):
+        return "the reply is garbled (characters that are not text)"
+    if not any(char.isalpha() for char in text):
+        return "the reply holds no words"
+    refusal = _REFUSALS.search(text)
+    if refusal:
+        return f"the reply is a notice, not a balance (it says {refusal.group()!r})"
+    return None
+
+
+def _garbled(char: str) -> bool:
+    if char in "\n\t":
+        return False
+    return char == "\ufffd" or unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn")
+
+
+def _ucs2_hint(compact: str) -> str:
+    if len(compact) % 4:
+        return ""
+    try:
+        decoded = bytes.fromhex(compact).decode("utf-16-be")
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    if decoded.isprintable():
+        return f"; decoded it would read {decoded[:80]!r}"
+    return ""
+
+
+def read_reply(
+    reply: str,
+    spec: CodeSpec,
+    *,
+    tz: tzinfo,
+    now: datetime,
+    currency: str | None = None,
+) -> Figures:
+    """The figures in one code's reply; UnreadableReply (with the raw reply) otherwise.
+
+    `currency` is what the line says ("$" alone does not tell USD from CAD); a code in the
+    reply, or an unambiguous symbol, wins over it."""
+    text = clean_reply(reply)
+    reason = rejection(text)
+    if reason:
+        raise UnreadableReply(reason, reply)
+    currency = spec.currency or currency
+    if spec.patterns:
+        figures = _pattern_figures(text, spec, tz, now, currency, reply)
+        if figures.empty():
+            raise UnreadableReply("the reply matches none of the code's patterns", reply)
+        return figures
+    figures = generic_figures(text, spec.date_formats, tz, now, currency, reply)
+    if figures.balance is None:
+        raise UnreadableReply(
+            "no balance found in the reply: the generic parser needs an "
+            "amount with a currency symbol or code, or after the word 'balance'; give the "
+            "code a `pattern`",
+            reply,
+        )
+    return figures
+
+
+def _pattern_figures(
+    text: str,
+    spec: CodeSpec,
+    tz: tzinfo,
+    now: datetime,
+    currency: str | None,
+    reply: str,
+) -> Figures:
+    found: dict[str, str] = {}
+    for pattern in spec.patterns:
+        match = pattern.search(text)
+        if match:
+            for name, value in match.groupdict().items():
+                value = (value or "").strip().rstrip(".,;:!?")  # a loose \S+ takes these
+                if value:
+                    found.setdefault(name, value)
+    amounts: dict[str, Decimal] = {}
+    sizes: dict[str, int] = {}
+    dates: dict[str, datetime] = {}
+    markers: list[str | None] = []
+    for name, value in found.items():
+        try:
+            if name in ("balance", "renewal_price"):
+                amounts[name], marker = parse_amount(value)
+                markers.append(marker)
+            elif name in ("data", "data_total", "data_used"):
+                sizes[name] = parse_data(value)
+            elif name in ("expiry", "renewal_date"):
+                dates[name] = parse_date(value, spec.date_formats, tz, now)
+        except ValueError as exc:
+            raise UnreadableReply(f"{name} {value!r} cannot be read: {exc}", reply) from None
+    money = currency_of(found.get("currency")) or next(filter(None, markers), None) or currency
+    return Figures(
+        balance=amounts.get("balance"),
+        currency=money if amounts else None,
+        data_remaining=sizes.get("data"),
+        data_total=sizes.get("data_total"),
+        data_used=sizes.get("data_used"),
+        expires_at=dates.get("expiry"),
+        renewal_at=dates.get("renewal_date"),
+        renewal_price=amounts.get("renewal_price"),
+    ).completed()
+
+
+def generic_figures(
+    text: str,
+    date_formats: Sequence[str],
+    tz: tzinfo,
+    now: datetime,
+    currency: str | None,
+    reply: str | None = None,
+) -> Figures:
+    """The default pattern: the sum of the reply's balances, and its expiry date if it
+    states one. Amounts labelled as prices ("renews for $15", "recharge with R10", "$5 per
+    month") are not balances; the label nearest before an amount decides."""
+    amounts: list[tuple[Decimal, str | None]] = []
+    previous_end = 0
+    for match in _MONEY.finditer(text):
+        start = match.start()
+        context_start = max(previous_end, start - _CONTEXT)
+        for end in _SENTENCE_END.finditer(text, context_start, start):
+            context_start = end.end()
+        previous_end = match.end()
+        labels = list(_KEYWORD.finditer(text, context_start, start))
+        if labels and labels[-1]["price"]:
+            continue
+        if _PER_PERIOD.match(text, match.end()):
+            continue
+        try:
+            number = parse_number(match["num1"] or match["num2"])
+        except ValueError:
+            continue
+        negative = bool(match["sign"] or match["sign2"])
+        marker = match["pre"] or match["post"]
+        amounts.append((-number if negative else number, currency_of(marker)))
+    if not amounts:
+        labelled = _LABELLED.search(text)
+        if labelled:
+            number = parse_number(labelled["num"])
+            amounts.append((-number if labelled["sign"] else number, None))
+    balance = None
+    found_currency = currency
+    if amounts:
+        currencies = {c or currency for _, c in amounts} - {None}
+        if len(currencies) > 1:
+            raise UnreadableReply(
+                f"the reply holds amounts in several currencies ({', '.join(sorted(currencies))})",
+                reply if reply is not None else text,
+            )
+        balance = sum((a for a, _ in amounts), Decimal(0))
+        found_currency = next(iter(currencies), None)
+    expires_at = None
+    expiry = _EXPIRY.search(text)
+    if expiry:
+        try:
+            expires_at = parse_date(expiry["date"], date_formats, tz, now)
+        except ValueError:
+            expires_at = None  # the balance stands; an unreadable date is not a figure
+    return Figures(
+        balance=balance,
+        currency=found_currency if balance is not None else None,
+        expires_at=expires_at,
+    )

@@ -1,0 +1,403 @@
+"""Guarded auto-recharge: need -> caps -> ledger intent -> action -> outcome -> verification.
+
+Money is spent only when `[recharge] enabled = true`, only once per need (a need is one
+spell of the line's trigger holding, named by when it began: its idempotency key), never
+past a cap, and never twice for a call whose outcome is unknown. The intent is committed
+to the ledger before any call, so a crash between the two is found and reconciled before
+the daemon acts for that line again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from monitor import actions
+from monitor.config import Recharge, Settings, Trigger
+from monitor.errors import TopUpFailed, TopUpUnknown
+from monitor.model import Event, Level, Reading, TopUpRequest, TopUpResult
+from monitor.notify import render, route
+from monitor.store import Store, parse_ts, ts
+from monitor.units import format_bytes, format_duration, format_money
+
+log = structlog.get_logger("monitor.recharge")
+
+LIVE = ("requested", "submitted", "confirmed", "unconfirmed", "unknown")
+"""Ledger states that count against the caps: money was, or may have been, spent."""
+
+
+def trigger_holds(trigger: Trigger, level: Level | None, reading: Reading) -> bool:
+    """Whether a reading calls for a top-up. Pure."""
+    if trigger.state is not None:
+        return level is not None and level >= Level[trigger.state.upper()]
+    limit = trigger.limit
+    if trigger.metric == "balance" and reading.balance is not None:
+        return reading.balance < limit  # type: ignore[operator]
+    if trigger.metric == "data" and reading.data_remaining is not None:
+        return reading.data_remaining < limit  # type: ignore[operator]
+    if trigger.metric == "expiry" and reading.expires_at is not None:
+        return reading.expires_at - reading.checked_at < limit  # type: ignore[operator]
+    return False
+
+
+@dataclass(frozen=True)
+class Block:
+    """Why a top-up may not happen now, and when that frees up."""
+
+    cap: str
+    frees_at: datetime
+    detail: str
+
+
+def blocked(
+    recharge: Recharge, rows: Sequence[dict[str, Any]], now: datetime, tz: tzinfo
+) -> Block | None:
+    """The first cap (or the cooldown) that forbids another top-up now. Pure."""
+    live = [r for r in rows if r["state"] in LIVE and not r["dry_run"]]
+    times = [parse_ts(r["requested_at"]) for r in live]
+    local = now.astimezone(tz)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    next_day = (day + timedelta(days=1, hours=12)).replace(hour=0)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    last = max((t for t in times if t), default=None)
+    if last is not None and now - last < recharge.cooldown:
+        return Block("cooldown", last + recharge.cooldown, format_duration(recharge.cooldown))
+    today = [r for r, t in zip(live, times, strict=True) if t and t >= day]
+    if len(today) >= recharge.max_per_day:
+        return Block("max_per_day", next_day, f"{recharge.max_per_day} a day")
+    this_month = [r for r, t in zip(live, times, strict=True) if t and t >= month]
+    if len(this_month) >= recharge.max_per_month:
+        return Block("max_per_month", next_month, f"{recharge.max_per_month} a month")
+    cap = recharge.max_spend_per_month
+    if cap is not None:
+        estimate = recharge.price or Decimal(0)
+        spent = sum((_spent(r, recharge) for r in this_month), Decimal(0))
+        if spent + estimate > cap:
+            return Block(
+                "max_spend_per_month",
+                next_month,
+                f"{format_money(spent, recharge.currency)} spent of "
+                f"{format_money(cap, recharge.currency)} this month",
+            )
+    return None
+
+
+def _spent(row: dict[str, Any], recharge: Recharge) -> Decimal:
+    """What a past top-up cost in the cap's currency; the configured price when the provider
+    did not say, or said it in another currency (so the cap errs on the safe side)."""
+    if row["price"] is not None and row["currency"] == recharge.currency:
+        return Decimal(row["price"])
+    return recharge.price or Decimal(0)
+
+
+class Recharger:
+    """Applies one line's recharge policy after each of its checks."""
+
+    def __init__(self, settings: Settings, store: Store, adapter: Callable[[str], Any]) -> None:
+        self.settings = settings
+        self.store = store
+        self.adapter = adapter
+
+    def after_check(
+        self, line: str, level: Level | None, reading: Reading | None, now: datetime
+    ) -> list[Event]:
+        """Verify earlier top-ups, reconcile interrupted ones, then act on a new need."""
+        recharge = self.settings.lines[line].recharge
+        if recharge is None:
+            return []
+        events = self._verify(line, recharge, reading, now)
+        interrupted = [r for r in self.store.recharges(line) if r["state"] == "requested"]
+        if interrupted:
+            events += self._reconcile(line, interrupted, now)
+        elif self.settings.recharge.enabled and reading is not None:
+            events += self._consider(line, recharge, level, reading, now)
+        self._record(events, now)
+        return events
+
+    def manual(self, line: str, reading: Reading | None, now: datetime, dry_run: bool) -> Event:
+        """`esim-monitor recharge LINE`: a top-up now, under the same caps and ledger."""
+        recharge = self.settings.lines[line].recharge
+        assert recharge is not None
+        key = f"{line}:manual:{ts(now)}"
+        events = self._perform(line, recharge, key, reading, now, dry_run, manual=True)
+        self._record(events, now)
+        return events[-1]
+
+    # ---- the steps ---------------------------------------------------------------------
+
+    def _consider(
+        self, line: str, recharge: Recharge, level: Level | None, reading: Reading, now: datetime
+    ) -> list[Event]:
+        since = self.store.need_since(line)
+        if not trigger_holds(recharge.when, level, reading):
+            if since is not None:
+                self.store.set_need(line, None)  # the need is over; a new one gets a new key
+            return []
+        if since is None:
+            since = now
+            self.store.set_need(line, since)
+        key = f"{line}:{ts(since)}"
+        if self.store.recharge_by_key(key) is not None:
+            return []  # this need was handled: bought, refused, skipped or unknown
+        return self._perform(line, recharge, key, reading, now, recharge.dry_run, manual=False)
+
+    def _perform(
+        self,
+        line: str,
+        recharge: Recharge,
+        key: str,
+        reading: Reading | None,
+        now: datetime,
+        dry_run: bool,
+        manual: bool,
+    ) -> list[Event]:
+        rows = self.store.recharges(line)
+        base = self._row(line, recharge, key, reading, now, dry_run, manual)
+        what = _what(recharge)
+        block = blocked(recharge, rows, now, self.settings.tz())
+        if block is not None:
+            detail = f"{block.cap} ({block.detail}) until {block.frees_at.isoformat()}"
+            self.store.add_recharge({**base, "state": "skipped", "detail": detail})
+            log.warning("top-up skipped", line=line, cap=block.cap)
+            return [
+                self._event(
+                    "recharge-skipped",
+                    line,
+                    now,
+                    what=what,
+                    cap=block.cap,
+                    cap_detail=block.detail,
+                    frees_at=block.frees_at.isoformat(),
+                )
+            ]
+        facts = _line_facts(self.settings, line, reading)
+        pin_hash = None
+        if recharge.action == "ussd-pin":
+            unused = [
+                p
+                for p in actions.pins(recharge)
+                if actions.pin_hash(p) not in self.store.used_pins()
+            ]
+            if not unused:
+                self.store.add_recharge(
+                    {**base, "state": "failed", "detail": "no unused refill PIN left"}
+                )
+                return [
+                    self._event(
+                        "recharge-failed",
+                        line,
+                        now,
+                        what=what,
+                        error="no unused refill PIN is left: add PINs to `pins`",
+                    )
+                ]
+            facts["pin"] = unused[0]
+            facts["pins_left"] = len(unused) - 1
+            pin_hash = actions.pin_hash(unused[0])
+        request = TopUpRequest(
+            line=line,
+            key=key,
+            requested_at=now,
+            package=recharge.package,
+            amount=recharge.amount,
+            currency=recharge.currency,
+            facts=facts,
+        )
+        if dry_run:
+            self.store.add_recharge(
+                {**base, "state": "dry-run", "detail": "dry run: nothing called"}
+            )
+            log.info("top-up dry run", line=line)
+            return [self._event("recharge-requested", line, now, what=what, dry_run=True)]
+        recharge_id = self.store.add_recharge({**base, "state": "requested"}, pin_hash)
+        log.info("top-up requested", line=line, action=recharge.action, key=key)
+        try:
+            result = actions.build(self.settings, line, lambda: self.adapter(line)).execute(request)
+        except TopUpFailed as exc:
+            return [self._settle(recharge_id, line, now, "failed", str(exc), what=what)]
+        except TopUpUnknown as exc:
+            return [self._settle(recharge_id, line, now, "unknown", str(exc), what=what)]
+        except Exception as exc:  # a bug after the call may have spent money: assume it did
+            log.exception("top-up action raised", line=line)
+            detail = f"internal error in the {recharge.action} action: {type(exc).__name__}"
+            return [self._settle(recharge_id, line, now, "unknown", detail, what=what)]
+        self.store.update_recharge(recharge_id, **_submitted(result, now))
+        log.info("top-up submitted", line=line, reference=result.reference)
+        extra = {"pins_left": facts["pins_left"]} if "pins_left" in facts else {}
+        return [
+            self._event(
+                "recharge-requested",
+                line,
+                now,
+                what=what,
+                reference=result.reference,
+                price=format_money(result.price, result.currency) if result.price else None,
+                **extra,
+            )
+        ]
+
+    def _settle(
+        self, recharge_id: int, line: str, now: datetime, state: str, detail: str, **facts: Any
+    ) -> Event:
+        self.store.update_recharge(recharge_id, state=state, settled_at=ts(now), detail=detail)
+        log.error("top-up " + state, line=line, detail=detail)
+        outcome = "unknown: not retried; check the account" if state == "unknown" else "failed"
+        return self._event("recharge-failed", line, now, error=detail, outcome=outcome, **facts)
+
+    def _verify(
+        self, line: str, recharge: Recharge, reading: Reading | None, now: datetime
+    ) -> list[Event]:
+        events = []
+        for row in self.store.recharges(line):
+            if row["state"] != "submitted":
+                continue
+            if reading is not None and _went_up(row, reading):
+                self.store.update_recharge(row["id"], state="confirmed", settled_at=ts(now))
+                log.info("top-up confirmed", line=line, key=row["key"])
+                events.append(self._event("recharge-confirmed", line, now, what=_what(recharge)))
+                continue
+            submitted = parse_ts(row["submitted_at"]) or parse_ts(row["requested_at"])
+            if submitted is not None and now - submitted >= recharge.verify_within:
+                self.store.update_recharge(row["id"], state="unconfirmed", settled_at=ts(now))
+                log.warning("top-up unconfirmed", line=line, key=row["key"])
+                events.append(
+                    self._event(
+                        "recharge-unconfirmed",
+                        line,
+                        now,
+                        what=_what(recharge),
+                        verify_within=format_duration(recharge.verify_within),
+                    )
+                )
+        return events
+
+    def _reconcile(self, line: str, rows: list[dict[str, Any]], now: datetime) -> list[Event]:
+        """Intents a crash interrupted: ask the action what became of them, or tell a person."""
+        events = []
+        for row in rows:
+            request = TopUpRequest(
+                line=line,
+                key=row["key"],
+                requested_at=parse_ts(row["requested_at"]) or now,
+                package=row["package"],
+                amount=Decimal(row["amount"]) if row["amount"] else None,
+                currency=row["currency"],
+            )
+            try:
+                action = actions.build(self.settings, line, lambda: self.adapter(line))
+                found = action.reconcile(request)
+            except TopUpUnknown as exc:
+                events.append(self._settle(row["id"], line, now, "unknown", str(exc)))
+                continue
+            if found is None:
+                events.append(
+                    self._settle(
+                        row["id"], line, now, "failed", "interrupted before the call was made"
+                    )
+                )
+            else:
+                self.store.update_recharge(row["id"], **_submitted(found, now))
+                log.info("interrupted top-up found by reconciliation", line=line)
+        return events
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def _row(
+        self,
+        line: str,
+        recharge: Recharge,
+        key: str,
+        reading: Reading | None,
+        now: datetime,
+        dry_run: bool,
+        manual: bool,
+    ) -> dict[str, Any]:
+        return {
+            "line": line,
+            "key": key,
+            "action": recharge.action,
+            "package": recharge.package,
+            "amount": f"{recharge.amount:f}" if recharge.amount is not None else None,
+            "price": f"{recharge.price:f}" if recharge.price is not None else None,
+            "currency": recharge.currency,
+            "dry_run": int(dry_run),
+            "manual": int(manual),
+            "requested_at": ts(now),
+            "baseline_balance": f"{reading.balance:f}"
+            if reading is not None and reading.balance is not None
+            else None,
+            "baseline_data": reading.data_remaining if reading is not None else None,
+        }
+
+    def _event(self, kind: str, line: str, now: datetime, **facts: Any) -> Event:
+        base = {"label": self.settings.label(line)}
+        payment_url = self.settings.lines[line].payment_url
+        if payment_url:
+            base["payment_url"] = payment_url
+        return Event(kind, line, now, {**base, **{k: v for k, v in facts.items() if v is not None}})
+
+    def _record(self, events: list[Event], now: datetime) -> None:
+        if events:
+            self.store.add_events(
+                [(e, render(e, None, self.settings)[0], route(self.settings, e)) for e in events],
+                now,
+            )
+
+
+def _what(recharge: Recharge) -> str:
+    if recharge.package:
+        return recharge.package
+    if recharge.amount is not None:
+        return format_money(recharge.amount, recharge.currency)
+    return recharge.action
+
+
+def _submitted(result: TopUpResult, now: datetime) -> dict[str, Any]:
+    fields: dict[str, Any] = {"state": "submitted", "submitted_at": ts(now)}
+    if result.reference:
+        fields["reference"] = result.reference
+    if result.price is not None:
+        fields["price"] = f"{result.price:f}"
+        fields["currency"] = result.currency
+    if result.detail:
+        fields["detail"] = result.detail
+    return fields
+
+
+def _went_up(row: dict[str, Any], reading: Reading) -> bool:
+    """A later reading shows the top-up: more money or more data than before it."""
+    if (
+        row["baseline_balance"] is not None
+        and reading.balance is not None
+        and reading.balance > Decimal(row["baseline_balance"])
+    ):
+        return True
+    return (
+        row["baseline_data"] is not None
+        and reading.data_remaining is not None
+        and reading.data_remaining > row["baseline_data"]
+    )
+
+
+def _line_facts(settings: Settings, line: str, reading: Reading | None) -> dict[str, Any]:
+    facts: dict[str, Any] = {"label": settings.label(line)}
+    if reading is not None:
+        if reading.balance is not None:
+            facts["balance"] = f"{reading.balance:f}"
+            facts["balance_currency"] = reading.currency
+        if reading.data_remaining is not None:
+            facts["data_remaining_bytes"] = reading.data_remaining
+            facts["data_remaining"] = format_bytes(reading.data_remaining)
+        if reading.expires_at is not None:
+            facts["expires_at"] = reading.expires_at.isoformat()
+    options = settings.lines[line].options
+    for key in ("iccid", "sim", "sim_card_id", "linkid", "modem"):
+        if key in options:
+            facts[key] = str(options[key])
+    return facts

@@ -1,0 +1,288 @@
+"""What the provider fakes share: a threaded HTTP/1.1 server on 127.0.0.1 (port 0) that
+records every request, scripted replies (`server.script(...)`) for errors such as 429, 503,
+HTML or a dropped connection, a virtual clock, and a harness that reads lines through the
+real config and adapters. Each provider's fake lives in its test module and cites the
+section of `../shared/reference/providers.md` it follows. Fixtures are in conftest.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import default as email_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from monitor import adapters, config
+from monitor.errors import CheckFailed
+from monitor.model import Reading
+from monitor.tokens import TokenCache
+
+# ---- virtual time ------------------------------------------------------------------------
+
+
+class VirtualClock:
+    """Monotonic time plus what has been slept. Sleeps return at once and move the clock
+    to the sleeper's wake-up time; concurrent sleeps overlap (the clock takes the latest
+    wake-up), as they would in real time."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return time.monotonic() + self._offset
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+            target = time.monotonic() + self._offset + seconds
+            self._offset = max(self._offset, target - time.monotonic())
+
+
+# ---- the loopback server -----------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    """One request as the fake saw it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Message
+    body: bytes
+    client: tuple[str, int]
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def form(self) -> dict[str, str]:
+        """Fields of a multipart/form-data body (Airalo's token request)."""
+        content_type = self.headers.get("Content-Type", "")
+        if not content_type.startswith("multipart/form-data"):
+            return {}
+        message = BytesParser(policy=email_policy).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + self.body
+        )
+        fields = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if isinstance(name, str) and isinstance(payload, bytes):
+                fields[name] = payload.decode()
+        return fields
+
+    @property
+    def bearer(self) -> str | None:
+        header = self.headers.get("Authorization", "")
+        return header[7:] if header.startswith("Bearer ") else None
+
+    @property
+    def basic(self) -> tuple[str, str] | None:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        return user, password
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class Reply:
+    """What the fake answers. A dict or list body is JSON; `hold` keeps the client waiting
+    that many seconds (released at teardown); `drop` closes the connection unanswered."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+    hold: float = 0.0
+    drop: bool = False
+
+
+def json_reply(status: int, body: Any, **headers: str) -> Reply:
+    return Reply(status, body, dict(headers))
+
+
+Route = Callable[[Request, "re.Match[str]"], Reply]
+
+
+class FakeProvider:
+    """Base of a provider fake: `routes` maps (method, path regex) to a handler."""
+
+    def routes(self) -> list[tuple[str, str, Route]]:
+        raise NotImplementedError
+
+    def handle(self, request: Request) -> Reply:
+        for method, pattern, handler in self.routes():
+            match = re.fullmatch(pattern, request.path)
+            if method == request.method and match:
+                return handler(request, match)
+        return json_reply(404, {"message": f"no route for {request.method} {request.path}"})
+
+
+class FakeServer:
+    """A threaded HTTP/1.1 server on 127.0.0.1 that answers through a FakeProvider."""
+
+    def __init__(self, provider: FakeProvider) -> None:
+        self.provider = provider
+        self.requests: list[Request] = []
+        self.errors: list[str] = []
+        self._scripts: list[tuple[str, re.Pattern[str], deque[Reply]]] = []
+        self._lock = threading.Lock()
+        self.release = threading.Event()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = 5
+            wbufsize = -1  # headers and body leave in one segment: no Nagle/delayed-ACK stall
+            disable_nagle_algorithm = True
+
+            def _serve(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                request = Request(
+                    method=self.command,
+                    path=parts.path,
+                    query=parse_qs(parts.query),
+                    headers=self.headers,
+                    body=self.rfile.read(length) if length else b"",
+                    client=self.client_address[:2],
+                )
+                try:
+                    reply = fake._reply(request)
+                except Exception as exc:  # a broken fake must fail the test, not hide
+                    fake.errors.append(f"{request.method} {request.path}: {exc!r}")
+                    reply = Reply(599, f"fake failed: {exc!r}")
+                if reply.hold:
+                    fake.release.wait(reply.hold)
+                if reply.drop:
+                    self.close_connection = True
+                    return
+                body, content_type = _encode(reply)
+                self.send_response(reply.status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            block_on_close = False
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that gave up on a held reply is expected
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def script(self, method: str, pattern: str, *replies: Reply) -> None:
+        """The next matching requests get these replies, in order, before the fake answers."""
+        with self._lock:
+            self._scripts.append((method, re.compile(pattern), deque(replies)))
+
+    def seen(self, method: str | None = None, pattern: str = ".*") -> list[Request]:
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if (method is None or r.method == method) and re.fullmatch(pattern, r.path)
+            ]
+
+    def _reply(self, request: Request) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            for method, pattern, replies in self._scripts:
+                if replies and method == request.method and pattern.fullmatch(request.path):
+                    return replies.popleft()
+        return self.provider.handle(request)
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _encode(reply: Reply) -> tuple[bytes, str]:
+    if isinstance(reply.body, dict | list):
+        return json.dumps(reply.body).encode(), reply.content_type or "application/json"
+    if isinstance(reply.body, bytes):
+        return reply.body, reply.content_type or "application/octet-stream"
+    text = "" if reply.body is None else str(reply.body)
+    return text.encode(), reply.content_type or "text/plain; charset=utf-8"
+
+
+# ---- reading lines through the real config and adapters ----------------------------------
+
+
+class Harness:
+    """Settings from a real TOML file, adapters built as the daemon builds them."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self._contexts: list[adapters.AdapterContext] = []
+
+    def settings(self, text: str) -> config.Settings:
+        path = self.tmp_path / "config.toml"
+        path.write_text(text)
+        return config.load(path, [adapters.validate_lines])
+
+    def context(self, tokens: TokenCache | None = None) -> adapters.AdapterContext:
+        context = adapters.AdapterContext(tokens)
+        self._contexts.append(context)
+        return context
+
+    def read(
+        self,
+        settings: config.Settings,
+        line: str,
+        context: adapters.AdapterContext | None = None,
+    ) -> Reading:
+        context = context or self.context()
+        return adapters.build(settings, line, context).read()
+
+    def fail(
+        self,
+        settings: config.Settings,
+        line: str,
+        context: adapters.AdapterContext | None = None,
+    ) -> CheckFailed:
+        with pytest.raises(CheckFailed) as info:
+            self.read(settings, line, context)
+        return info.value
+
+    def close(self) -> None:
+        for context in self._contexts:
+            context.close()
+            context.tokens.close()

@@ -1,0 +1,291 @@
+"""The shared HTTP layer on its own: requests that must not repeat, Retry-After dates,
+redaction, redirects, one token for many threads, pacing, and the payload helpers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+from fakes import FakeProvider, FakeServer, Reply, Request, Route, VirtualClock, json_reply
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from monitor.adapters import http
+from monitor.adapters.http import (
+    AuthenticationFailed,
+    BadAnswer,
+    BasicAuth,
+    OutcomeUnknown,
+    ProviderRefused,
+    ProviderUnavailable,
+    Session,
+    Token,
+    TokenAuth,
+)
+from monitor.tokens import TokenCache
+
+KEY = "very-secret-api-key-77"
+
+
+class Echo(FakeProvider):
+    """A neutral JSON API: `/ok` answers, `/token` issues tokens, `/me` wants one."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.lock = threading.Lock()
+
+    def routes(self) -> list[tuple[str, str, Route]]:
+        return [
+            ("GET", r"/ok", lambda r, m: json_reply(200, {"amount": 1.10, "n": 3})),
+            ("POST", r"/order", lambda r, m: json_reply(200, {"id": 111})),
+            ("POST", r"/token", self.token),
+            ("GET", r"/me", self.me),
+        ]
+
+    def token(self, request: Request, _: Any) -> Reply:
+        with self.lock:
+            self.issued += 1
+            number = self.issued
+        return json_reply(200, {"access_token": f"tok-{number}", "expires_in": 3600})
+
+    def me(self, request: Request, _: Any) -> Reply:
+        if request.bearer != f"tok-{self.issued}":
+            return json_reply(401, {"message": "expired"})
+        return json_reply(200, {"me": request.bearer})
+
+
+@pytest.fixture
+def server(serve: Callable[[FakeProvider], FakeServer]) -> FakeServer:
+    return serve(Echo())
+
+
+@pytest.fixture
+def session(server: FakeServer) -> Iterator[Session]:
+    s = Session(provider="Echo", account="main", base_url=server.url, timeout=10, secrets=[KEY])
+    yield s
+    s.close()
+
+
+def fetch(session: Session, budget: http.Budget) -> Token:
+    response = session.request("POST", "/token", budget=budget, authenticate=False)
+    session.check_status(response)
+    body = session.parse_json(response)
+    return Token.lasting(body["access_token"], body["expires_in"])
+
+
+# ---- requests that spend money ------------------------------------------------------------
+
+
+def test_send_once_never_retries_a_server_error(session: Session, server: FakeServer) -> None:
+    server.script("POST", r"/order", json_reply(503, {"message": "busy"}, **{"Retry-After": "1"}))
+    response = session.send_once("POST", "/order", data={"package_id": "x"})
+    assert response.status_code == 503
+    assert len(server.seen("POST", r"/order")) == 1
+    with pytest.raises(ProviderUnavailable):
+        session.check_status(response)
+
+
+def test_send_once_lost_answer_is_outcome_unknown(server: FakeServer) -> None:
+    server.script("POST", r"/order", Reply(hold=5))
+    session = Session(provider="Echo", account="main", base_url=server.url, timeout=0.4)
+    with session, pytest.raises(OutcomeUnknown, match="verify before sending it again"):
+        session.send_once("POST", "/order")
+    assert len(server.seen("POST", r"/order")) == 1
+
+
+def test_send_once_to_nowhere_was_not_sent(server: FakeServer) -> None:
+    url = server.url
+    server.close()
+    session = Session(provider="Echo", account="main", base_url=url, timeout=2)
+    try:
+        with pytest.raises(ProviderUnavailable, match="not sent"):
+            session.send_once("POST", "/order")
+    finally:
+        session.close()
+
+
+def test_send_once_renews_a_token_only_when_asked(server: FakeServer) -> None:
+    auth = TokenAuth(TokenCache(None), "echo", fetch)
+    session = Session(provider="Echo", account="main", base_url=server.url, timeout=5, auth=auth)
+    try:
+        assert session.send_once("GET", "/me").status_code == 200
+        session.request("POST", "/token", authenticate=False)  # the cached token is now stale
+        assert session.send_once("GET", "/me").status_code == 401
+        assert session.send_once("GET", "/me", reauth=True).status_code == 200
+    finally:
+        session.close()
+
+
+# ---- reads ----------------------------------------------------------------------------------
+
+
+def test_numbers_arrive_as_decimal(session: Session) -> None:
+    body = session.get_json("/ok")
+    assert body == {"amount": Decimal("1.10"), "n": 3}
+    assert isinstance(body["amount"], Decimal)
+
+
+def test_nan_is_malformed_json(session: Session, server: FakeServer) -> None:
+    server.script("GET", r"/ok", Reply(200, '{"amount": NaN}', content_type="application/json"))
+    with pytest.raises(BadAnswer, match="malformed JSON"):
+        session.get_json("/ok")
+
+
+def test_retry_after_as_an_http_date(
+    session: Session, server: FakeServer, clock: VirtualClock
+) -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
+    server.script("GET", r"/ok", json_reply(429, {"message": "slow"}, **{"Retry-After": when}))
+    assert session.get_json("/ok")["n"] == 3
+    assert any(3 < wait <= 5 for wait in clock.slept)
+
+
+def test_secrets_are_redacted_from_messages_and_raw(session: Session, server: FakeServer) -> None:
+    server.script("GET", r"/ok", json_reply(400, {"message": f"bad key {KEY}"}))
+    with pytest.raises(ProviderRefused) as info:
+        session.get_json("/ok")
+    assert KEY not in str(info.value) + (info.value.raw or "")
+    assert "[redacted]" in str(info.value)
+
+
+def test_redirect_points_at_base_url(session: Session, server: FakeServer) -> None:
+    server.script("GET", r"/ok", Reply(301, "", {"Location": "https://elsewhere.example/ok"}))
+    with pytest.raises(ProviderRefused, match="check base_url"):
+        session.get_json("/ok")
+
+
+def test_html_server_error_gives_up_with_an_excerpt(session: Session, server: FakeServer) -> None:
+    page = Reply(502, "<html><h1>502 Bad Gateway</h1></html>", content_type="text/html")
+    server.script("GET", r"/ok", *[page] * 50)
+    with pytest.raises(ProviderUnavailable) as info:
+        session.get_json("/ok")
+    assert "502 Bad Gateway" in str(info.value)
+    assert "10s budget" in str(info.value)
+
+
+def test_many_threads_share_one_token(server: FakeServer) -> None:
+    auth = TokenAuth(TokenCache(None), "echo", fetch)
+    session = Session(provider="Echo", account="main", base_url=server.url, timeout=5, auth=auth)
+    results: list[Any] = []
+    try:
+        threads = [
+            threading.Thread(target=lambda: results.append(session.get_json("/me")))
+            for _ in range(20)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        session.close()
+    assert results == [{"me": "tok-1"}] * 20
+    assert len(server.seen("POST", r"/token")) == 1
+
+
+def test_pacing_spaces_requests_within_the_budget(server: FakeServer, clock: VirtualClock) -> None:
+    session = Session(provider="Echo", account="main", base_url=server.url, timeout=1, rate_limit=2)
+    try:
+        session.get_json("/ok")
+        session.get_json("/ok")
+        assert any(0.4 < wait <= 0.5 for wait in clock.slept)
+        with pytest.raises(ProviderUnavailable, match="waiting for a slot"):
+            session.get_json("/ok", budget=http.Budget(0.2, clock.now))
+    finally:
+        session.close()
+
+
+def test_nothing_secret_in_reprs() -> None:
+    auth = BasicAuth("user", SecretStr(KEY))
+    token = Token(KEY, None)
+    session = Session(
+        provider="Echo", account="main", base_url="http://127.0.0.1:9", timeout=1, auth=auth
+    )
+    try:
+        shown = repr(auth) + repr(token) + repr(session)
+    finally:
+        session.close()
+    assert KEY not in shown
+    assert "user:" not in shown
+
+
+def test_refused_token_request_is_an_authentication_failure(server: FakeServer) -> None:
+    server.script("POST", r"/token", json_reply(400, {"message": "BadCredentials"}))
+
+    def strict(session: Session, budget: http.Budget) -> Token:
+        response = session.request("POST", "/token", budget=budget, authenticate=False)
+        if response.status_code == 400:
+            raise session.auth_failed(response)
+        return fetch(session, budget)
+
+    auth = TokenAuth(TokenCache(None), "echo", strict)
+    session = Session(provider="Echo", account="main", base_url=server.url, timeout=5, auth=auth)
+    try:
+        with pytest.raises(AuthenticationFailed, match=r"^authentication failed for account main"):
+            session.get_json("/me")
+    finally:
+        session.close()
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2022-01-01 00:00:00", datetime(2022, 1, 1, tzinfo=UTC)),
+        ("2024-12-11T10:47:00Z", datetime(2024, 12, 11, 10, 47, tzinfo=UTC)),
+        ("2029-01-01T00:00:00.000Z", datetime(2029, 1, 1, tzinfo=UTC)),
+        ("2025-11-18T13:37:07+01:00", datetime(2025, 11, 18, 12, 37, 7, tzinfo=UTC)),
+    ],
+)
+def test_parse_time_accepts_the_providers_formats(text: str, expected: datetime) -> None:
+    moment = http.parse_time(text, "expiry")
+    assert moment == expected
+    assert moment.tzinfo is UTC
+
+
+@pytest.mark.parametrize("value", ["tomorrow", "", 1700000000, None])
+def test_parse_time_rejects_the_rest(value: Any) -> None:
+    with pytest.raises(BadAnswer):
+        http.parse_time(value, "expiry")
+
+
+@pytest.mark.parametrize("value", [True, None, "NaN", "12,50", "Infinity"])
+def test_money_must_be_a_finite_number(value: Any) -> None:
+    with pytest.raises(BadAnswer):
+        http.to_decimal(value, "balance")
+
+
+def test_bytes_from_provider_units() -> None:
+    assert http.to_bytes(Decimal("435.787951"), 10**6, "volume") == 435_787_951
+    assert http.to_bytes("3072", 2**20, "amount") == 3 * 2**30
+    with pytest.raises(BadAnswer):
+        http.to_bytes(-1, 1, "volume")
+
+
+def test_retry_after_forms() -> None:
+    assert http.retry_after_seconds("120") == 120
+    assert http.retry_after_seconds("soon") is None
+    assert http.retry_after_seconds("nan") is None
+    past = format_datetime(datetime.now(UTC) - timedelta(minutes=1), usegmt=True)
+    assert http.retry_after_seconds(past) == 0
+
+
+def test_backoff_grows_with_jitter() -> None:
+    backoff = http.Backoff(base=1, cap=8, rand=lambda: 1.0)
+    assert [backoff.delay(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 8]
+    assert http.Backoff(base=1, cap=8, rand=lambda: 0.0).delay(3) == 2
+
+
+class IccidLine(BaseModel):
+    iccid: http.Iccid
+
+
+def test_iccid_option() -> None:
+    assert IccidLine(iccid="8901 2601 2345 6789 012").iccid == "8901260123456789012"
+    with pytest.raises(ValidationError, match="18 to 22 digits"):
+        IccidLine(iccid="8901-abc")

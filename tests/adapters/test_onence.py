@@ -1,0 +1,214 @@
+"""1NCE adapter against a loopback fake of the Management API, through the real HTTP client.
+
+The fake follows providers.md, section "1NCE Management API" (Basic-auth token request
+lasting an hour, quotas in MB floats, 400 BadCredentials, 404 unknown SIM, 422 expired).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import FakeProvider, FakeServer, Harness, Reply, Request, Route, json_reply
+
+from monitor.adapters.http import AuthenticationFailed, ProviderRefused
+from monitor.store import Store
+from monitor.tokens import TokenCache
+
+USER = "api-user"
+PASSWORD = "pa55-1nce-secret"
+ICCID = "8988280666000000001"
+
+
+class FakeOnce(FakeProvider):
+    """providers.md, "1NCE Management API": `POST /oauth/token` (HTTP Basic, JSON grant) ->
+    `expires_in: 3600`; `GET /v1/sims/{iccid}/quota/data|sms`; 400 BadCredentials body."""
+
+    def __init__(self) -> None:
+        self.expires_in = 3600
+        self.valid: set[str] = set()
+        self.numbers = itertools.count(1)
+        self.expired: set[str] = set()
+        self.quotas: dict[str, dict[str, Any]] = {
+            "data": {
+                "volume": 435.787951,
+                "total_volume": 500,
+                "expiry_date": "2029-01-01T00:00:00.000Z",
+                "last_volume_added": 500,
+                "threshold_percentage": 20,
+            },
+            "sms": {
+                "volume": 42,
+                "total_volume": 50,
+                "expiry_date": "2029-01-01T00:00:00.000Z",
+                "last_volume_added": 50,
+                "threshold_percentage": 20,
+            },
+        }
+
+    def routes(self) -> list[tuple[str, str, Route]]:
+        return [
+            ("POST", r"/management-api/oauth/token", self.token),
+            (
+                "GET",
+                r"/management-api/v1/sims/(?P<iccid>[^/]+)/quota/(?P<kind>data|sms)",
+                self.quota,
+            ),
+        ]
+
+    def token(self, request: Request, _: Any) -> Reply:
+        if request.basic != (USER, PASSWORD) or request.json() != {
+            "grant_type": "client_credentials"
+        }:
+            return json_reply(
+                400,
+                {"statusCode": 400, "errorCode": "BadCredentials", "message": "Bad credentials"},
+            )
+        token = f"1nce-token-{next(self.numbers)}"
+        self.valid.add(token)
+        return json_reply(
+            200,
+            {
+                "status_code": 200,
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": self.expires_in,
+            },
+        )
+
+    def quota(self, request: Request, match: Any) -> Reply:
+        if request.bearer not in self.valid:
+            return json_reply(401, {"message": "Unauthorized"})
+        if match["iccid"] in self.expired:
+            return json_reply(422, {"message": "SIM expired"})
+        if match["iccid"] != ICCID:
+            return json_reply(404, {"message": "SIM not found"})
+        return json_reply(200, self.quotas[match["kind"]])
+
+
+@pytest.fixture
+def fake() -> FakeOnce:
+    return FakeOnce()
+
+
+@pytest.fixture
+def server(serve: Callable[[FakeProvider], FakeServer], fake: FakeOnce) -> FakeServer:
+    return serve(fake)
+
+
+def config_text(url: str, password: str = PASSWORD) -> str:
+    return f"""
+[accounts.iot]
+provider = "1nce"
+username = "{USER}"
+password = "{password}"
+base_url = "{url}/management-api"
+
+[lines.sensor]
+account = "iot"
+iccid = "{ICCID}"
+
+[lines.sensor-sms]
+account = "iot"
+iccid = "{ICCID}"
+quotas = ["sms"]
+"""
+
+
+def tokens(server: FakeServer) -> int:
+    return len(server.seen("POST", r".*/oauth/token"))
+
+
+def test_data_quota_in_decimal_megabytes(harness: Harness, server: FakeServer) -> None:
+    reading = harness.read(harness.settings(config_text(server.url)), "sensor")
+    assert reading.data_remaining == 435_787_951
+    assert reading.data_total == 500_000_000
+    assert reading.expires_at == datetime(2029, 1, 1, tzinfo=UTC)
+    assert reading.extras == {}
+    assert str(reading.raw["data"]["volume"]) == "435.787951"
+    assert len(server.seen("GET", r".*/quota/sms")) == 0  # not asked for
+
+
+def test_sms_quota_when_the_line_asks(harness: Harness, server: FakeServer) -> None:
+    reading = harness.read(harness.settings(config_text(server.url)), "sensor-sms")
+    assert reading.extras == {"sms_remaining": 42, "sms_total": 50}
+
+
+def test_expired_sim_is_a_critical_reading(
+    harness: Harness, server: FakeServer, fake: FakeOnce
+) -> None:
+    fake.expired.add(ICCID)
+    reading = harness.read(harness.settings(config_text(server.url)), "sensor")
+    assert reading.critical_reason == "expired"
+    assert reading.data_remaining is None
+
+
+def test_unknown_sim_fails_naming_it(harness: Harness, server: FakeServer) -> None:
+    settings = harness.settings(config_text(server.url).replace(ICCID, "8988280666000000999"))
+    error = harness.fail(settings, "sensor")
+    assert isinstance(error, ProviderRefused)
+    assert "8988280666000000999" in str(error)
+
+
+def test_bad_credentials_are_an_authentication_failure(
+    harness: Harness, server: FakeServer
+) -> None:
+    error = harness.fail(harness.settings(config_text(server.url, "nope-nope")), "sensor")
+    assert isinstance(error, AuthenticationFailed)
+    assert str(error).startswith("authentication failed for account iot")
+    assert "Bad credentials" in str(error)
+    assert "nope-nope" not in str(error)
+
+
+def test_token_is_reused_while_it_lasts_and_lasts_an_hour(
+    harness: Harness, server: FakeServer, tmp_path: Path
+) -> None:
+    database = tmp_path / "tokens.db"
+    Store.open(database).close()
+    context = harness.context(TokenCache(database))
+    settings = harness.settings(config_text(server.url))
+    for line in ("sensor", "sensor-sms", "sensor"):
+        harness.read(settings, line, context)
+    assert tokens(server) == 1
+    with sqlite3.connect(database) as conn:
+        (expires_at,) = conn.execute("SELECT expires_at FROM tokens").fetchone()
+    left = datetime.fromisoformat(expires_at) - datetime.now(UTC)
+    assert timedelta(minutes=55) < left <= timedelta(hours=1)
+
+
+def test_a_token_about_to_expire_is_fetched_again(
+    harness: Harness, server: FakeServer, fake: FakeOnce
+) -> None:
+    fake.expires_in = 30  # inside the cache's one-minute margin
+    context = harness.context()
+    settings = harness.settings(config_text(server.url))
+    harness.read(settings, "sensor", context)
+    harness.read(settings, "sensor", context)
+    assert tokens(server) == 2
+
+
+def test_token_rejected_by_the_api_is_renewed_once(
+    harness: Harness, server: FakeServer, fake: FakeOnce
+) -> None:
+    context = harness.context()
+    settings = harness.settings(config_text(server.url))
+    harness.read(settings, "sensor", context)
+    fake.valid.clear()  # expired on the server's side
+    reading = harness.read(settings, "sensor", context)
+    assert reading.data_total == 500_000_000
+    assert tokens(server) == 2
+
+
+def test_token_request_in_html_is_a_failed_check(harness: Harness, server: FakeServer) -> None:
+    server.script(
+        "POST",
+        r".*/oauth/token",
+        Reply(200, "<html><body>Maintenance</body></html>", content_type="text/html"),
+    )
+    error = harness.fail(harness.settings(config_text(server.url)), "sensor")
+    assert "HTML" in str(error) and "Maintenance" in str(error)
