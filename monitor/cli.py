@@ -423,6 +423,24 @@ def _recharge_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_systemd_unit(args: argparse.Namespace) -> int:
+    """The unit file with this installation's paths, or the credentials drop-in."""
+    from monitor import systemd_unit
+
+    try:
+        if args.credentials is not None:
+            sys.stdout.write(systemd_unit.render_credentials(Path(args.credentials)))
+            return EXIT_OK
+        executable = systemd_unit.installed_executable()
+        path = config.config_path(args.config)
+        for problem in systemd_unit.check_paths(executable, path):
+            print(f"warning: {problem}", file=sys.stderr)
+        sys.stdout.write(systemd_unit.render_unit(executable, path))
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
 def cmd_config_validate(args: argparse.Namespace) -> int:
     path = config.config_path(args.config)
     settings = load_settings(path)
@@ -716,6 +734,15 @@ def build_parser() -> argparse.ArgumentParser:
     notify_sub = p.add_subparsers(dest="notify_command", metavar="ACTION", required=True)
     q = add("test", cmd_notify_test, "send a test message to the channels", parent=notify_sub)
     q.add_argument("--channel", metavar="NAME")
+
+    p = add("systemd-unit", cmd_systemd_unit, "print the systemd unit for this installation")
+    p.add_argument(
+        "--credentials",
+        nargs="?",
+        const="/etc/esim-monitor/credentials",
+        metavar="DIR",
+        help="instead, print a drop-in loading every file of DIR as a credential",
+    )
 
     p = add("adapters", cmd_adapters, "installed adapters and the options each takes")
     p.add_argument("--json", action="store_true")

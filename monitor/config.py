@@ -29,7 +29,12 @@ from pydantic import (
     SecretStr,
     ValidationError,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 from pydantic_settings.sources import NestedSecretsSettingsSource
 
 from monitor.errors import ConfigError, ConfigProblem, UnitError
@@ -175,6 +180,25 @@ def _timezone(value: str | None) -> str | None:
     return value
 
 
+def _metrics_address(value: str | None) -> str | None:
+    if value is not None:
+        from monitor.errors import MonitorError
+        from monitor.metrics import parse_address  # light: no prometheus_client import
+
+        try:
+            parse_address(value)
+        except MonitorError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+def _http_url(value: SecretStr | None) -> SecretStr | None:
+    """An http(s) URL, checked without echoing it (it is a secret)."""
+    if value is not None and not re.match(r"https?://[^/\s]+", value.get_secret_value()):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
 class MonitorSettings(_Strict):
     interval: PositiveDuration = timedelta(minutes=30)
     jitter: Duration = timedelta(0)
@@ -187,6 +211,11 @@ class MonitorSettings(_Strict):
     """Hard deadline of one check; past it the check fails and its worker is abandoned."""
     keep_readings: PositiveDuration = timedelta(days=400)
     """Raw readings are kept this long; older ones are rolled up per line and day."""
+    metrics: Annotated[str | None, AfterValidator(_metrics_address)] = None
+    """host:port of an optional Prometheus endpoint, such as "127.0.0.1:9464"."""
+    heartbeat_url: Annotated[SecretStr | None, AfterValidator(_http_url)] = None
+    """Fetched after every completed cycle (Healthchecks.io, Uptime Kuma push URL)."""
+    heartbeat_timeout: PositiveDuration = timedelta(seconds=10)
     notify_timeout: PositiveDuration = timedelta(seconds=30)
     """Upper bound of one delivery attempt to one channel."""
 
@@ -223,7 +252,12 @@ class Account(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    provider: str
+    provider: str = Field(min_length=1)
+
+    def __repr_args__(self) -> Any:
+        """Provider credentials are plain extras here: keep them out of reprs and tracebacks."""
+        for key, value in super().__repr_args__():
+            yield key, SECRET_MASK if isinstance(key, str) and SECRET_KEY.search(key) else value
 
     @property
     def options(self) -> dict[str, Any]:
@@ -310,9 +344,9 @@ class Line(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    adapter: str | None = None
+    adapter: str | None = Field(default=None, min_length=1)
     """Which adapter reads the line; implied by `account` (its provider) when that is set."""
-    account: str | None = None
+    account: str | None = Field(default=None, min_length=1)
     label: str | None = None
     interval: PositiveDuration | None = None
     payment_url: str | None = None
@@ -323,6 +357,12 @@ class Line(BaseModel):
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    def __repr_args__(self) -> Any:
+        """Adapter options may hold secrets (an `env` table, a token): not in reprs."""
+        for key, value in super().__repr_args__():
+            secret = isinstance(key, str) and (key == "env" or SECRET_KEY.search(key))
+            yield key, SECRET_MASK if secret and value is not None else value
 
 
 class Settings(BaseSettings):
@@ -438,6 +478,9 @@ def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
         settings = Settings(_secrets_dir=credentials, **data)
     except ValidationError as exc:
         raise ConfigError(source, problems + problems_from(exc)) from None
+    except (OSError, SettingsError) as exc:
+        problems.append(ConfigProblem("", f"cannot read the credentials in {credentials}: {exc}"))
+        raise ConfigError(source, problems) from None
     problems.extend(structural_problems(settings))
     if not problems:
         for validator in validators:

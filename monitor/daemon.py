@@ -1,14 +1,17 @@
-"""The daemon loop: schedule checks per line, deliver the outbox, react to signals.
+"""The daemon loop: schedule checks per line, deliver the outbox, react to signals, and
+keep systemd informed (READY, STATUS, RELOADING, STOPPING, and WATCHDOG pings).
 
 `schedule` only decides which lines are due; the loop then checks the due lines as one
 batch (concurrently, through `cycle.Checker`). Every pass first sends what the outbox has
-due. The loop waits on an Event, so SIGTERM, SIGINT and SIGHUP act at once.
+due. The loop waits on an Event, so SIGTERM, SIGINT and SIGHUP act at once. The watchdog
+is pinged from this loop only (never a side thread), so a hung loop gets restarted.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import FrameType
@@ -16,9 +19,10 @@ from types import FrameType
 import schedule
 import structlog
 
+from monitor import heartbeat, metrics, sdnotify
 from monitor.config import Settings
 from monitor.cycle import Checker
-from monitor.errors import ConfigError, MonitorError
+from monitor.errors import MonitorError
 from monitor.model import Event, utcnow
 from monitor.notify import Notifier, deliver_due, send_now
 from monitor.report import queue_digests
@@ -44,6 +48,10 @@ class Daemon:
         self.checker = Checker(settings)
         self.notifier = Notifier(settings)
         self.scheduler = schedule.Scheduler()
+        self.sd = sdnotify.Notifier()
+        self.dog = sdnotify.Watchdog(self.sd, sdnotify.watchdog_interval())
+        self._snapshot = metrics.Snapshot()
+        self._metrics: metrics.MetricsServer | None = None
 
     # ---- signals -----------------------------------------------------------------------
 
@@ -70,7 +78,7 @@ class Daemon:
         so `run --once` from cron is a complete daemon pass)."""
         queue_digests(self.settings, self.store, utcnow())
         self._deliver()
-        self.checker.run(self.store, list(self.settings.lines), direct=self._send_now)
+        self._check(list(self.settings.lines))
         self._deliver()
 
     def run(self) -> None:
@@ -82,6 +90,9 @@ class Daemon:
         )
         self._schedule(previous={})
         self._due.update(self.settings.lines)  # a first check of every line at startup
+        self._start_metrics()
+        self.sd.ready(status=self._status_line())
+        self.dog.kick()
         try:
             while not self._stop.is_set():
                 try:
@@ -93,9 +104,12 @@ class Daemon:
                 except Exception:
                     log.exception("loop pass failed unexpectedly")
                     pause = ERROR_PAUSE
-                self._wake.wait(pause)
+                due = self.dog.due_in()
+                self._wake.wait(pause if due is None else min(pause, due))
                 self._wake.clear()
+                self.dog.kick()
         finally:
+            self.sd.stopping()
             self.close()
         log.info("esim-monitor stopped")
 
@@ -103,6 +117,7 @@ class Daemon:
         if self._reload_requested:
             self._reload_requested = False
             self.reload()
+            self.dog.kick()
         queue_digests(self.settings, self.store, utcnow())
         self._deliver()
         self._prune()
@@ -110,8 +125,36 @@ class Daemon:
         if self._due and not self._stop.is_set():
             due = [line for line in self.settings.lines if line in self._due]
             self._due.clear()
-            self.checker.run(self.store, due, tick=self._tick, direct=self._send_now)
+            self._check(due)
             self._deliver()
+
+    def _check(self, lines: list[str]) -> None:
+        """Check lines, then tell the world the cycle completed: systemd's status line,
+        the metrics snapshot, the dead man's switch."""
+        started = time.monotonic()
+        self.checker.run(self.store, lines, tick=self.dog.kick, direct=self._send_now)
+        seconds = time.monotonic() - started
+        self.dog.kick()
+        labels = {line: self.settings.label(line) for line in self.settings.lines}
+        self._snapshot = metrics.Snapshot(
+            metrics.line_snapshots(self.store.status(), labels),
+            metrics.Health(seconds, utcnow(), self.store.pending_count()),
+        )
+        self.sd.status(self._status_line())
+        url = self.settings.monitor.heartbeat_url
+        if url is not None:
+            beat = heartbeat.ping(
+                url.get_secret_value(), self.settings.monitor.heartbeat_timeout.total_seconds()
+            )
+            if not beat.ok:
+                log.warning("heartbeat ping failed", error=beat.error)
+
+    def _status_line(self) -> str:
+        """ "12 lines, 2 low, next check 14:05": what `systemctl status` shows."""
+        low = sum(1 for line in self._snapshot.lines if line.state in ("warning", "critical"))
+        runs = [job.next_run for job in self.scheduler.jobs if job.next_run]
+        text = f"{len(self.settings.lines)} lines, {low} low"
+        return text + (f", next check {min(runs):%H:%M}" if runs else "")
 
     def _prune(self) -> None:
         """Once a day, roll readings past `keep_readings` up into daily rows."""
@@ -126,11 +169,9 @@ class Daemon:
     def _send_now(self, event: Event) -> None:
         send_now(self.notifier, event)
 
-    def _tick(self) -> None:
-        """Runs while checks are under way: the place for the watchdog ping."""
-
     def _deliver(self) -> None:
         deliver_due(self.store, self.notifier)
+        self.dog.kick()
 
     def _sleep_seconds(self) -> float:
         waits = [MAX_SLEEP]
@@ -170,31 +211,53 @@ class Daemon:
             timings[next(iter(job.tags))] = (interval, jitter, job.next_run)
         return timings
 
+    def _start_metrics(self) -> None:
+        address = self.settings.monitor.metrics
+        if address is None:
+            return
+        try:
+            self._metrics = metrics.start(address, lambda: self._snapshot)
+        except MonitorError as exc:
+            log.error("metrics endpoint not started", error=str(exc))
+            return
+        log.info("metrics endpoint listening", address=address)
+
     def reload(self) -> None:
         """Re-read the config; an invalid one is logged and rejected, the old one runs on."""
         log.info("reloading config")
+        self.sd.reloading()
         try:
-            settings = self._reload()
-        except ConfigError as exc:
-            log.error("new config rejected, keeping the running one", problems=str(exc))
-            return
+            self._apply(self._reload())
         except MonitorError as exc:
             log.error("new config rejected, keeping the running one", problems=str(exc))
-            return
+        finally:
+            self.sd.ready(status=self._status_line())
+
+    def _apply(self, settings: Settings) -> None:
         if settings.database_path() != self.store.path:
             store = Store.open(settings.database_path())
             self.store.close()
             self.store = store
         old_checker = self.checker
         previous = self._timings()
+        metrics_changed = settings.monitor.metrics != self.settings.monitor.metrics
         self.settings = settings
         self.checker = Checker(settings)
         self.notifier = Notifier(settings)
         old_checker.close()
         self._due.intersection_update(settings.lines)
         self._schedule(previous)
+        if metrics_changed:
+            if self._metrics is not None:
+                self._metrics.stop()
+                self._metrics = None
+            self._start_metrics()
         log.info("config reloaded", lines=len(settings.lines), channels=len(settings.channels))
 
     def close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.stop()
+            self._metrics = None
         self.checker.close()
         self.store.close()
+        self.sd.close()

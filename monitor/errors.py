@@ -7,6 +7,7 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_DATABASE = 65  # EX_DATAERR: a corrupt database or one from a newer version
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h; systemd units list it in RestartPreventExitStatus
 
 
@@ -51,6 +52,13 @@ class UsageError(MonitorError):
 
 class StoreError(MonitorError):
     """The history database cannot be opened, migrated or written."""
+
+
+class DatabaseUnusable(StoreError):
+    """The database cannot be used at all (corrupt, from a newer version, not creatable):
+    restarting will not help, so it has its own exit code that systemd does not restart."""
+
+    exit_code = EXIT_DATABASE
 
 
 class CheckFailed(MonitorError):

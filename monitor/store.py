@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlite_utils import Database, Migrations
 
-from monitor.errors import StoreError
+from monitor.errors import DatabaseUnusable, StoreError
 from monitor.model import Controls, Event, Level, LineState, Reading
 
 migrations = Migrations("esim-monitor")
@@ -220,7 +220,7 @@ class Store:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
         except OSError as exc:
-            raise StoreError(
+            raise DatabaseUnusable(
                 f"cannot create the database at {path}: {exc.strerror}; set [monitor] database "
                 "to a writable path"
             ) from None
@@ -244,8 +244,10 @@ class Store:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as exc:  # locked, I/O: may pass, so exit 1
+            raise StoreError(f"cannot open the database at {path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
+            raise DatabaseUnusable(
                 f"cannot use the database at {path}: {exc}. If the file is damaged, stop the "
                 "daemon, move the file aside and start again (history starts afresh)"
             ) from None
@@ -702,14 +704,16 @@ def _check_known_schema(db: Database, path: Path) -> None:
     known = {m.name for m in migrations._migrations}
     try:
         applied = {m.name for m in migrations.applied(db)}
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"cannot read the database at {path}: {exc}") from None
     except sqlite3.DatabaseError as exc:
-        raise StoreError(
+        raise DatabaseUnusable(
             f"cannot use the database at {path}: {exc}. If the file is damaged, stop the "
             "daemon, move the file aside and start again (history starts afresh)"
         ) from None
     unknown = sorted(applied - known)
     if unknown:
-        raise StoreError(
+        raise DatabaseUnusable(
             f"the database at {path} was written by a newer esim-monitor (migrations "
             f"{', '.join(unknown)}); upgrade esim-monitor or point [monitor] database elsewhere"
         )

@@ -209,11 +209,11 @@ def test_usage_errors_exit_2(configured: Path, capsys: pytest.CaptureFixture[str
     assert cli("--help") == 0
 
 
-def test_unwritable_database_is_a_runtime_error(
+def test_unwritable_database_exits_65(
     write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_config('[monitor]\ndatabase = "/proc/nope/h.db"\n[lines.x]\nadapter = "demo"\n')
-    assert run_once(path) == 1
+    assert run_once(path) == 65  # systemd does not restart what a restart cannot fix
     err = capsys.readouterr().err
     assert "cannot create the database at /proc/nope/h.db" in err
     assert "Traceback" not in err

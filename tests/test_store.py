@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.errors import StoreError
+from monitor.errors import EXIT_DATABASE, DatabaseUnusable, StoreError
 from monitor.model import Event, Level, LineState, Reading
 from monitor.store import Store, migrations
 
@@ -47,14 +47,15 @@ def test_refuses_a_database_from_a_newer_version(tmp_path: Path) -> None:
     )
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match="newer esim-monitor"):
+    with pytest.raises(DatabaseUnusable, match="newer esim-monitor") as caught:
         Store.open(path)
+    assert caught.value.exit_code == EXIT_DATABASE == 65
 
 
 def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "h.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="move the file aside"):
+    with pytest.raises(DatabaseUnusable, match="move the file aside"):
         Store.open(path)
 
 

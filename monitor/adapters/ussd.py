@@ -194,6 +194,11 @@ class UssdOptions(BaseModel):
         specs.extend(entry.spec() for entry in own.values())
         return tuple(specs)
 
+    def spec_for(self, code: str) -> CodeSpec:
+        """How this line reads `code`'s reply (the generic parser for a code it does not
+        list): for `esim-monitor ussd LINE CODE` to show what a reply would give."""
+        return next((s for s in self.specs() if s.code == code), CodeSpec(code))
+
     def default_currency(self) -> str | None:
         return self.currency or (PRESETS[self.preset].currency if self.preset else None)
 
@@ -242,7 +247,7 @@ class UssdAdapter(Adapter):
             extras["data_used"] = figures.data_used
         if failures:
             extras["failed_codes"] = [
-                {"code": f.code, "error": f.message, "reply": f.error.raw} for f in failures
+                {"code": f.code, "error": f.message, "raw": f.error.raw} for f in failures
             ]
         money = figures.balance is not None or figures.renewal_price is not None
         return Reading(

@@ -459,7 +459,7 @@ PRESETS: dict[str, Preset] = {
             code_spec(
                 "#932#",
                 patterns=(
-                    rf"(?P<data_used>{_SIZE})\s+(?:used\s+)?(?:of|out\s+of|/)\s+(?:your\s+)?"
+                    rf"(?P<data_used>{_SIZE})\s*(?:used\s+)?(?:of|out\s+of|/)\s*(?:your\s+)?"
                     rf"(?P<data_total>{_SIZE})",
                     rf"(?P<data>{_SIZE})\s+(?:[\w-]+\s+){{0,3}}?(?:remaining|left)\b",
                     rf"\b(?:expir\w*|ends?|valid\s+(?:until|through|thru))\s*(?:on\b|:)?\s*"

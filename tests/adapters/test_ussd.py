@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -145,7 +147,7 @@ def test_codes_override_the_preset_code_by_code_and_key_by_key() -> None:
             ],
         }
     )
-    preset = {s.code: s for s in fake_preset("t-mobile")}
+    preset = {s.code: s for s in preset_codes("t-mobile")}
     tmo_225, tmo_932, own = options.specs()
     assert tmo_225.patterns == preset["#225#"].patterns  # only its date format changed
     assert tmo_225.date_formats == ("%d/%m/%Y",)
@@ -155,7 +157,13 @@ def test_codes_override_the_preset_code_by_code_and_key_by_key() -> None:
     assert options.default_currency() == "CAD"
 
 
-def fake_preset(name: str) -> Any:
+def test_spec_for_a_code_the_line_does_not_list_is_the_generic_parser() -> None:
+    options = UssdOptions.model_validate({"modem": IMEI, "preset": "t-mobile"})
+    assert options.spec_for("#225#") == options.specs()[0]
+    assert options.spec_for("*999#").patterns == ()
+
+
+def preset_codes(name: str) -> Any:
     from monitor.adapters.ussd_replies import PRESETS
 
     return PRESETS[name].codes
@@ -213,7 +221,7 @@ def test_one_code_matching_is_enough_and_the_other_is_reported(mmcli: Any) -> No
     (failed,) = reading.extras["failed_codes"]
     assert failed["code"] == "#932#"
     assert "maintenance" in failed["error"]
-    assert failed["reply"] == MAINTENANCE
+    assert failed["raw"] == MAINTENANCE
     assert reading.raw["#932#"] == MAINTENANCE
 
 
@@ -302,3 +310,20 @@ def test_two_lines_on_one_modem_are_checked_at_once_one_session_at_a_time(
         "initiate #225#",
         "initiate #932#",
     ]
+
+
+def test_the_documented_examples_are_valid_configs(write_config: Callable[..., Path]) -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "modems.md"
+    blocks = re.findall(r"```toml\n(.*?)```", docs.read_text(), re.DOTALL)
+    lines = [block for block in blocks if block.startswith("[lines.")]
+    assert len(lines) >= 5
+    settings = config.load(write_config("\n".join(lines)), [adapters.validate_lines])
+    for line_id in settings.lines:
+        options = UssdOptions.model_validate(settings.lines[line_id].options)
+        assert options.specs()
+    override = tomllib.loads(next(b for b in blocks if b.startswith("codes = ")))
+    tmo_225, tmo_932 = UssdOptions.model_validate(
+        {**settings.lines["tmo"].options, **override}
+    ).specs()
+    assert tmo_225.patterns == preset_codes("t-mobile")[0].patterns
+    assert [p.pattern for p in tmo_932.patterns] == [override["codes"][0]["pattern"]]

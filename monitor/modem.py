@@ -1,0 +1,473 @@
+"""ModemManager through `mmcli`: list modems, find one by IMEI or SIM ICCID, send USSD codes.
+
+`mmcli` (on PATH) with its JSON output rather than the D-Bus API: no new dependency, and the
+commands a user can type to see what the daemon sees. A modem is found by its equipment id
+(IMEI) or its SIM's ICCID, never by index: indexes change when the modem re-appears.
+
+Every call has a timeout twice over: mmcli's own `--timeout`, and a kill of its process
+group when it outlives that by `KILL_GRACE`. A modem runs one USSD session at a time, so
+sessions are serialised per modem across the whole process (lines checked in parallel may
+share a modem), and a stale session (a reply that never came, a menu nobody answered) is
+cancelled before a new one starts.
+
+Failures raise `ModemError` subclasses; they are `CheckFailed`, carrying mmcli's own words
+as `raw`, so a check that meets one fails with the reason and never reads as a zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import structlog
+
+from monitor.errors import CheckFailed, UsageError
+
+log = structlog.get_logger("monitor.modem")
+
+MMCLI = "mmcli"
+USSD_TIMEOUT = 30.0
+"""Seconds a USSD exchange may take, by default (mmcli's own default)."""
+QUERY_TIMEOUT = 10.0
+"""Seconds for listing modems, by default: a modem that does not answer within this is hung."""
+KILL_GRACE = 2.0
+"""Seconds mmcli gets beyond its own `--timeout` to report it, before it is killed."""
+STALE_STATES = frozenset({"active", "user-response"})
+"""USSD session states left over from an earlier exchange; cancelled before initiating."""
+
+_REPLY_MARKER = "new reply from network:"
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+# ---- errors ------------------------------------------------------------------------------
+
+
+class ModemError(CheckFailed):
+    """A modem could not be asked. `raw` holds what mmcli said."""
+
+
+class MmcliMissing(ModemError):
+    """`mmcli` is not on PATH: ModemManager's command-line tool is not installed."""
+
+
+class ModemManagerUnavailable(ModemError):
+    """ModemManager is not running, or the system bus cannot be reached."""
+
+
+class ModemNotFound(ModemError):
+    """No modem has that equipment id or SIM ICCID; `available` lists what was found."""
+
+    def __init__(
+        self, message: str, *, available: Sequence[ModemInfo] = (), raw: str | None = None
+    ) -> None:
+        super().__init__(message, raw=raw)
+        self.available = tuple(available)
+
+
+class ModemNotAuthorized(ModemError):
+    """Polkit refused: the service user may not use USSD (docs/modems.md has the rule)."""
+
+
+class UssdUnsupported(ModemError):
+    """The modem, or the network it is on, cannot do USSD (+CME ERROR: 30, LTE-only)."""
+
+
+class ModemBusy(ModemError):
+    """Another USSD session holds the modem and did not end in time, or would not cancel."""
+
+
+class ModemTimeout(ModemError):
+    """mmcli or the network did not answer in time."""
+
+
+# ---- modems --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModemInfo:
+    """One modem as ModemManager sees it. `index` is for display only: it changes."""
+
+    index: int | None
+    dbus_path: str
+    equipment_id: str | None = None
+    imei: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    state: str | None = None
+    operator: str | None = None
+    access_technologies: tuple[str, ...] = ()
+    own_numbers: tuple[str, ...] = ()
+    sim_path: str | None = None
+    sim_iccid: str | None = None
+    sim_operator: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What identifies the modem across reboots (its lock is keyed by this)."""
+        return self.equipment_id or self.imei or self.dbus_path
+
+    def matches(self, modem_id: str) -> bool:
+        """Whether `modem_id` is this modem's equipment id, IMEI or SIM ICCID."""
+        wanted = _normalised(modem_id)
+        ids = (self.equipment_id, self.imei, self.sim_iccid)
+        return bool(wanted) and any(i is not None and _normalised(i) == wanted for i in ids)
+
+    def describe(self) -> str:
+        """ "equipment id 8670... (Quectel EG25, SIM 8901..., registered)" for messages."""
+        parts = [" ".join(p for p in (self.manufacturer, self.model) if p)]
+        parts.append(f"SIM {self.sim_iccid}" if self.sim_iccid else "no SIM")
+        if self.state:
+            parts.append(self.state)
+        details = ", ".join(p for p in parts if p)
+        return f"equipment id {self.equipment_id or '?'} ({details})"
+
+
+def _normalised(identifier: str) -> str:
+    """IMEIs and ICCIDs as printed on labels: spaces, dashes and an ICCID's trailing F do not
+    count."""
+    return re.sub(r"[\s-]", "", identifier).lower().rstrip("f")
+
+
+def list_modems(timeout: float = QUERY_TIMEOUT) -> list[ModemInfo]:
+    """Every modem ModemManager knows, with its SIM's ICCID; `timeout` bounds the listing."""
+    deadline = _Deadline(timeout, "listing modems")
+    return [_with_sim(modem, deadline) for modem in _modems(deadline)]
+
+
+def find_modem(modem_id: str, timeout: float = QUERY_TIMEOUT) -> ModemInfo:
+    """The modem with this equipment id (IMEI) or SIM ICCID; ModemNotFound lists the others.
+
+    SIMs are only asked for when no equipment id matched."""
+    deadline = _Deadline(timeout, "finding the modem")
+    return _with_sim(_find(modem_id, deadline), deadline)
+
+
+def _find(modem_id: str, deadline: _Deadline) -> ModemInfo:
+    """The modem, its SIM unread when its equipment id matched: one mmcli call fewer per
+    USSD code."""
+    modems = _modems(deadline)
+    for modem in modems:
+        if modem.matches(modem_id):
+            return modem
+    modems = [_with_sim(modem, deadline) for modem in modems]
+    for modem in modems:
+        if modem.matches(modem_id):
+            return modem
+    if not modems:
+        message = (
+            f"no modem with equipment id or SIM ICCID {modem_id!r}: ModemManager sees no "
+            "modem (is it plugged in and enabled?)"
+        )
+    else:
+        found = "; ".join(m.describe() for m in modems)
+        message = f"no modem with equipment id or SIM ICCID {modem_id!r}; found: {found}"
+    raise ModemNotFound(message, available=modems)
+
+
+def _modems(deadline: _Deadline) -> list[ModemInfo]:
+    listing = _json(_call(["-J", "-L"], deadline, "listing modems"), "listing modems")
+    paths = listing.get("modem-list") or []
+    modems = []
+    for path in paths:
+        if not isinstance(path, str):
+            continue
+        try:
+            data = _json(_call(["-J", "-m", path], deadline, f"reading modem {path}"), path)
+        except ModemNotFound:
+            continue  # it went away between the listing and now
+        modems.append(_modem_info(path, data))
+    return modems
+
+
+def _modem_info(path: str, data: dict[str, Any]) -> ModemInfo:
+    modem = data.get("modem") or {}
+    generic = modem.get("generic") or {}
+    gpp = modem.get("3gpp") or {}
+    index = path.rsplit("/", 1)[-1]
+    return ModemInfo(
+        index=int(index) if index.isdigit() else None,
+        dbus_path=_value(modem.get("dbus-path")) or path,
+        equipment_id=_value(generic.get("equipment-identifier")),
+        imei=_value(gpp.get("imei")),
+        manufacturer=_value(generic.get("manufacturer")),
+        model=_value(generic.get("model")),
+        state=_value(generic.get("state")),
+        operator=_value(gpp.get("operator-name")),
+        access_technologies=_values(generic.get("access-technologies")),
+        own_numbers=_values(generic.get("own-numbers")),
+        sim_path=_value(generic.get("sim")),
+    )
+
+
+def _with_sim(modem: ModemInfo, deadline: _Deadline) -> ModemInfo:
+    """The modem with its SIM's ICCID; a SIM that cannot be read leaves it unknown."""
+    if modem.sim_path is None or modem.sim_iccid is not None:
+        return modem
+    try:
+        data = _json(_call(["-J", "-i", modem.sim_path], deadline, "reading the SIM"), "SIM")
+    except ModemTimeout:
+        raise
+    except ModemError as exc:
+        log.debug("SIM not readable", sim=modem.sim_path, error=str(exc))
+        return modem
+    props = (data.get("sim") or {}).get("properties") or {}
+    return replace(
+        modem,
+        sim_iccid=_value(props.get("iccid")),
+        sim_operator=_value(props.get("operator-name")),
+    )
+
+
+def _value(value: Any) -> str | None:
+    """mmcli prints "--" for an unknown value."""
+    if not isinstance(value, str) or value.strip() in ("", "--"):
+        return None
+    return value.strip()
+
+
+def _values(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in (_value(item) for item in value) if v is not None)
+
+
+# ---- USSD ----------------------------------------------------------------------------------
+
+
+def send_ussd(
+    modem_id: str, code: str, timeout: float = USSD_TIMEOUT, *, wait: float | None = None
+) -> str:
+    """Send one USSD code to the modem with this IMEI or ICCID; the network's reply text.
+
+    `timeout` bounds finding the modem, and then the exchange (stale session check, cancel,
+    initiate). Waiting for another session on the same modem to end is bounded by `wait`,
+    by default twice the timeout (time for one session ahead to run its course); then
+    ModemBusy.
+    """
+    if not re.fullmatch(r"[0-9*#+]+", code):
+        raise UsageError(f"{code!r} is not a USSD code (digits, * and #, such as '*777#')")
+    modem = _find(modem_id, _Deadline(timeout, "finding the modem"))
+    lock = _lock(modem.key)
+    if wait is None:
+        wait = 2 * timeout + KILL_GRACE
+    if not lock.acquire(timeout=wait):
+        raise ModemBusy(
+            f"modem {modem.key} is busy: another USSD session on it did not end within {wait:g}s"
+        )
+    try:
+        return _exchange(modem, code, _Deadline(timeout, f"USSD {code}"))
+    finally:
+        lock.release()
+
+
+def _lock(key: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+def _exchange(modem: ModemInfo, code: str, deadline: _Deadline) -> str:
+    path = modem.dbus_path
+    if _session_state(path, deadline) in STALE_STATES:
+        log.warning("cancelling a stale USSD session", modem=modem.key)
+        _cancel(path, deadline)
+    initiate = ["-m", path, f"--3gpp-ussd-initiate={code}"]
+    what = f"sending {code}"
+    try:
+        run = _call(initiate, deadline, what)
+    except ModemBusy:
+        # A session began between the check and the initiate (or the state was unknown).
+        log.warning("USSD session active at initiate: cancelling and retrying", modem=modem.key)
+        _cancel(path, deadline)
+        run = _call(initiate, deadline, what)
+    reply = parse_reply(run.stdout)
+    with contextlib.suppress(ModemError):
+        if _session_state(path, deadline) == "user-response":
+            _cancel(path, deadline)  # the reply was a menu: end it rather than leave it open
+    return reply
+
+
+def parse_reply(stdout: str) -> str:
+    """The text in `USSD session initiated; new reply from network: '<text>'`; the text may
+    span lines and hold quotes: it ends at the last quote."""
+    at = stdout.find(_REPLY_MARKER)
+    rest = stdout[at + len(_REPLY_MARKER) :].lstrip(" ") if at >= 0 else ""
+    end = rest.rfind("'")
+    if not rest.startswith("'") or end < 1:
+        raise ModemError("mmcli's answer holds no USSD reply", raw=stdout)
+    return rest[1:end]
+
+
+def _session_state(path: str, deadline: _Deadline) -> str:
+    run = _call(["-J", "-m", path, "--3gpp-ussd-status"], deadline, "reading the USSD state")
+    data = _json(run, "USSD state")
+    ussd = ((data.get("modem") or {}).get("3gpp") or {}).get("ussd") or {}
+    return _value(ussd.get("status")) or "unknown"
+
+
+def _cancel(path: str, deadline: _Deadline) -> None:
+    try:
+        _call(["-m", path, "--3gpp-ussd-cancel"], deadline, "cancelling the USSD session")
+    except (ModemTimeout, ModemNotAuthorized, ModemManagerUnavailable):
+        raise
+    except ModemError as exc:
+        raise ModemBusy(
+            f"modem is busy: its earlier USSD session could not be cancelled ({exc})",
+            raw=exc.raw,
+        ) from None
+
+
+# ---- running mmcli ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class _Deadline:
+    """The time left for one step (a listing, an exchange) across its mmcli calls."""
+
+    def __init__(self, seconds: float, what: str) -> None:
+        self.seconds = seconds
+        self.what = what
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise ModemTimeout(f"{self.what} took longer than {self.seconds:g}s")
+        return left
+
+
+def _call(args: list[str], deadline: _Deadline, what: str) -> _Run:
+    """Run mmcli; a failure becomes the ModemError that says what went wrong."""
+    run = _mmcli(args, deadline.left(), what)
+    if run.returncode != 0:
+        raise _failure(run, what)
+    return run
+
+
+def _mmcli(args: list[str], timeout: float, what: str) -> _Run:
+    """mmcli with `--timeout`, in its own process group, killed if it outlives that."""
+    program = shutil.which(MMCLI)
+    if program is None:
+        raise MmcliMissing(
+            "mmcli is not installed (it comes with ModemManager: apt install modemmanager)"
+        )
+    seconds = max(1, math.ceil(timeout))
+    argv = [program, f"--timeout={seconds}", *args]
+    # mmcli prints through the locale: a UTF-8 one keeps a reply's non-ASCII text intact.
+    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ModemError(f"cannot run mmcli: {exc.strerror or exc}") from None
+    try:
+        out, err = proc.communicate(timeout=timeout + KILL_GRACE)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        raise ModemTimeout(
+            f"{what}: mmcli did not answer within {seconds}s and was stopped"
+        ) from None
+    except BaseException:  # an interrupt must not leave mmcli running on the modem
+        _kill(proc)
+        raise
+    run = _Run(
+        proc.returncode,
+        out.decode("utf-8", errors="replace"),
+        err.decode("utf-8", errors="replace"),
+    )
+    log.debug(
+        "mmcli",
+        args=args,
+        returncode=run.returncode,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    return run
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=KILL_GRACE)
+
+
+def _json(run: _Run, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(run.stdout)
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise ModemError(f"mmcli gave no JSON for {what}", raw=run.stdout or run.stderr)
+    return data
+
+
+_GDBUS_PREFIX = re.compile(r"GDBus\.Error:[\w.]+:\s*")
+
+
+def _failure(run: _Run, what: str) -> ModemError:
+    """The typed error for a failed mmcli call, from what it printed."""
+    raw = (run.stderr.strip() or run.stdout.strip()) or f"mmcli exited with {run.returncode}"
+    said = re.sub(r": '(.*)'$", r": \1", raw.removeprefix("error: "), flags=re.DOTALL)
+    said = _GDBUS_PREFIX.sub("", said).strip()
+    text = raw.lower()
+    if "couldn't find the modemmanager process" in text or "serviceunknown" in text:
+        return ModemManagerUnavailable(
+            "ModemManager is not running (systemctl start ModemManager)", raw=raw
+        )
+    if "couldn't get bus" in text:
+        return ModemManagerUnavailable(f"the system bus cannot be reached: {said}", raw=raw)
+    if "couldn't find modem" in text:
+        return ModemNotFound(f"{what}: the modem is gone ({said})", raw=raw)
+    if "unauthorized" in text or "not authorized" in text or "accessdenied" in text:
+        return ModemNotAuthorized(
+            f"{what}: not allowed ({said}); the service user needs the polkit rule for "
+            "org.freedesktop.ModemManager1.USSD (see docs/modems.md)",
+            raw=raw,
+        )
+    if "session is already active" in text:
+        return ModemBusy(f"{what}: the modem is busy with another USSD session", raw=raw)
+    if "no 3gpp ussd capabilities" in text:
+        return UssdUnsupported(f"{what}: this modem cannot do USSD ({said})", raw=raw)
+    if (
+        re.search(r"\+?cme error:?\s*30\b", text)
+        or "mobileequipment.nonetwork" in text
+        or "no network service" in text
+    ):
+        return UssdUnsupported(
+            f"{what}: the modem cannot do USSD on this network ({said}); USSD needs a "
+            "2G/3G connection, which LTE-only modems and IMS (VoLTE) lines often lack",
+            raw=raw,
+        )
+    if "timeout was reached" in text or "timed out" in text or "noreply" in text:
+        return ModemTimeout(f"{what}: no answer in time ({said})", raw=raw)
+    if "not enabled" in text:
+        return ModemError(
+            f"{what}: the modem is not enabled ({said}); enable it with mmcli -m N -e", raw=raw
+        )
+    return ModemError(f"{what} failed: {said}", raw=raw)

@@ -1,0 +1,364 @@
+"""monitor.modem against a fake `mmcli` (tests/fake_mmcli.py) first on PATH: listing, finding a
+modem by IMEI or ICCID, USSD replies, errors, timeouts, stale sessions and serialisation."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from monitor import modem
+from monitor.errors import CheckFailed, MonitorError, UsageError
+
+
+def _load_fake() -> ModuleType:
+    """tests/fake_mmcli.py, whichever test directory asks first."""
+    if "fake_mmcli" in sys.modules:
+        return sys.modules["fake_mmcli"]
+    path = Path(__file__).resolve().parent / "fake_mmcli.py"
+    spec = importlib.util.spec_from_file_location("fake_mmcli", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fake_mmcli"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+fake_mmcli = _load_fake()
+
+IMEI = "867000000000001"
+ICCID = "8901260000000000001"
+T_MOBILE = (
+    "Current plan active until 08/10/2022 and will renew for $15.00. Account Balance $15.00. "
+    "Add money by dialing *233 or redeem a refill card."
+)
+
+
+def a_modem(index: int = 0, **overrides: Any) -> dict[str, Any]:
+    modem_data: dict[str, Any] = {
+        "index": index,
+        "equipment_id": IMEI if index == 0 else f"86700000000000{index + 1}",
+        "manufacturer": "Quectel",
+        "model": "EG25-G",
+        "state": "registered",
+        "operator": "T-Mobile",
+        "numbers": ["+15550100"],
+        "sim": {"index": index, "iccid": ICCID if index == 0 else f"890126000000000000{index + 1}"},
+        "codes": {"#225#": {"reply": T_MOBILE}},
+    }
+    modem_data.update(overrides)
+    return modem_data
+
+
+@pytest.fixture(autouse=True)
+def _quick_kill(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hung mmcli is killed this long after its --timeout (2s in production)."""
+    monkeypatch.setattr(modem, "KILL_GRACE", 0.2)
+
+
+@pytest.fixture
+def mmcli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    return fake_mmcli.install(tmp_path, monkeypatch, {"modems": [a_modem()]})
+
+
+def set_codes(fake: Any, **codes: dict[str, Any]) -> None:
+    fake.scenario["modems"][0]["codes"] = {k.replace("_", "#"): v for k, v in codes.items()}
+    fake.save()
+
+
+# ---- listing and finding -------------------------------------------------------------------
+
+
+def test_list_modems_reads_ids_sim_and_state(mmcli: Any) -> None:
+    mmcli.scenario["modems"].append(a_modem(3, sim=None, state="disabled"))
+    mmcli.save()
+    first, second = modem.list_modems()
+    assert first.index == 0
+    assert first.dbus_path == "/org/freedesktop/ModemManager1/Modem/0"
+    assert first.equipment_id == IMEI
+    assert (first.manufacturer, first.model, first.state) == ("Quectel", "EG25-G", "registered")
+    assert first.operator == "T-Mobile"
+    assert first.own_numbers == ("+15550100",)
+    assert first.access_technologies == ("lte",)
+    assert first.sim_iccid == ICCID
+    assert (second.index, second.state, second.sim_path, second.sim_iccid) == (
+        3,
+        "disabled",
+        None,
+        None,
+    )
+    assert mmcli.actions() == ["list", "modem", "modem", "sim"]
+    assert all(call["json"] and call["timeout"] >= 1 for call in mmcli.calls() if "argv" in call)
+
+
+def test_no_modems_is_an_empty_list(mmcli: Any) -> None:
+    mmcli.scenario["modems"] = []
+    mmcli.save()
+    assert modem.list_modems() == []
+
+
+def test_a_modem_that_vanishes_after_the_listing_is_left_out(mmcli: Any) -> None:
+    mmcli.scenario["modems"].append(a_modem(1, gone=True))
+    mmcli.save()
+    assert [m.index for m in modem.list_modems()] == [0]
+
+
+def test_find_by_imei_asks_no_sim(mmcli: Any) -> None:
+    found = modem.find_modem(IMEI)
+    assert found.index == 0
+    assert found.sim_iccid == ICCID  # the chosen modem's SIM is still read
+    assert mmcli.actions() == ["list", "modem", "sim"]
+
+
+@pytest.mark.parametrize("wanted", [ICCID, "8901 2600 0000 0000 001", ICCID + "F"])
+def test_find_by_sim_iccid_as_printed(mmcli: Any, wanted: str) -> None:
+    mmcli.scenario["modems"].insert(0, a_modem(1))
+    mmcli.save()
+    assert modem.find_modem(wanted).equipment_id == IMEI
+
+
+def test_modem_not_found_lists_what_is_there(mmcli: Any) -> None:
+    with pytest.raises(modem.ModemNotFound) as info:
+        modem.find_modem("351111111111111")
+    message = str(info.value)
+    assert "351111111111111" in message
+    assert IMEI in message and ICCID in message and "EG25-G" in message
+    assert [m.equipment_id for m in info.value.available] == [IMEI]
+
+
+def test_no_modem_at_all_says_so(mmcli: Any) -> None:
+    mmcli.scenario["modems"] = []
+    mmcli.save()
+    with pytest.raises(modem.ModemNotFound, match="sees no modem"):
+        modem.find_modem(IMEI)
+
+
+def test_mmcli_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(modem.MmcliMissing, match="ModemManager") as info:
+        modem.list_modems()
+    assert isinstance(info.value, MonitorError)
+
+
+def test_modemmanager_not_running(mmcli: Any) -> None:
+    stderr = "error: couldn't find the ModemManager process in the bus\n"
+    mmcli.scenario["fail"] = {"list": {"stderr": stderr}}
+    mmcli.save()
+    with pytest.raises(modem.ModemManagerUnavailable, match="not running") as info:
+        modem.send_ussd(IMEI, "#225#", 1)
+    assert info.value.raw == stderr.strip()
+
+
+# ---- USSD ----------------------------------------------------------------------------------
+
+
+def test_send_ussd_returns_the_reply_text(mmcli: Any) -> None:
+    assert modem.send_ussd(IMEI, "#225#", 1) == T_MOBILE
+    assert mmcli.actions() == ["list", "modem", "status", "initiate #225#", "status"]
+    initiate = next(c for c in mmcli.calls() if c.get("action") == "initiate #225#")
+    assert "--3gpp-ussd-initiate=#225#" in initiate["argv"]
+    assert "-m" in initiate["argv"] and "/org/freedesktop/ModemManager1/Modem/0" in initiate["argv"]
+    assert initiate["timeout"] == 1
+
+
+def test_send_ussd_by_iccid(mmcli: Any) -> None:
+    assert modem.send_ussd(ICCID, "#225#", 1) == T_MOBILE
+
+
+def test_multi_line_reply_ends_at_the_last_quote(mmcli: Any) -> None:
+    text = "Balance: $5.00\nIt's valid until 'Dec 1'\n1. Top up\n2. Plans"
+    set_codes(mmcli, _225_={"reply": text})
+    assert modem.send_ussd(IMEI, "#225#", 1) == text
+
+
+def test_an_error_with_exit_1_is_a_modem_error_with_mmcli_s_words(mmcli: Any) -> None:
+    stderr = (
+        "error: couldn't initiate USSD session: 'GDBus.Error:org.freedesktop.ModemManager1."
+        "Error.Core.Failed: Network rejected the request'\n"
+    )
+    set_codes(mmcli, _225_={"stderr": stderr, "exit": 1})
+    with pytest.raises(modem.ModemError) as info:
+        modem.send_ussd(IMEI, "#225#", 1)
+    assert "Network rejected the request" in str(info.value)
+    assert "GDBus" not in str(info.value)
+    assert info.value.raw == stderr.strip()
+    assert isinstance(info.value, CheckFailed)
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "error: couldn't initiate USSD session: '+CME ERROR: 30'",
+        "error: couldn't initiate USSD session: 'GDBus.Error:org.freedesktop.ModemManager1."
+        "Error.MobileEquipment.NoNetwork: No network service'",
+    ],
+)
+def test_lte_only_is_an_error_that_says_no_ussd_on_this_network(mmcli: Any, stderr: str) -> None:
+    set_codes(mmcli, _225_={"stderr": stderr, "exit": 1})
+    with pytest.raises(modem.UssdUnsupported, match="cannot do USSD on this network") as info:
+        modem.send_ussd(IMEI, "#225#", 1)
+    assert "LTE" in str(info.value)
+    assert info.value.raw == stderr
+
+
+def test_a_modem_without_ussd_says_so(mmcli: Any) -> None:
+    mmcli.scenario["fail"] = {"status": {"stderr": "error: modem has no 3GPP USSD capabilities"}}
+    mmcli.save()
+    with pytest.raises(modem.UssdUnsupported, match="this modem cannot do USSD"):
+        modem.send_ussd(IMEI, "#225#", 1)
+
+
+def test_polkit_refusal_points_at_the_rule(mmcli: Any) -> None:
+    stderr = (
+        "error: couldn't initiate USSD session: 'GDBus.Error:org.freedesktop.ModemManager1."
+        "Error.Core.Unauthorized: PolicyKit authorization failed: not authorized for "
+        "'org.freedesktop.ModemManager1.USSD''"
+    )
+    set_codes(mmcli, _225_={"stderr": stderr, "exit": 1})
+    with pytest.raises(modem.ModemNotAuthorized, match="polkit"):
+        modem.send_ussd(IMEI, "#225#", 1)
+
+
+def test_a_hung_mmcli_is_killed_and_reported_as_a_timeout(mmcli: Any) -> None:
+    set_codes(mmcli, _225_={"hang": True})
+    with pytest.raises(modem.ModemTimeout, match="did not answer"):
+        modem.send_ussd(IMEI, "#225#", 0.5)
+    hung = next(c for c in mmcli.calls() if c.get("action") == "initiate #225#")
+    with pytest.raises(ProcessLookupError):
+        os.kill(hung["pid"], 0)
+
+
+def test_mmcli_s_own_timeout_is_a_timeout(mmcli: Any) -> None:
+    set_codes(mmcli, _225_={"mmcli_timeout": 0.1})
+    with pytest.raises(modem.ModemTimeout, match="no answer in time"):
+        modem.send_ussd(IMEI, "#225#", 1)
+
+
+def test_a_stale_session_is_cancelled_before_initiating(mmcli: Any) -> None:
+    mmcli.scenario["modems"][0]["ussd_status"] = "active"
+    mmcli.save()
+    assert modem.send_ussd(IMEI, "#225#", 1) == T_MOBILE
+    assert mmcli.actions()[2:] == ["status", "cancel", "initiate #225#", "status"]
+
+
+def test_a_menu_left_open_is_cancelled_after_the_reply(mmcli: Any) -> None:
+    set_codes(mmcli, _225_={"reply": "1. Balance\n2. Data", "menu": True})
+    assert modem.send_ussd(IMEI, "#225#", 1) == "1. Balance\n2. Data"
+    assert mmcli.actions()[-2:] == ["status", "cancel"]
+    assert mmcli.status() == "idle"
+
+
+def test_a_session_that_appears_after_the_check_is_cancelled_and_retried(mmcli: Any) -> None:
+    mmcli.scenario["modems"][0].update(ussd_status="active", reported_status="idle")
+    mmcli.save()
+    assert modem.send_ussd(IMEI, "#225#", 1) == T_MOBILE
+    assert mmcli.actions()[2:5] == ["status", "initiate #225#", "cancel"]
+    assert mmcli.actions().count("initiate #225#") == 2
+
+
+def test_a_session_that_will_not_end_is_busy(mmcli: Any) -> None:
+    mmcli.scenario["modems"][0]["ussd_status"] = "active"
+    mmcli.scenario["fail"] = {"cancel": {"stderr": "error: couldn't cancel USSD session: 'nope'"}}
+    mmcli.save()
+    with pytest.raises(modem.ModemBusy, match="could not be cancelled"):
+        modem.send_ussd(IMEI, "#225#", 1)
+
+
+def test_waiting_for_the_modem_is_bounded(mmcli: Any) -> None:
+    lock = modem._lock(IMEI)
+    lock.acquire()
+    try:
+        with pytest.raises(modem.ModemBusy, match="another USSD session"):
+            modem.send_ussd(IMEI, "#225#", 1, wait=0.1)
+    finally:
+        lock.release()
+    assert "initiate #225#" not in mmcli.actions()
+
+
+def test_sessions_on_one_modem_never_overlap(mmcli: Any) -> None:
+    """Two lines on one modem (one names it by IMEI, one by ICCID) asked at the same time: the
+    fake refuses, and logs, an initiate that starts while another runs."""
+    set_codes(mmcli, _225_={"reply": T_MOBILE, "sleep": 0.2}, _932_={"reply": "2GB left"})
+    start = threading.Barrier(2)
+    replies: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def ask(modem_id: str, code: str) -> None:
+        start.wait()
+        try:
+            replies[code] = modem.send_ussd(modem_id, code, 5)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=ask, args=(IMEI, "#225#")),
+        threading.Thread(target=ask, args=(ICCID, "#932#")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert replies == {"#225#": T_MOBILE, "#932#": "2GB left"}
+    assert mmcli.overlaps() == 0
+
+
+def test_the_fake_does_detect_overlapping_sessions(mmcli: Any) -> None:
+    """The check above means something: initiates that bypass the lock do collide."""
+    set_codes(mmcli, _225_={"reply": "ok", "sleep": 0.3})
+    start = threading.Barrier(2)
+    path = "/org/freedesktop/ModemManager1/Modem/0"
+
+    def initiate() -> None:
+        start.wait()
+        modem._mmcli(["-m", path, "--3gpp-ussd-initiate=#225#"], 5, "test")
+
+    threads = [threading.Thread(target=initiate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert mmcli.overlaps() == 1
+
+
+def test_a_code_that_is_not_ussd_is_a_usage_error(mmcli: Any) -> None:
+    with pytest.raises(UsageError, match="not a USSD code"):
+        modem.send_ussd(IMEI, "225; reboot", 1)
+    assert mmcli.calls() == []
+
+
+# ---- parsing mmcli's answer ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stdout", "text"),
+    [
+        ("USSD session initiated; new reply from network: 'Hello'\n", "Hello"),
+        ("USSD session initiated; new reply from network: ''\n", ""),
+        ("USSD session initiated; new reply from network: 'a\nb 'c'\n'\n", "a\nb 'c'\n"),
+    ],
+)
+def test_parse_reply(stdout: str, text: str) -> None:
+    assert modem.parse_reply(stdout) == text
+
+
+@pytest.mark.parametrize(
+    "stdout", ["", "successfully cancelled USSD session\n", "new reply from network: '"]
+)
+def test_parse_reply_refuses_what_is_not_a_reply(stdout: str) -> None:
+    with pytest.raises(modem.ModemError, match="no USSD reply") as info:
+        modem.parse_reply(stdout)
+    assert info.value.raw == stdout
+
+
+def test_modem_info_describe_and_match() -> None:
+    info = modem.ModemInfo(0, "/p/0", equipment_id=IMEI, model="EG25-G", sim_iccid=ICCID)
+    assert info.matches(IMEI) and info.matches(f" {ICCID} ") and not info.matches("")
+    assert info.describe() == f"equipment id {IMEI} (EG25-G, SIM {ICCID})"
+    assert info.key == IMEI
