@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -126,3 +127,78 @@ def test_invalid_config_at_start_exits_78(write_config: Callable[..., Path]) -> 
     assert done.returncode == 78
     assert "At 'monitor.interval'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_systemd_notify_watchdog_reload_stop_metrics_heartbeat(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    import socket
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    beats: list[str] = []
+
+    class Beat(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            beats.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    hb = ThreadingHTTPServer(("127.0.0.1", 0), Beat)
+    threading.Thread(target=hb.serve_forever, daemon=True).start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = write_config(
+        f'[monitor]\ninterval = "1s"\nmetrics = "127.0.0.1:{port}"\n'
+        f'heartbeat_url = "http://127.0.0.1:{hb.server_address[1]}/ping/abc"\n'
+        '[lines.a]\nadapter = "demo"\nbalance = 3\n[defaults.thresholds]\nbalance_warning = 5\n'
+    )
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(15)
+    env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(path), "run"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+
+    def until(field: str) -> list[str]:
+        seen = []
+        while True:
+            message = sock.recv(4096).decode()
+            seen.append(message)
+            if field in message.split("\n"):
+                return seen
+
+    try:
+        assert any("READY=1" in m for m in until("READY=1"))
+        seen = []
+        for _ in range(4):  # pings keep coming, every half of WATCHDOG_USEC
+            seen += until("WATCHDOG=1")
+        assert any(m.startswith("STATUS=1 lines, 1 low, next check") for m in seen)
+        scrape = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        assert b'line="a"' in scrape
+        assert beats and beats[0] == "/ping/abc"
+        proc.send_signal(signal.SIGHUP)
+        seen = until("READY=1")
+        assert any(m.startswith("RELOADING=1") for m in seen)
+        path.write_text(path.read_text().replace('interval = "1s"', 'interval = "soon"'))
+        proc.send_signal(signal.SIGHUP)
+        until("READY=1")  # rejected, the old config keeps running
+        until("WATCHDOG=1")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        until("STOPPING=1")
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+        hb.shutdown()
