@@ -12,6 +12,9 @@ Public API (the provider adapters and the generic `http_json` adapter build on i
   `request()` returns the response after retries, its status left to the caller;
   `check_status()` and `parse_json()` map a response; `send_once()` sends a request that
   must never be repeated (it spends money) and tells "not sent" from "outcome unknown".
+- Top-ups: `send_top_up()` sends an order once and sorts what came of it into `TopUpFailed`
+  (nothing bought) and `TopUpUnknown` (money may be spent); `top_up_refused()` and
+  `top_up_answer()` map the answer it returns.
 - `Budget`: one check's deadline; pass the same one to every request of a check.
 - Auth: `BasicAuth`, `HeaderAuth`, `BearerAuth`, and `TokenAuth` (a fetched `Token`, cached
   in `AdapterContext.tokens`, renewed on expiry and once on a 401).
@@ -53,7 +56,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from monitor import __version__
 from monitor.adapters import AccountRef, Adapter, AdapterContext
 from monitor.config import PositiveDuration
-from monitor.errors import CheckFailed
+from monitor.errors import CheckFailed, TopUpFailed, TopUpUnknown
 from monitor.model import Reading, utcnow
 from monitor.tokens import TokenCache
 
@@ -874,6 +877,90 @@ def _tls_context() -> ssl.SSLContext:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+# ---- top-ups: requests that spend money ------------------------------------------------
+
+
+def send_top_up(
+    session: Session,
+    method: str,
+    path: str,
+    *,
+    what: str,
+    params: Mapping[str, Any] | None = None,
+    json: Any = None,
+    files: Mapping[str, Any] | None = None,
+    refusals: Mapping[int, str] | None = None,
+) -> httpx.Response:
+    """Send a top-up order exactly once; return its answer if 2xx or a 4xx the caller can
+    explain better (business errors), else raise. `refusals` says what 4xx statuses mean
+    for this provider ("the SIM has expired"), ahead of the generic reading below.
+
+    `TopUpFailed` (nothing bought): not sent at all; 401/403 (credentials refused before the
+    order was looked at); 429; a redirect other than 303. `TopUpUnknown` (money may be
+    spent): the answer was lost after sending; any 5xx (a gateway may time out while the
+    order goes through); 303 (see other: the order was acted on). A 401 renews the token and
+    sends once more, since a refused token proves the order was not processed. The one
+    attempt may use the account's whole timeout: reads get half, to leave room for retries
+    that an order never has. `what` names the order in messages ("the Airalo top-up ...").
+    """
+    budget = Budget(session.timeout * 2, session.backoff.clock)
+    try:
+        response = session.send_once(
+            method, path, params=params, json=json, files=files, budget=budget, reauth=True
+        )
+    except OutcomeUnknown as exc:
+        raise TopUpUnknown(f"{what} may have gone through: {exc}") from None
+    except CheckFailed as exc:  # not sent, or refused credentials: nothing was processed
+        raise TopUpFailed(f"{what} did not go through: {exc}; nothing was bought") from None
+    status = response.status_code
+    detail = session._detail(response)
+    if status >= 500 or status == 303:
+        raise TopUpUnknown(
+            f"{what} may have gone through: {session.provider} answered HTTP {status} "
+            f"({detail}); it is not sent again: check the account's orders"
+        )
+    if refusals and status in refusals and 400 <= status < 500:
+        raise TopUpFailed(
+            f"{what} was refused: {refusals[status]} (HTTP {status}: {detail}); nothing was bought"
+        )
+    if status in (401, 403):
+        raise TopUpFailed(
+            f"{what} was refused: {session.auth_failed(response)}; check the credentials "
+            "(and the allowed IP addresses); nothing was bought"
+        )
+    if status == 429:
+        raise TopUpFailed(
+            f"{what} was refused: {session.provider} is rate limiting account "
+            f"{session.account} ({detail}); nothing was bought"
+        )
+    if 300 <= status < 400:
+        location = excerpt(session.redact(response.headers.get("Location", "?")))
+        raise TopUpFailed(
+            f"{what} was redirected to {location} (HTTP {status}): check base_url for account "
+            f"{session.account}; nothing was bought"
+        )
+    return response
+
+
+def top_up_refused(session: Session, response: httpx.Response, what: str) -> TopUpFailed:
+    """A 4xx answer to an order as a failure a person can read: nothing was bought."""
+    return TopUpFailed(
+        f"{what} was refused (HTTP {response.status_code}): {session._detail(response)}; "
+        "nothing was bought"
+    )
+
+
+def top_up_answer(session: Session, response: httpx.Response, what: str) -> Any:
+    """The JSON of a 2xx answer to an order. Unreadable is `TopUpUnknown`: a proxy or a
+    captive portal may have answered, or the provider may have bought and then garbled."""
+    try:
+        return session.parse_json(response)
+    except BadAnswer as exc:
+        raise TopUpUnknown(
+            f"{what} may have gone through, but the answer is unreadable: {exc}"
+        ) from None
 
 
 # ---- adapter base -----------------------------------------------------------------------

@@ -129,8 +129,9 @@ class UssdOptions(BaseModel):
         default=None, description="time zone of the dates in replies (default: the system's)"
     )
     timeout: Duration = Field(
-        default=timedelta(seconds=30),
-        description="longest wait for the modem and the network, per code",
+        default=timedelta(seconds=20),
+        description="longest wait for the modem and the network, per code; keep the "
+        "line's codes times this under [monitor] check_timeout",
     )
 
     @field_validator("modem", mode="before")
