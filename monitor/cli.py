@@ -442,9 +442,13 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
+    from monitor import adapters
+
     path = config.config_path(args.config)
     settings = load_settings(path)
     print(f"{path}: ok ({len(settings.lines)} lines, {len(settings.channels)} channels)")
+    for problem in adapters.interval_warnings(settings):
+        print(f"{path}: warning: {problem}", file=sys.stderr)
     if not settings.lines:
         print(f"{path}: warning: no [lines.*] configured, nothing will be watched", file=sys.stderr)
     if not settings.channels:

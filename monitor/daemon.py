@@ -19,7 +19,7 @@ from types import FrameType
 import schedule
 import structlog
 
-from monitor import heartbeat, metrics, sdnotify
+from monitor import adapters, heartbeat, metrics, sdnotify
 from monitor.config import Settings
 from monitor.cycle import Checker
 from monitor.errors import MonitorError
@@ -88,6 +88,8 @@ class Daemon:
             channels=len(self.settings.channels),
             database=str(self.store.path),
         )
+        for problem in adapters.interval_warnings(self.settings):
+            log.warning("polling faster than the provider answers anew", detail=str(problem))
         self._schedule(previous={})
         self._due.update(self.settings.lines)  # a first check of every line at startup
         self._start_metrics()

@@ -256,3 +256,15 @@ def test_python_dash_m(configured: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["line"] == "travel"
+
+
+def test_validate_warns_about_polling_faster_than_useful(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(
+        '[accounts.t]\nprovider = "airalo"\nclient_id = "x"\nclient_secret = "y"\n'
+        '[lines.a]\naccount = "t"\niccid = "8944465400000267221"\ninterval = "5m"\n'
+    )
+    assert cli("--config", str(path), "config", "validate") == 0
+    err = capsys.readouterr().err
+    assert "warning: At 'lines.a.interval': airalo answers from a 20m server-side cache" in err

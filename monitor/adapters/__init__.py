@@ -22,6 +22,7 @@ from monitor.config import Settings, problems_from
 from monitor.errors import ConfigProblem, TopUpFailed, TopUpUnknown
 from monitor.model import Reading, TopUpRequest, TopUpResult
 from monitor.tokens import TokenCache
+from monitor.units import format_duration
 
 ENTRY_POINT_GROUP = "esim_monitor.adapters"
 
@@ -208,3 +209,20 @@ def _loaded(
     except (ImportError, AttributeError, TypeError) as exc:
         yield ConfigProblem(where, f"adapter {name!r} cannot be loaded: {exc}")
         return None
+
+
+def interval_warnings(settings: Settings) -> Iterable[ConfigProblem]:
+    """Lines checked more often than their provider can answer anew (Airalo caches usage
+    for 20 minutes): not errors, but polling that only spends rate limit."""
+    for line_id in settings.lines:
+        try:
+            cls = load(settings.adapter_name(line_id))
+        except (UnknownAdapter, ImportError, AttributeError, TypeError):
+            continue
+        interval = settings.interval(line_id)
+        if cls.min_interval is not None and interval < cls.min_interval:
+            yield ConfigProblem(
+                f"lines.{line_id}.interval",
+                f"{cls.name} answers from a {format_duration(cls.min_interval)} server-side "
+                f"cache; checking every {format_duration(interval)} gains nothing",
+            )
