@@ -423,6 +423,74 @@ def _recharge_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_modems(args: argparse.Namespace) -> int:
+    """Modems ModemManager knows, with the ids a line's `modem` key takes."""
+    from monitor import modem
+
+    found = modem.list_modems()
+    rows = [
+        {
+            "index": m.index,
+            "equipment_id": m.equipment_id,
+            "model": " ".join(p for p in (m.manufacturer, m.model) if p),
+            "state": m.state,
+            "sim_iccid": m.sim_iccid,
+            "operator": m.operator or m.sim_operator,
+        }
+        for m in found
+    ]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print("no modems: is ModemManager running and a modem plugged in?", file=sys.stderr)
+        return EXIT_FAILURE
+    _print_table(
+        ["INDEX", "EQUIPMENT ID (IMEI)", "MODEL", "STATE", "SIM ICCID", "OPERATOR"],
+        [[str(r["index"]), *(str(r[k] or "-") for k in list(r)[1:])] for r in rows],
+    )
+    return EXIT_OK
+
+
+def cmd_ussd(args: argparse.Namespace) -> int:
+    """Send one code and print the raw reply, to write a pattern for a carrier. With a
+    LINE, also show what that line's patterns read from the reply."""
+    from monitor import modem
+    from monitor.adapters.ussd import UssdOptions
+    from monitor.adapters.ussd_replies import UnreadableReply, read_reply
+    from monitor.model import utcnow
+
+    if args.modem:
+        if len(args.target) != 1:
+            raise UsageError("usage: esim-monitor ussd --modem ID CODE")
+        reply = modem.send_ussd(args.modem, args.target[0], args.timeout)
+        print(reply)
+        return EXIT_OK
+    if len(args.target) != 2:
+        raise UsageError("usage: esim-monitor ussd (LINE | --modem ID) CODE")
+    line, code = args.target
+    settings = load_settings(config.config_path(args.config))
+    _pick_lines(settings, [line])
+    if settings.adapter_name(line) != "ussd":
+        raise UsageError(f"line {line!r} is not a ussd line; use --modem ID")
+    options = UssdOptions.model_validate(settings.lines[line].options)
+    reply = modem.send_ussd(options.modem, code, options.timeout.total_seconds())
+    print(reply)
+    try:
+        figures = read_reply(
+            reply,
+            options.spec_for(code),
+            tz=options.zone(),
+            now=utcnow(),
+            currency=options.default_currency(),
+        )
+    except UnreadableReply as exc:
+        print(f"# {line} would not read this reply: {exc}", file=sys.stderr)
+        return EXIT_OK
+    print(f"# {line} reads: {figures}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_systemd_unit(args: argparse.Namespace) -> int:
     """The unit file with this installation's paths, or the credentials drop-in."""
     from monitor import systemd_unit
@@ -738,6 +806,13 @@ def build_parser() -> argparse.ArgumentParser:
     notify_sub = p.add_subparsers(dest="notify_command", metavar="ACTION", required=True)
     q = add("test", cmd_notify_test, "send a test message to the channels", parent=notify_sub)
     q.add_argument("--channel", metavar="NAME")
+
+    p = add("modems", cmd_modems, "modems ModemManager knows, with their equipment ids and SIMs")
+    p.add_argument("--json", action="store_true")
+    p = add("ussd", cmd_ussd, "send a USSD code and print the raw reply")
+    p.add_argument("target", nargs="+", metavar="LINE CODE | CODE")
+    p.add_argument("--modem", metavar="ID", help="equipment id (IMEI) or SIM ICCID")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
 
     p = add("systemd-unit", cmd_systemd_unit, "print the systemd unit for this installation")
     p.add_argument(

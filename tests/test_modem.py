@@ -4,6 +4,7 @@ modem by IMEI or ICCID, USSD replies, errors, timeouts, stale sessions and seria
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import threading
@@ -362,3 +363,29 @@ def test_modem_info_describe_and_match() -> None:
     assert info.matches(IMEI) and info.matches(f" {ICCID} ") and not info.matches("")
     assert info.describe() == f"equipment id {IMEI} (EG25-G, SIM {ICCID})"
     assert info.key == IMEI
+
+
+def test_cli_modems_and_ussd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.cli import main
+
+    fake_mmcli.install(tmp_path, monkeypatch, {"modems": [a_modem()]})
+    assert main(["modems", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["equipment_id"] == IMEI and row["sim_iccid"] == ICCID
+    assert main(["modems"]) == 0
+    assert IMEI in capsys.readouterr().out
+    assert main(["ussd", "--modem", IMEI, "#225#"]) == 0
+    assert "Account Balance $15.00" in capsys.readouterr().out
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[monitor]\ndatabase = "{tmp_path / "h.db"}"\n'
+        f'[lines.tmo]\nadapter = "ussd"\nmodem = "{ICCID}"\npreset = "t-mobile"\n'
+    )
+    assert main(["--config", str(config), "ussd", "tmo", "#225#"]) == 0
+    out, err = capsys.readouterr()
+    assert "Account Balance $15.00" in out
+    assert "tmo reads:" in err and "15.00" in err
+    assert main(["ussd", "--modem", "000", "#225#"]) == 1  # not found: says what is there
+    assert IMEI in capsys.readouterr().err

@@ -131,7 +131,7 @@ def test_a_preset_fills_in_codes_and_currency() -> None:
     options = UssdOptions.model_validate({"modem": ICCID, "preset": "t-mobile"})
     assert [s.code for s in options.specs()] == ["#225#", "#932#"]
     assert options.default_currency() == "USD"
-    assert options.timeout == timedelta(seconds=30)
+    assert options.timeout == timedelta(seconds=20)
 
 
 def test_codes_override_the_preset_code_by_code_and_key_by_key() -> None:
