@@ -7,9 +7,11 @@ thread, one transaction per line, so the store needs no locking.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -48,6 +50,8 @@ class CheckResult:
     reading: Reading | None = None
     error: str | None = None
     raw: str | None = None
+    skipped: bool = False
+    """Not asked at all (its account's breaker is open): a failed check all the same."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,9 @@ class Checker:
         self.context = adapters.AdapterContext(TokenCache(settings.database_path()))
         self._adapters: dict[str, adapters.Adapter] = {}
         self._pool = WorkerPool(settings.monitor.workers)
+        self.breakers: dict[str, Breaker] = {
+            name: Breaker(name, settings.monitor.breaker_after) for name in settings.accounts
+        }
 
     def close(self) -> None:
         self._pool.shutdown()
@@ -90,35 +97,62 @@ class Checker:
     ) -> Iterator[CheckResult]:
         """Read the lines concurrently, yielding each result as it comes.
 
-        Every check has a hard deadline (`check_timeout`): past it, the check is a failure
-        and its worker is abandoned (a fresh one takes its place). `tick` runs at least
-        every half second, so the caller can ping a watchdog while checks are under way.
+        Lines of one account are dispatched at most `max_concurrency` at a time (their
+        adapter's documented limit, else `account_concurrency`), round-robin across
+        accounts, so one slow or hanging provider cannot take every worker. An account
+        whose circuit breaker is open is not asked at all: its lines fail at once. Every
+        check has a hard deadline (`check_timeout`): past it, the check is a failure and
+        its worker is abandoned (a fresh one takes its place). `tick` runs at least every
+        half second, so the caller can ping a watchdog while checks are under way.
         """
-        # Adapters are built here, on the calling thread, so no two workers race to build one.
-        pending: dict[Future[CheckResult], str] = {}
-        started: dict[str, float] = {}
+        queues: dict[str | None, deque[tuple[str, adapters.Adapter]]] = {}
         for line_id in line_ids:
+            # Adapters are built here, on the calling thread: no two workers race to build one.
             try:
                 adapter = self._adapter(line_id)
             except Exception as exc:
                 log.exception("adapter could not be set up", line=line_id)
                 yield CheckResult(line_id, utcnow(), 0, error=f"adapter could not be set up: {exc}")
                 continue
-            pending[self._pool.submit(_read_one, line_id, adapter, started)] = line_id
+            key = account_key(adapter)
+            breaker = self.breakers.get(key) if key else None
+            if breaker is not None and breaker.is_open(time.monotonic()):
+                yield CheckResult(line_id, utcnow(), 0, error=breaker.why(), skipped=True)
+                continue
+            queues.setdefault(key, deque()).append((line_id, adapter))
+        pending: dict[Future[CheckResult], tuple[str, str | None]] = {}
+        started: dict[str, float] = {}
+        inflight: dict[str | None, int] = dict.fromkeys(queues, 0)
+
+        def dispatch() -> None:
+            moved = True
+            while moved:
+                moved = False
+                for key, queue_ in queues.items():
+                    if queue_ and inflight[key] < self._concurrency(key, queue_[0][1]):
+                        line_id, adapter = queue_.popleft()
+                        future = self._pool.submit(_read_one, line_id, adapter, started)
+                        pending[future] = (line_id, key)
+                        inflight[key] += 1
+                        moved = True
+
+        dispatch()
         limit = self.settings.monitor.check_timeout.total_seconds()
         progress = time.monotonic()
         while pending:
             done, _ = wait(pending, timeout=TICK, return_when=FIRST_COMPLETED)
             for future in done:
-                del pending[future]
+                _, key = pending.pop(future)
+                inflight[key] -= 1
                 progress = time.monotonic()
                 yield future.result()
             now = time.monotonic()
-            for future, line_id in list(pending.items()):
+            for future, (line_id, key) in list(pending.items()):
                 began = started.get(line_id)
                 stalled = began is None and now - progress > limit
                 if (began is not None and now - began > limit) or stalled:
                     del pending[future]
+                    inflight[key] -= 1
                     if future.cancel():
                         why = f"not started within {limit:g} s: every worker was busy"
                     else:
@@ -126,8 +160,61 @@ class Checker:
                         why = f"no answer within {limit:g} s (check_timeout)"
                     log.warning("check abandoned", line=line_id, reason=why)
                     yield CheckResult(line_id, utcnow(), int(limit * 1000), error=why)
+            dispatch()
             if tick is not None:
                 tick()
+
+    def _concurrency(self, key: str | None, adapter: adapters.Adapter) -> int:
+        if key is None:
+            return self.settings.monitor.workers
+        return adapter.max_concurrency or self.settings.monitor.account_concurrency
+
+    def _fold(self, result: CheckResult, judged: Judged, store: Store, now: datetime) -> Judged:
+        """Feed the line's account breaker; while it is tripped, the lines' failure alerts
+        become one alert for the account, and so does their recovery."""
+        account = self.settings.lines[result.line].account
+        breaker = self.breakers.get(account) if account else None
+        if breaker is None:
+            return judged
+        change = None
+        if not result.skipped:
+            change = breaker.record(result.reading is not None, result.error, time.monotonic())
+        events = list(judged.events)
+        account_events = []
+        if breaker.tripped:
+            if any(e.type == "failure" for e in events):
+                breaker.folded.add(result.line)
+            events = [e for e in events if e.type != "failure"]
+            if change == "opened":
+                log.error("account paused: its checks keep failing", account=breaker.account)
+                breaker.alerted = True
+                account_events.append(
+                    _account_event(
+                        "failure",
+                        breaker,
+                        now,
+                        error=breaker.why(),
+                        failures=breaker.failures,
+                        headline=f"account {breaker.account} cannot be read: {breaker.last_error}",
+                    )
+                )
+        if result.reading is not None and result.line in breaker.folded:
+            breaker.folded.discard(result.line)
+            events = [e for e in events if e.type != "failure-recovered"]
+        if change == "closed":
+            log.info("account readable again", account=breaker.account)
+            if breaker.alerted:
+                breaker.alerted = False
+                account_events.append(_account_event("failure-recovered", breaker, now))
+        if account_events:
+            store.add_events(
+                [
+                    (e, render(e, None, self.settings)[0], route(self.settings, e))
+                    for e in account_events
+                ],
+                now,
+            )
+        return dataclasses.replace(judged, events=events)
 
     def policy(self, line_id: str) -> Policy:
         return Policy(self.settings.thresholds(line_id), self.settings.alerts(line_id))
@@ -180,6 +267,7 @@ class Checker:
                     store.series(result.line, now - HISTORY) if result.reading is not None else []
                 )
                 outcome = self.judge(result, store.state(result.line), now, control, history)
+                outcome = self._fold(result, outcome, store, now)
                 store.record_check(
                     line=result.line,
                     checked_at=result.checked_at,
@@ -224,6 +312,73 @@ class Checker:
             seconds=round(time.monotonic() - started, 3),
         )
         return judged
+
+
+def _account_event(kind: str, breaker: Breaker, now: datetime, **facts: Any) -> Event:
+    return Event(
+        kind, "", now, {"label": f"account {breaker.account}", "account": breaker.account, **facts}
+    )
+
+
+def account_key(adapter: adapters.Adapter) -> str | None:
+    """The account a line is read through: the unit of concurrency and of the breaker."""
+    return adapter.account.name if adapter.account is not None else None
+
+
+class Breaker:
+    """A circuit breaker per account. After `after` failed checks in a row it pauses the
+    account's checks (1 min, doubling up to 30 min while failures go on); the first check
+    that works closes it. While it is open, the failure alerts of the account's lines fold
+    into one alert for the account, and its skipped checks count as failed."""
+
+    MIN_PAUSE = 60.0
+    MAX_PAUSE = 1800.0
+
+    def __init__(self, account: str, after: int) -> None:
+        self.account = account
+        self.after = after
+        self.failures = 0
+        self.pause = self.MIN_PAUSE
+        self.open_until: float | None = None
+        self.open_until_at: datetime | None = None
+        self.last_error: str | None = None
+        self.alerted = False
+        self.folded: set[str] = set()
+
+    def is_open(self, now: float) -> bool:
+        return self.open_until is not None and now < self.open_until
+
+    @property
+    def tripped(self) -> bool:
+        """Open, or half-open: paused once and not yet closed by a working check."""
+        return self.open_until is not None
+
+    def why(self) -> str:
+        until = f"{self.open_until_at:%H:%M:%S} UTC" if self.open_until_at else "later"
+        return (
+            f"skipped: account {self.account!r} keeps failing ({self.last_error}); "
+            f"its checks are paused until {until}"
+        )
+
+    def record(self, ok: bool, error: str | None, now: float) -> str | None:
+        """Count one real check; "opened", "reopened" or "closed" when that changes."""
+        if self.after <= 0:
+            return None
+        if ok:
+            was = self.tripped
+            self.failures, self.pause = 0, self.MIN_PAUSE
+            self.open_until = self.open_until_at = None
+            return "closed" if was else None
+        self.failures += 1
+        self.last_error = error
+        if self.failures < self.after or self.is_open(now):
+            return None
+        reopened = self.tripped
+        if reopened:
+            self.pause = min(self.pause * 2, self.MAX_PAUSE)
+        self.open_until = now + self.pause
+        self.open_until_at = utcnow() + timedelta(seconds=self.pause)
+        return "reopened" if reopened else "opened"
 
 
 class WorkerPool:

@@ -44,6 +44,7 @@ class Daemon:
         self._reload_requested = False
         self._due: set[str] = set()
         self._pruned_at: datetime | None = None
+        self._started: dict[str, float] = {}
         self.store = Store.open(settings.database_path())
         self.checker = Checker(settings)
         self.notifier = Notifier(settings)
@@ -127,8 +128,22 @@ class Daemon:
         if self._due and not self._stop.is_set():
             due = [line for line in self.settings.lines if line in self._due]
             self._due.clear()
+            self._log_overdue(due)
             self._check(due)
             self._deliver()
+
+    def _log_overdue(self, due: list[str]) -> None:
+        """Lines checked well after their time: the cycle is slower than the schedule."""
+        now = time.monotonic()
+        late = []
+        for line in due:
+            last = self._started.get(line)
+            allowed = self.settings.interval(line) * 1.5 + self.settings.jitter(line)
+            if last is not None and now - last > allowed.total_seconds():
+                late.append(line)
+            self._started[line] = now
+        if late:
+            log.warning("checks overdue", lines=len(late), first=late[:5])
 
     def _check(self, lines: list[str]) -> None:
         """Check lines, then tell the world the cycle completed: systemd's status line,

@@ -82,6 +82,7 @@ _HEADLINES = {
     "recovery": "{label} is ok again after {low_for}",
     "failure": "Cannot read {label}: {error}",
     "failure-recovered": "{label} can be read again",
+    # an account's folded alerts name it in {label}: "account travel"
     "renewal-risk": "{label} renews in {renews_in} for {renewal_price}: balance {balance} "
     "is {shortfall} short",
     "test": "Test message from esim-monitor",
@@ -176,7 +177,9 @@ def variables(event: Event, settings: Settings) -> dict[str, Any]:
         frees_at=_local(facts.get("frees_at"), tz),
     )
     improved = event.type == "warning" and facts.get("previous_state") == "critical"
-    if facts.get("dry_run"):
+    if facts.get("headline"):  # already written out: its text is not a template
+        headline = str(facts["headline"]).replace("{", "{{").replace("}", "}}")
+    elif facts.get("dry_run"):
         headline = "{label}: top-up would be requested ({what}), but this is a dry run"
     elif facts.get("escalated"):
         headline = _ESCALATED

@@ -77,3 +77,135 @@ def test_each_line_isolated(registry: None, write_config: Callable[..., Path]) -
     events = {(e["line"], e["type"]) for e in store.events(utcnow().replace(year=2000))}
     assert events == {("bad", "failure"), ("ugly", "failure"), ("fine", "critical")}
     store.close()
+
+
+# ---- accounts: concurrency and the circuit breaker -------------------------------------------
+
+import threading  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+from pydantic import BaseModel, ConfigDict  # noqa: E402
+
+
+class AccountOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    behaviour: str = "ok"
+
+
+IN_FLIGHT: dict[str, int] = {}
+PEAK: dict[str, int] = {}
+LOCK = threading.Lock()
+RELEASE = threading.Event()
+
+
+class Accounted(Adapter):
+    """Reads through an account whose `behaviour` says what happens: ok, fail, hang, slow."""
+
+    name = "accounted"
+    AccountOptions = AccountOptions
+    max_concurrency = 2
+
+    def read(self) -> Reading:
+        account = self.account.name  # type: ignore[union-attr]
+        with LOCK:
+            IN_FLIGHT[account] = IN_FLIGHT.get(account, 0) + 1
+            PEAK[account] = max(PEAK.get(account, 0), IN_FLIGHT[account])
+        try:
+            behaviour = self.account.options.behaviour  # type: ignore[union-attr]
+            if behaviour == "hang":
+                RELEASE.wait(30)
+            if behaviour == "slow":
+                time.sleep(0.05)
+            if behaviour == "fail":
+                raise CheckFailed("provider answered 503")
+            return Reading(self.line_id, utcnow(), balance=Decimal(50))
+        finally:
+            with LOCK:
+                IN_FLIGHT[account] -= 1
+
+
+@pytest.fixture
+def accounted(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setitem(adapters.BUILTIN, "accounted", f"{__name__}:Accounted")
+    IN_FLIGHT.clear()
+    PEAK.clear()
+    RELEASE.clear()
+    yield
+    RELEASE.set()
+
+
+def accounts_config(behaviours: dict[str, str], lines_each: int, extra: str = "") -> str:
+    text = extra
+    for name, behaviour in behaviours.items():
+        text += f'[accounts.{name}]\nprovider = "accounted"\nbehaviour = "{behaviour}"\n'
+        for i in range(lines_each):
+            text += f'[lines.{name}-{i}]\naccount = "{name}"\n'
+    return text
+
+
+def test_one_account_never_takes_every_worker(
+    accounted: None, write_config: Callable[..., Path]
+) -> None:
+    text = accounts_config(
+        {"stuck": "hang", "fine": "slow"}, 6, '[monitor]\nworkers = 4\ncheck_timeout = "2s"\n'
+    )
+    settings = load_settings(write_config(text))
+    store = Store.open(settings.database_path())
+    checker = Checker(settings)
+    try:
+        judged = checker.run(store, list(settings.lines))
+    finally:
+        checker.close()
+    errors = {j.result.line: j.result.error for j in judged}
+    assert all(errors[f"fine-{i}"] is None for i in range(4))
+    assert all(errors[f"stuck-{i}"] == "no answer within 2 s (check_timeout)" for i in range(4))
+    assert PEAK["fine"] <= 2  # the adapter's max_concurrency
+    # the hanging account had at most 2 checks running before the first were abandoned
+    assert PEAK["stuck"] >= 2
+    store.close()
+
+
+def test_breaker_pauses_a_failing_account_and_folds_its_alerts(
+    accounted: None, write_config: Callable[..., Path], recorder: list[dict[str, Any]]
+) -> None:
+    text = accounts_config(
+        {"bad": "fail"},
+        4,
+        "[monitor]\nbreaker_after = 3\n[defaults.alerts]\nfailures_before_alert = 1\n"
+        '[channels.r]\nurl = "record://r"\n',
+    )
+    path = write_config(text)
+    settings = load_settings(path)
+    store = Store.open(settings.database_path())
+    checker = Checker(settings)
+    from monitor.notify import Notifier, deliver_due
+
+    try:
+        checker.run(store, list(settings.lines))  # 4 failures: the breaker opens at the 3rd
+        deliver_due(store, Notifier(settings))
+        titles = [m["title"] for m in recorder]
+        # two lines alerted before the breaker opened; then one alert for the account
+        assert titles.count("[FAILURE] account bad cannot be read: provider answered 503") == 1
+        assert len(titles) == 3
+        # while open, nobody is asked and the skipped checks count as failed
+        judged = checker.run(store, list(settings.lines))
+        assert all(j.result.skipped for j in judged)
+        assert all("paused until" in (j.result.error or "") for j in judged)
+        assert store.state("bad-3").failures == 2
+        deliver_due(store, Notifier(settings))
+        assert len(recorder) == 3  # no new alerts
+        # the account recovers: the pause has passed, the provider answers again
+        checker.breakers["bad"].open_until = time.monotonic() - 1
+        checker._adapters.clear()
+        settings_ok = load_settings(write_config(text.replace('"fail"', '"ok"')))
+        checker.settings = settings_ok
+        checker.run(store, list(settings.lines))
+        deliver_due(store, Notifier(settings))
+        new = [m["title"] for m in recorder[3:]]
+        assert new.count("[FAILURE-RECOVERED] account bad can be read again") == 1
+        # the two lines that alerted on their own say so on their own
+        assert len([t for t in new if t.endswith("can be read again")]) == 3
+    finally:
+        checker.close()
+        store.close()

@@ -90,6 +90,9 @@ class Adapter(ABC):
     description: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions
     AccountOptions: ClassVar[type[BaseModel] | None] = None
+    max_concurrency: ClassVar[int | None] = None
+    """Checks of one account in flight at once, under the provider's documented limit;
+    None: `[monitor] account_concurrency`."""
     min_interval: ClassVar[timedelta | None] = None
     """Checking more often than this gains nothing (a provider's server-side cache, say):
     `config validate` warns about lines with a shorter interval."""
