@@ -591,8 +591,6 @@ def _recharge_problems(
     for key in _NEEDS.get(r.action, ()):
         if getattr(r, key) is None:
             yield ConfigProblem(f"{path}.{key}", f"required for action = {r.action!r}")
-    if r.action == "provider" and r.package is None and r.amount is None:
-        yield ConfigProblem(f"{path}.package", "set `package` (or `amount`) to buy")
     if r.action == "ussd-pin" and "{pin}" not in r.code:
         yield ConfigProblem(f"{path}.code", "the code must hold {pin}")
     if r.action == "ussd-pin" and r.modem is None and "modem" not in line_options:

@@ -295,6 +295,11 @@ class Recharger:
             except TopUpUnknown as exc:
                 events.append(self._settle(row["id"], line, now, "unknown", str(exc)))
                 continue
+            except Exception as exc:  # cannot tell: a person must look, never a second buy
+                log.exception("reconciling a top-up failed", line=line)
+                detail = f"could not be reconciled ({type(exc).__name__}): check the account"
+                events.append(self._settle(row["id"], line, now, "unknown", detail))
+                continue
             if found is None:
                 events.append(
                     self._settle(
@@ -362,7 +367,7 @@ def _submitted(result: TopUpResult, now: datetime) -> dict[str, Any]:
     fields: dict[str, Any] = {"state": "submitted", "submitted_at": ts(now)}
     if result.reference:
         fields["reference"] = result.reference
-    if result.price is not None:
+    if result.price is not None and result.currency:
         fields["price"] = f"{result.price:f}"
         fields["currency"] = result.currency
     if result.detail:

@@ -53,7 +53,7 @@ class Daemon:
             except ValueError:
                 self.logs.put({"event": line.strip()})
 
-    def wait_for(self, event: str, timeout: float = 15, **fields: Any) -> dict[str, Any]:
+    def wait_for(self, event: str, timeout: float = 40, **fields: Any) -> dict[str, Any]:
         while True:
             entry = self.logs.get(timeout=timeout)
             if entry.get("event") == event and all(entry.get(k) == v for k, v in fields.items()):

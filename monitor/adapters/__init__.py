@@ -116,6 +116,12 @@ class Adapter(ABC):
     supports_top_up: ClassVar[bool] = False
     """Whether `top_up` buys something (the recharge `provider` action)."""
 
+    @classmethod
+    def top_up_problems(cls, package: str | None, amount: Any) -> list[str]:
+        """What is wrong with a line's `package`/`amount` for this provider's top-ups
+        (checked at config time). By default one of the two must be set."""
+        return [] if package or amount is not None else ["set `package` (or `amount`) to buy"]
+
     def top_up(self, request: TopUpRequest) -> TopUpResult:
         """Buy the request's package or amount, once. Raise TopUpFailed when nothing was
         bought, TopUpUnknown when the outcome is unknown; never retry a call that spends."""
@@ -197,6 +203,16 @@ def validate_lines(settings: Settings) -> Iterable[ConfigProblem]:
             cls.Options.model_validate(line.options)
         except ValidationError as exc:
             yield from problems_from(exc, ("lines", line_id))
+        recharge = line.recharge
+        if recharge is not None and recharge.action == "provider":
+            where = f"lines.{line_id}.recharge"
+            if not cls.supports_top_up:
+                yield ConfigProblem(
+                    f"{where}.action", f"the {cls.name} adapter cannot top a line up"
+                )
+            else:
+                for message in cls.top_up_problems(recharge.package, recharge.amount):
+                    yield ConfigProblem(f"{where}.package", message)
 
 
 def _loaded(

@@ -4,14 +4,20 @@ Facts from the reference (providers.md, "Airalo Partner API"): usage figures are
 megabytes, `expired_at` has no zone (UTC), unlimited plans report 0 for both figures,
 EXPIRED and RECYCLED are conditions to alert on rather than failures, and the token
 endpoint allows three requests a minute, so the token lives in the database.
+
+Top-ups (the recharge `provider` action) buy a top-up package for the line's eSIM with
+`POST /v2/orders/topups`. Airalo takes no idempotency key, so the order is sent once and
+never retried; after a crash, the eSIM's package history tells whether it went through.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from typing import Any, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from monitor.adapters.http import (
@@ -28,23 +34,42 @@ from monitor.adapters.http import (
     TokenAuth,
     dig,
     dig_object,
+    excerpt,
     parse_time,
     provider_message,
     raw_excerpt,
     segment,
+    send_top_up,
     to_bytes,
     to_count,
     to_currency,
     to_decimal,
     token_key,
+    top_up_answer,
+    top_up_refused,
 )
-from monitor.model import Reading
+from monitor.errors import CheckFailed, TopUpFailed, TopUpUnknown
+from monitor.model import Reading, TopUpRequest, TopUpResult
 
 MB = 2**20
 """Airalo's MB is binary: a "3 GB" package has `amount: 3072`."""
 
 CRITICAL_STATUSES = {"EXPIRED": "expired", "RECYCLED": "recycled"}
 RECYCLED_CODE = 73
+
+TOP_UP_REFUSALS = {
+    11: "the partner credit is too low: add credit to the Airalo partner account",
+    13: "the operator is under maintenance: try again later",
+    23: "top-ups are disabled for this eSIM or package: choose another package",
+    33: "the package is out of stock: choose another top-up package",
+    34: "the package is not a top-up of this eSIM: pick one from GET /v2/sims/ICCID/topups",
+    RECYCLED_CODE: "the eSIM was recycled and can no longer be topped up: replace it",
+}
+"""Business errors of a top-up order (HTTP 422 `{"code": N, "reason": ...}`), as advice."""
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""A package bought up to this long before the intent was written still counts as its own
+when reconciling: Airalo's clock and ours may differ."""
 
 
 class AiraloAccount(HttpAccountOptions):
@@ -127,6 +152,124 @@ class AiraloAdapter(HttpAdapter):
             raw=payload,
         )
 
+    supports_top_up = True
+
+    @classmethod
+    def top_up_problems(cls, package: str | None, amount: Any) -> list[str]:
+        """Airalo sells top-up packages by id; it takes no amount."""
+        if amount is not None:
+            return ["Airalo sells packages: set `package` (a top-up package id), not `amount`"]
+        return [] if package else ["set `package`: a top-up package id of the eSIM"]
+
+    def top_up(self, request: TopUpRequest) -> TopUpResult:
+        """Order the request's top-up package once. The request's key goes into the order's
+        `description`, so a person can find it in Airalo's order list. A 401 renews the token
+        and sends again: Airalo checks the token before it looks at the order."""
+        iccid, package = self._top_up_target(request)
+        session = self.session
+        what = f"the Airalo top-up {package} for ICCID {iccid} (account {self.account_ref.name})"
+        response = send_top_up(
+            session,
+            "POST",
+            "/v2/orders/topups",
+            what=what,
+            files={
+                "package_id": (None, package),
+                "iccid": (None, iccid),
+                "description": (None, f"esim-monitor {request.key}"),
+            },
+        )
+        if response.status_code == 422:
+            raise TopUpFailed(f"{what} was refused: {_refusal(session, response)}")
+        if not response.is_success:
+            raise top_up_refused(session, response, what)
+        payload = top_up_answer(session, response, what)
+        data = payload.get("data") if isinstance(payload, dict) else None
+        reference = (data.get("code") or data.get("id")) if isinstance(data, dict) else None
+        if not isinstance(data, dict) or reference in (None, ""):
+            raise TopUpUnknown(
+                f"{what} may have gone through: Airalo answered {response.status_code} without "
+                f"an order code ({excerpt(raw_excerpt(payload))}); check the account's orders"
+            )
+        price, currency = _charged(data)
+        retail = data.get("price")
+        return TopUpResult(
+            reference=str(reference),
+            price=price,
+            currency=currency,
+            detail=f"Airalo order {reference}: {data.get('package_id') or package}"
+            + (f", retail price {retail}" if retail is not None else ""),
+        )
+
+    def find_top_up(self, request: TopUpRequest) -> TopUpResult | None:
+        """The eSIM's package history after a crash. It carries no order code or description,
+        so package id and time are all there is to match on: a package of the request's
+        kind bought (`created_at`) or started (`activated_at`) at or after the intent, less
+        CLOCK_SKEW, is the request's. None only when no package of that kind can be it: one
+        with no purchase time that started earlier (the documented sample gives every entry
+        the same `activated_at`) might be it, so that is unknown, never "not bought"."""
+        try:
+            iccid, package = self._top_up_target(request)
+        except TopUpFailed:
+            if self.options.iccid is None:
+                raise TopUpUnknown(
+                    f"line {self.line_id} has no iccid now: its interrupted top-up cannot be "
+                    "looked up; check the eSIM's packages in Airalo"
+                ) from None
+            return None  # top_up refuses such a request before sending anything
+        what = f"the interrupted Airalo top-up {package} for ICCID {iccid}"
+        session = self.session
+        try:
+            payload = session.get_json(
+                f"/v2/sims/{segment(iccid)}/packages",
+                budget=session.budget(),
+                errors={404: f"Airalo does not know the ICCID {iccid}"},
+            )
+            entries = dig(payload, "data", what="package history")
+            if not isinstance(entries, list):
+                raise BadAnswer("the package history is not a list", raw=raw_excerpt(payload))
+        except CheckFailed as exc:
+            raise TopUpUnknown(f"whether {what} went through cannot be told: {exc}") from None
+        since = request.requested_at - CLOCK_SKEW
+        undecided = 0
+        for entry in entries:
+            if not isinstance(entry, dict) or _package_id(entry) != package:
+                continue
+            bought = _moment(entry.get("created_at"))
+            started = _moment(entry.get("activated_at"))
+            moment = bought or started
+            if moment is not None and moment >= since:
+                return TopUpResult(
+                    reference=str(entry["id"]) if entry.get("id") is not None else None,
+                    detail=f"found in the eSIM's package history ({package}, "
+                    f"{'bought' if bought else 'started'} {moment.isoformat()})",
+                )
+            if bought is None:
+                undecided += 1
+        if undecided:
+            raise TopUpUnknown(
+                f"whether {what} went through cannot be told: the eSIM's history lists "
+                f"{undecided} earlier {package} package(s) without a purchase time; check the "
+                f"account's orders for the description 'esim-monitor {request.key}'"
+            )
+        return None
+
+    def _top_up_target(self, request: TopUpRequest) -> tuple[str, str]:
+        """(ICCID, package) of a top-up, or TopUpFailed: what Airalo cannot do is refused
+        before anything is sent."""
+        options: AiraloLine = self.options
+        if options.iccid is None:
+            raise TopUpFailed(
+                f"line {self.line_id} watches partner credit: Airalo tops up an eSIM, so give "
+                "the line its `iccid`"
+            )
+        if request.amount is not None or not request.package:
+            raise TopUpFailed(
+                "Airalo sells top-up packages, not amounts: set `package` to a top-up package "
+                f"id of this eSIM (GET /v2/sims/{options.iccid}/topups) and remove `amount`"
+            )
+        return options.iccid, request.package
+
     def _credit(self, session: Session, budget: Budget) -> Reading:
         payload = session.get_json("/v2/balance", budget=budget)
         balances = dig(payload, "data", "balances")
@@ -174,3 +317,52 @@ def _quotas(data: dict[str, Any], wanted: list[str]) -> dict[str, int]:
         )
         extras["voice_minutes_total"] = to_count(dig(data, "total_voice"), "total voice minutes")
     return extras
+
+
+def _package_id(entry: dict[str, Any]) -> Any:
+    """The package a history entry is of (`package.id` in the documented shape)."""
+    package = entry.get("package")
+    return package.get("id") if isinstance(package, dict) else entry.get("package_id")
+
+
+def _moment(value: Any) -> datetime | None:
+    """A history time, or None when it is absent or unreadable (nothing can be told by it)."""
+    try:
+        return parse_time(value, "time") if value else None
+    except BadAnswer:
+        return None
+
+
+def _charged(data: dict[str, Any]) -> tuple[Decimal | None, str | None]:
+    """What the partner credit paid, and in what currency: `net_price` (net pricing), else
+    `total_amount_paid` (discount pricing), else `price` (the retail price). None when the
+    figure or the currency is missing or malformed: the order stands, its price is unknown."""
+    figure = next(
+        (data[k] for k in ("net_price", "total_amount_paid", "price") if data.get(k) is not None),
+        None,
+    )
+    try:
+        if figure is None or data.get("currency") is None:
+            return None, None
+        return to_decimal(figure, "price"), to_currency(data["currency"])
+    except BadAnswer:
+        return None, None
+
+
+def _refusal(session: Session, response: httpx.Response) -> str:
+    """A 422 to a top-up order, as advice: the documented business codes, or the fields
+    Airalo's validation names (`{"data": {"package_id": "..."}, "meta": {...}}`)."""
+    try:
+        body = session.parse_json(response)
+    except BadAnswer:
+        body = None
+    reason = provider_message(body) or "no reason given"
+    code = body.get("code") if isinstance(body, dict) else None
+    if isinstance(code, int) and code in TOP_UP_REFUSALS:
+        return f"{TOP_UP_REFUSALS[code]} (code {code}: {reason}); nothing was bought"
+    fields = body.get("data") if isinstance(body, dict) else None
+    if isinstance(fields, dict) and fields:
+        named = "; ".join(f"{k}: {v}" for k, v in fields.items())
+        reason += f" ({excerpt(named, 200)})"
+    suffix = f" (code {code})" if code is not None else ""
+    return f"{reason}{suffix}; nothing was bought"

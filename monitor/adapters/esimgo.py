@@ -3,11 +3,16 @@
 Facts from the reference (providers.md, "eSIM Go API v2.5"): quantities are bytes, a
 line's data left is the sum over its active and queued data assignments, an unknown ICCID
 answers 400, a bad key 403, and 503 comes with `Retry-After` (the HTTP layer honours it).
+
+Top-ups (the recharge `provider` action) order a bundle for the line's eSIM with
+`POST /orders`, once, never retried; after a crash, the eSIM's bundle assignments tell
+whether it went through.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -23,17 +28,26 @@ from monitor.adapters.http import (
     Iccid,
     Session,
     dig,
+    excerpt,
     parse_time,
     raw_excerpt,
     segment,
+    send_top_up,
     to_bytes,
     to_currency,
     to_decimal,
+    top_up_answer,
+    top_up_refused,
 )
-from monitor.model import Reading
+from monitor.errors import CheckFailed, TopUpFailed, TopUpUnknown
+from monitor.model import Reading, TopUpRequest, TopUpResult
 
 LIVE_STATES = ("active", "queued")
 ENDED_STATES = {"expired": "expired", "lapsed": "expired", "revoked": "revoked"}
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""An assignment made up to this long before the intent was written still counts as its
+own when reconciling: eSIM Go's clock and ours may differ."""
 
 
 class EsimGoAccount(HttpAccountOptions):
@@ -118,6 +132,135 @@ class EsimGoAdapter(HttpAdapter):
             raw=payload,
         )
 
+    supports_top_up = True
+
+    @classmethod
+    def top_up_problems(cls, package: str | None, amount: Any) -> list[str]:
+        """eSIM Go applies catalogue bundles by name; it takes no amount."""
+        if amount is not None:
+            return ["eSIM Go sells bundles: set `package` (a bundle name), not `amount`"]
+        return [] if package else ["set `package`: a catalogue bundle name"]
+
+    def top_up(self, request: TopUpRequest) -> TopUpResult:
+        """Order the request's bundle for this eSIM, once; the organisation balance pays.
+        The answer's `orderReference` is the reference, `total` and `currency` the price."""
+        iccid, bundle = self._top_up_target(request)
+        what = f"the eSIM Go order of {bundle} for ICCID {iccid} (account {self.account_ref.name})"
+        # Body shape from providers.md "eSIM Go API v2.5", Orders: confidence "copy, medium".
+        # `assign` with `iccids` applies the bundle to this eSIM; `allowReassign: false`
+        # keeps eSIM Go from putting it on another eSIM instead.
+        order = {
+            "type": "transaction",
+            "assign": True,
+            "order": [
+                {
+                    "type": "bundle",
+                    "quantity": 1,
+                    "item": bundle,
+                    "iccids": [iccid],
+                    "allowReassign": False,
+                }
+            ],
+        }
+        response = send_top_up(
+            self.session,
+            "POST",
+            "/orders",
+            what=what,
+            json=order,
+            refusals={
+                400: "check the ICCID, the bundle name (case sensitive) and the organisation "
+                "balance",
+                403: "the API key was refused, or the eSIM is not this organisation's",
+            },
+        )
+        if not response.is_success:
+            raise top_up_refused(self.session, response, what)
+        payload = top_up_answer(self.session, response, what)
+        if not isinstance(payload, dict) or not payload.get("orderReference"):
+            raise TopUpUnknown(
+                f"{what} may have gone through: eSIM Go answered {response.status_code} "
+                f"without an order reference ({excerpt(raw_excerpt(payload))}); check the "
+                "organisation's orders"
+            )
+        reference = payload["orderReference"]
+        price, currency = _price(payload)
+        status = " ".join(str(payload.get(k) or "") for k in ("status", "statusMessage")).strip()
+        return TopUpResult(
+            reference=str(reference),
+            price=price,
+            currency=currency,
+            detail=f"eSIM Go order {reference}: {bundle}" + (f" ({status})" if status else ""),
+        )
+
+    def find_top_up(self, request: TopUpRequest) -> TopUpResult | None:
+        """The eSIM's bundles after a crash: an assignment of the request's bundle made at or
+        after the intent (less CLOCK_SKEW) is the request's; one without a time might be."""
+        try:
+            iccid, bundle = self._top_up_target(request)
+        except TopUpFailed:
+            if self.options.iccid is None:
+                raise TopUpUnknown(
+                    f"line {self.line_id} has no iccid now: its interrupted order cannot be "
+                    "looked up; check the eSIM's bundles in eSIM Go"
+                ) from None
+            return None  # top_up refuses such a request before sending anything
+        what = f"the interrupted eSIM Go order of {bundle} for ICCID {iccid}"
+        session = self.session
+        unknown = f"eSIM Go does not know the ICCID {iccid}"
+        try:
+            payload = session.get_json(
+                f"/esims/{segment(iccid)}/bundles",
+                budget=session.budget(),
+                errors={400: unknown, 404: unknown},
+            )
+            bundles = dig(payload, "bundles")
+            if not isinstance(bundles, list):
+                raise BadAnswer("eSIM Go sent no list of bundles", raw=raw_excerpt(payload))
+        except CheckFailed as exc:
+            raise TopUpUnknown(f"whether {what} went through cannot be told: {exc}") from None
+        since = request.requested_at - CLOCK_SKEW
+        undated = False
+        for entry in bundles:
+            if not isinstance(entry, dict) or entry.get("name") != bundle:
+                continue
+            for assignment in entry.get("assignments") or []:
+                if not isinstance(assignment, dict):
+                    continue
+                try:
+                    made = parse_time(assignment.get("assignmentDateTime"), "assignmentDateTime")
+                except BadAnswer:
+                    undated = True
+                    continue
+                if made >= since:
+                    assigned = assignment.get("id")
+                    return TopUpResult(
+                        reference=str(assigned) if assigned is not None else None,
+                        detail=f"found among the eSIM's bundles ({bundle}, assigned "
+                        f"{made.isoformat()}, {_state(assignment) or 'no state'})",
+                    )
+        if undated:
+            raise TopUpUnknown(
+                f"whether {what} went through cannot be told: the eSIM lists a {bundle} "
+                "assignment without a time; check the organisation's orders"
+            )
+        return None
+
+    def _top_up_target(self, request: TopUpRequest) -> tuple[str, str]:
+        """(ICCID, bundle) of a top-up, or TopUpFailed before anything is sent."""
+        options: EsimGoLine = self.options
+        if options.iccid is None:
+            raise TopUpFailed(
+                f"line {self.line_id} watches the organisation balance: eSIM Go tops up an "
+                "eSIM, so give the line its `iccid`"
+            )
+        if request.amount is not None or not request.package:
+            raise TopUpFailed(
+                "eSIM Go sells bundles, not amounts: set `package` to a bundle name from the "
+                "catalogue (such as esim_1GB_7D_GB_V2) and remove `amount`"
+            )
+        return options.iccid, request.package
+
     def _organisation(self, session: Session, budget: Budget) -> Reading:
         payload = session.get_json("/organisation", budget=budget)
         organisation = payload
@@ -139,3 +282,14 @@ def _state(assignment: dict[str, Any]) -> str:
 def _assigned_at(assignment: dict[str, Any]) -> datetime:
     value = assignment.get("assignmentDateTime")
     return parse_time(value, "assignmentDateTime") if value else datetime.min.replace(tzinfo=UTC)
+
+
+def _price(order: dict[str, Any]) -> tuple[Decimal | None, str | None]:
+    """The order's `total` and `currency`; None when either is missing or malformed: the
+    order stands, its price is unknown."""
+    try:
+        if order.get("total") is None or order.get("currency") is None:
+            return None, None
+        return to_decimal(order["total"], "total"), to_currency(order["currency"])
+    except BadAnswer:
+        return None, None

@@ -4,10 +4,16 @@ Facts from the reference (providers.md, "1NCE Management API"): tokens come from
 `POST /oauth/token` with HTTP Basic and last an hour; quota volumes are megabytes as floats
 (read as decimal MB, the raw figure kept); 422 means the SIM has expired, which is an alert,
 not a failure. 1NCE has no money balance to watch, so every line names its ICCID.
+
+Top-ups (the recharge `provider` action): `POST /v1/sims/{iccid}/topup?payment_method=...`
+buys the SIM's one standard top-up and answers 201 with the order in `Location`. It is sent
+once, never retried; 1NCE documents no way to list a SIM's orders, so after a crash whether
+it went through cannot be told, and a person is asked to look.
 """
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from typing import Any, Literal
 
@@ -28,16 +34,24 @@ from monitor.adapters.http import (
     dig_object,
     parse_time,
     segment,
+    send_top_up,
     to_bytes,
     to_count,
     token_key,
+    top_up_refused,
 )
-from monitor.model import Reading
+from monitor.errors import TopUpFailed, TopUpUnknown
+from monitor.model import Reading, TopUpRequest, TopUpResult
 
 MB = 10**6
 """1NCE does not say which MB it means: decimal, as the reference advises."""
 
 EXPIRED = 422
+
+PACKAGE = "topup"
+"""What `package` may say for a 1NCE line (or be left out): 1NCE sells one top-up per SIM."""
+
+PaymentMethod = Literal["banktransfer", "creditcard", "monthlyinvoice"]
 
 
 class OnceAccount(HttpAccountOptions):
@@ -46,6 +60,11 @@ class OnceAccount(HttpAccountOptions):
     base_url: BaseUrl = Field(
         default="https://api.1nce.com/management-api",
         description="everything before /oauth/token and /v1/...",
+    )
+    payment_method: PaymentMethod = Field(
+        default="banktransfer",
+        description="how 1NCE bills a top-up: banktransfer (1NCE's own default), creditcard "
+        "(a card saved in the 1NCE portal) or monthlyinvoice (where the contract has it)",
     )
 
 
@@ -94,6 +113,70 @@ class OnceAdapter(HttpAdapter):
             extras=extras,
             raw=raw,
         )
+
+    supports_top_up = True
+
+    @classmethod
+    def top_up_problems(cls, package: str | None, amount: Any) -> list[str]:
+        """1NCE sells one standard top-up per SIM: nothing to choose."""
+        if amount is not None:
+            return ["1NCE sells one fixed top-up per SIM: leave `amount` out"]
+        if package not in (None, "topup"):
+            return ['1NCE sells one fixed top-up per SIM: leave `package` out (or "topup")']
+        return []
+
+    def top_up(self, request: TopUpRequest) -> TopUpResult:
+        """Buy the SIM's standard top-up once, billed by the account's `payment_method`. 1NCE
+        answers 201 with no body: the order id (from `Location`) is the reference, and the
+        price is not said (a spend cap uses the configured `price`)."""
+        self._check_request(request)
+        options: OnceLine = self.options
+        account: OnceAccount = self.account_ref.options
+        name = self.account_ref.name
+        what = f"the 1NCE top-up of SIM {options.iccid} (account {name})"
+        response = send_top_up(
+            self.session,
+            "POST",
+            f"/v1/sims/{segment(options.iccid)}/topup",
+            what=what,
+            params={"payment_method": account.payment_method},
+            refusals={
+                400: f"1NCE does not take the payment method {account.payment_method!r}: set "
+                f"`payment_method` of account {name} to one the 1NCE account can use",
+                403: f"the SIM is not one of account {name}'s",
+                404: "1NCE does not know the SIM: check the line's `iccid`",
+                EXPIRED: "the SIM has expired, and a top-up does not revive it: extend it in "
+                "the 1NCE portal",
+            },
+        )
+        if not response.is_success:
+            raise top_up_refused(self.session, response, what)
+        location = response.headers.get("Location", "")
+        match = re.search(r"/orders/([^/?#]+)", location)
+        return TopUpResult(
+            reference=match[1] if match else None,
+            detail=f"1NCE order {match[1]}" if match else f"1NCE answered {response.status_code}",
+        )
+
+    def find_top_up(self, request: TopUpRequest) -> TopUpResult | None:
+        """1NCE documents no way to list a SIM's top-up orders (the reference names none), so
+        an interrupted top-up cannot be looked up: unknown, and a person checks the portal."""
+        try:
+            self._check_request(request)
+        except TopUpFailed:
+            return None  # top_up refuses such a request before sending anything
+        raise TopUpUnknown(
+            f"1NCE cannot be asked whether the interrupted top-up of SIM "
+            f"{self.options.iccid} went through: check the orders in the 1NCE portal"
+        )
+
+    def _check_request(self, request: TopUpRequest) -> None:
+        """Refuse, before sending, what 1NCE cannot sell, rather than buy something else."""
+        if request.amount is not None or request.package not in (None, PACKAGE):
+            raise TopUpFailed(
+                f"1NCE sells one top-up per SIM, neither packages nor amounts: set "
+                f'package = "{PACKAGE}" (or leave it out) and remove `amount`'
+            )
 
     def _quota(self, session: Session, budget: Budget, iccid: str, kind: str) -> tuple[bool, Any]:
         """(expired, body): 1NCE answers 422 for an expired SIM, else the quota object."""
