@@ -192,18 +192,32 @@ class UssdPinAction:
     def execute(self, request: TopUpRequest) -> TopUpResult:
         pin = str(request.facts.get("pin") or "")
         if not pin:
-            raise TopUpFailed("no unused refill PIN is left")
-        from monitor.modem import ModemTimeout
+            raise TopUpFailed("no unused refill PIN is left", sent=False)
+        from monitor import modem
+
+        # Failures before the code left the modem: the PIN was not redeemed.
+        before_sending = (
+            modem.MmcliMissing,
+            modem.ModemManagerUnavailable,
+            modem.ModemNotFound,
+            modem.ModemNotAuthorized,
+            modem.ModemBusy,
+            modem.UssdUnsupported,
+        )
+
+        def hidden(text: str) -> str:
+            """PINs are money: never in a message, a log line or the ledger."""
+            return text.replace(pin, "…" + pin[-2:] if len(pin) > 4 else "…")
 
         try:
             reply = self.send(self.modem, self.code.format(pin=pin), self.timeout)
-        except ModemTimeout:
-            raise TopUpUnknown("the modem did not answer: the PIN may have been redeemed") from None
-        except CheckFailed as exc:
-            raise TopUpFailed(f"the PIN could not be sent: {exc}") from None
+        except before_sending as exc:
+            raise TopUpFailed(f"the PIN was not sent: {hidden(str(exc))}", sent=False) from None
+        except CheckFailed as exc:  # mmcli ran: the code may have reached the carrier
+            raise TopUpUnknown(f"the PIN may have been redeemed: {hidden(str(exc))}") from None
         if re.search(r"\b(invalid|not valid|already (been )?used|error|failed)\b", reply, re.I):
-            raise TopUpFailed(f"the carrier refused the PIN: {reply[:200]}")
-        return TopUpResult(detail=reply[:200])
+            raise TopUpFailed(f"the carrier refused the PIN: {hidden(reply[:200])}")
+        return TopUpResult(detail=hidden(reply[:200]))
 
     def reconcile(self, request: TopUpRequest) -> TopUpResult | None:
         raise TopUpUnknown(

@@ -261,6 +261,7 @@ class Checker:
         for result in self.stream(line_ids, tick):
             now = utcnow()
             outcome = None
+            recorded = False
             try:
                 control = controls.get(result.line, Controls())
                 history = (
@@ -285,12 +286,18 @@ class Checker:
                     snoozed=control.snoozed(now),
                     now=now,
                 )
+                recorded = True
                 if control.acked_level is not None and control.acked_level != outcome.state.level:
                     store.acknowledge(result.line, None, now)  # a state change ends an ack
                 if self.settings.lines[result.line].recharge is not None:
                     recharger = Recharger(self.settings, store, self._adapter)
                     recharger.after_check(result.line, outcome.state.level, result.reading, now)
             except StoreError as exc:
+                if recorded:  # the check and its alerts are safe in the outbox
+                    log.error(
+                        "after the check, a database write failed", line=result.line, error=str(exc)
+                    )
+                    continue
                 log.critical(
                     "check could not be recorded; its alerts go out directly",
                     line=result.line,

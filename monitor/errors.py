@@ -78,7 +78,12 @@ class NotifyError(MonitorError):
 
 class TopUpFailed(MonitorError):
     """A top-up was refused or could not be sent: nothing was bought. Not retried for the
-    same need; a person is told."""
+    same need; a person is told. `sent` is False when the request never left (a refill PIN
+    it carried is still good)."""
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class TopUpUnknown(MonitorError):

@@ -27,6 +27,10 @@ from monitor.units import (
 Comparable = Decimal | int | timedelta
 
 
+CARRIED = ("balance", "data", "expiry")
+"""Metrics whose last level stands while a reading lacks them."""
+
+
 @dataclass(frozen=True)
 class Policy:
     """What a line is judged by: its effective thresholds and alert settings."""
@@ -191,7 +195,13 @@ def evaluate_reading(
     """A successful read: new state, the events it causes, and the judged metrics."""
     controls = controls or Controls()
     metrics = judge(reading, policy.thresholds, dict(previous.metrics), forecasts)
-    level = max((m.level for m in metrics), default=Level.OK)
+    levels = {m.metric: m.level for m in metrics}
+    # A reading that lacks a figure (one USSD code of two answered) says nothing about it:
+    # the metric keeps its last level, so a partial reading is no recovery.
+    for metric in CARRIED:
+        if metric not in levels and metric in previous.metrics:
+            levels[metric] = previous.metrics[metric]
+    level = max(levels.values(), default=Level.OK)
     events: list[Event] = []
     facts = _reading_facts(reading, metrics, level, previous)
     low_since = previous.low_since
@@ -238,7 +248,7 @@ def evaluate_reading(
     state = LineState(
         line=reading.line,
         level=level,
-        metrics={m.metric: m.level for m in metrics},
+        metrics=levels,
         low_since=low_since,
         last_alert_at=last_alert_at,
         failures=0,

@@ -73,8 +73,10 @@ def setup(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Apprise is chatty at info and its debug lines can carry URLs: keep it to warnings.
-    logging.getLogger("apprise").setLevel(max(logging.WARNING, root.level))
+    # Apprise is chatty at info and its debug lines can carry URLs; httpx and httpcore log
+    # every request's full URL at info (webhook ids, SIDs, ICCIDs): keep them to warnings.
+    for name in ("apprise", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -248,6 +248,12 @@ def _values(value: Any) -> tuple[str, ...]:
 # ---- USSD ----------------------------------------------------------------------------------
 
 
+def shown(code: str) -> str:
+    """A code as messages and logs may show it: long digit runs (refill PINs, which are
+    money) cut to their last two digits."""
+    return re.sub(r"\d{6,}", lambda m: "…" + m.group()[-2:], code)
+
+
 def send_ussd(
     modem_id: str, code: str, timeout: float = USSD_TIMEOUT, *, wait: float | None = None
 ) -> str:
@@ -259,7 +265,7 @@ def send_ussd(
     ModemBusy.
     """
     if not re.fullmatch(r"[0-9*#+]+", code):
-        raise UsageError(f"{code!r} is not a USSD code (digits, * and #, such as '*777#')")
+        raise UsageError(f"{shown(code)!r} is not a USSD code (digits, * and #, such as '*777#')")
     modem = _find(modem_id, _Deadline(timeout, "finding the modem"))
     lock = _lock(modem.key)
     if wait is None:
@@ -269,7 +275,7 @@ def send_ussd(
             f"modem {modem.key} is busy: another USSD session on it did not end within {wait:g}s"
         )
     try:
-        return _exchange(modem, code, _Deadline(timeout, f"USSD {code}"))
+        return _exchange(modem, code, _Deadline(timeout, f"USSD {shown(code)}"))
     finally:
         lock.release()
 
@@ -285,7 +291,7 @@ def _exchange(modem: ModemInfo, code: str, deadline: _Deadline) -> str:
         log.warning("cancelling a stale USSD session", modem=modem.key)
         _cancel(path, deadline)
     initiate = ["-m", path, f"--3gpp-ussd-initiate={code}"]
-    what = f"sending {code}"
+    what = f"sending {shown(code)}"
     try:
         run = _call(initiate, deadline, what)
     except ModemBusy:
@@ -403,7 +409,7 @@ def _mmcli(args: list[str], timeout: float, what: str) -> _Run:
     )
     log.debug(
         "mmcli",
-        args=args,
+        args=[shown(arg) for arg in args],
         returncode=run.returncode,
         seconds=round(time.monotonic() - started, 3),
     )

@@ -9,17 +9,22 @@ the daemon acts for that line again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from monitor import actions
 from monitor.config import Recharge, Settings, Trigger
-from monitor.errors import TopUpFailed, TopUpUnknown
+from monitor.errors import MonitorError, TopUpFailed, TopUpUnknown
 from monitor.model import Event, Level, Reading, TopUpRequest, TopUpResult
 from monitor.notify import render, route
 from monitor.store import Store, parse_ts, ts
@@ -27,12 +32,15 @@ from monitor.units import format_bytes, format_duration, format_money
 
 log = structlog.get_logger("monitor.recharge")
 
+MANUAL_WAIT = 60.0
+"""How long `esim-monitor recharge` waits for the daemon's top-up to finish."""
+
 LIVE = ("requested", "submitted", "confirmed", "unconfirmed", "unknown")
 """Ledger states that count against the caps: money was, or may have been, spent."""
 
 
-def trigger_holds(trigger: Trigger, level: Level | None, reading: Reading) -> bool:
-    """Whether a reading calls for a top-up. Pure."""
+def trigger_holds(trigger: Trigger, level: Level | None, reading: Reading) -> bool | None:
+    """Whether a reading calls for a top-up; None when it lacks the figure to tell. Pure."""
     if trigger.state is not None:
         return level is not None and level >= Level[trigger.state.upper()]
     limit = trigger.limit
@@ -42,7 +50,37 @@ def trigger_holds(trigger: Trigger, level: Level | None, reading: Reading) -> bo
         return reading.data_remaining < limit  # type: ignore[operator]
     if trigger.metric == "expiry" and reading.expires_at is not None:
         return reading.expires_at - reading.checked_at < limit  # type: ignore[operator]
-    return False
+    return None
+
+
+class RechargeBusy(MonitorError):
+    """Another process holds the recharge ledger (a top-up is under way)."""
+
+
+@contextmanager
+def ledger_lock(database: Path, wait: float) -> Iterator[bool]:
+    """An exclusive lock, across processes, around every step that reads the ledger and
+    acts on it: the caps are checked and the intent written by one process at a time, and
+    an intent without an outcome, seen under the lock, is surely one a crash left."""
+    path = database.with_name(database.name + ".recharge.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.1)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -107,16 +145,24 @@ class Recharger:
     def after_check(
         self, line: str, level: Level | None, reading: Reading | None, now: datetime
     ) -> list[Event]:
-        """Verify earlier top-ups, reconcile interrupted ones, then act on a new need."""
+        """Verify earlier top-ups, reconcile interrupted ones, then act on a new need.
+
+        All of it under the ledger lock: while `esim-monitor recharge` holds it, this check
+        leaves the ledger alone and a later one catches up."""
         recharge = self.settings.lines[line].recharge
         if recharge is None:
             return []
-        events = self._verify(line, recharge, reading, now)
-        interrupted = [r for r in self.store.recharges(line) if r["state"] == "requested"]
-        if interrupted:
-            events += self._reconcile(line, interrupted, now)
-        elif self.settings.recharge.enabled and reading is not None:
-            events += self._consider(line, recharge, level, reading, now)
+        with ledger_lock(self.store.path, wait=0) as held:
+            if not held:
+                log.info("ledger busy (a manual top-up?): recharge steps wait", line=line)
+                return []
+            events = self._verify(line, recharge, reading, now)
+            # Under the lock no top-up is under way: an intent without an outcome is debris.
+            interrupted = [r for r in self.store.recharges(line) if r["state"] == "requested"]
+            if interrupted:
+                events += self._reconcile(line, interrupted, now)
+            elif self.settings.recharge.enabled and reading is not None:
+                events += self._consider(line, recharge, level, reading, now)
         self._record(events, now)
         return events
 
@@ -125,7 +171,13 @@ class Recharger:
         recharge = self.settings.lines[line].recharge
         assert recharge is not None
         key = f"{line}:manual:{ts(now)}"
-        events = self._perform(line, recharge, key, reading, now, dry_run, manual=True)
+        with ledger_lock(self.store.path, wait=MANUAL_WAIT) as held:
+            if not held:
+                raise RechargeBusy(
+                    f"another top-up holds the ledger of {self.store.path} for more than "
+                    f"{MANUAL_WAIT:g} s; try again"
+                )
+            events = self._perform(line, recharge, key, reading, now, dry_run, manual=True)
         self._record(events, now)
         return events[-1]
 
@@ -135,10 +187,15 @@ class Recharger:
         self, line: str, recharge: Recharge, level: Level | None, reading: Reading, now: datetime
     ) -> list[Event]:
         since = self.store.need_since(line)
-        if not trigger_holds(recharge.when, level, reading):
+        holds = trigger_holds(recharge.when, level, reading)
+        if holds is None:
+            return []  # the reading lacks the figure: the need stands as it was
+        if not holds:
             if since is not None:
                 self.store.set_need(line, None)  # the need is over; a new one gets a new key
             return []
+        if any(r["state"] == "submitted" for r in self.store.recharges(line)):
+            return []  # a top-up is on its way: wait for its verification
         if since is None:
             since = now
             self.store.set_need(line, since)
@@ -162,8 +219,13 @@ class Recharger:
         what = _what(recharge)
         block = blocked(recharge, rows, now, self.settings.tz())
         if block is not None:
+            # Skips do not take the need's key: when the cap frees up, the need is bought.
+            # One skip (and one alert) per need, cap and window.
+            skip_key = f"{key}:skip:{block.cap}:{ts(block.frees_at)}"
+            if self.store.recharge_by_key(skip_key) is not None:
+                return []
             detail = f"{block.cap} ({block.detail}) until {block.frees_at.isoformat()}"
-            self.store.add_recharge({**base, "state": "skipped", "detail": detail})
+            self.store.add_recharge({**base, "key": skip_key, "state": "skipped", "detail": detail})
             log.warning("top-up skipped", line=line, cap=block.cap)
             return [
                 self._event(
@@ -220,6 +282,8 @@ class Recharger:
         try:
             result = actions.build(self.settings, line, lambda: self.adapter(line)).execute(request)
         except TopUpFailed as exc:
+            if pin_hash is not None and not exc.sent:
+                self.store.release_pin(pin_hash)  # it never left: the PIN is still good
             return [self._settle(recharge_id, line, now, "failed", str(exc), what=what)]
         except TopUpUnknown as exc:
             return [self._settle(recharge_id, line, now, "unknown", str(exc), what=what)]
@@ -301,6 +365,8 @@ class Recharger:
                 events.append(self._settle(row["id"], line, now, "unknown", detail))
                 continue
             if found is None:
+                # Nothing was bought: the need's key is freed, so the need can be met again.
+                self.store.update_recharge(row["id"], key=f"{row['key']}:interrupted")
                 events.append(
                     self._settle(
                         row["id"], line, now, "failed", "interrupted before the call was made"

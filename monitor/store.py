@@ -574,6 +574,11 @@ class Store:
         with self._writing() as db:
             db["recharges"].update(recharge_id, fields)
 
+    def release_pin(self, pin_hash: str) -> None:
+        """A PIN whose redeem code never left the modem may be used again."""
+        with self._writing() as db:
+            db.execute("DELETE FROM recharge_pins WHERE pin_hash = ?", [pin_hash])
+
     def used_pins(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT pin_hash FROM recharge_pins")}
 

@@ -240,3 +240,17 @@ def test_renewal_risk_once_per_renewal_date() -> None:
     far = T0 + timedelta(days=20)
     _, events, _ = evaluate_reading(LineState("l1"), tmo("1", T0, far), policy, T0)
     assert events == []
+
+
+def test_a_partial_reading_is_no_recovery() -> None:
+    """T-Mobile's #225# in maintenance, #932# answering: data but no balance."""
+    state, events, _ = evaluate_reading(LineState("l1"), money("3"), POLICY, T0)
+    assert [e.type for e in events] == ["critical"]
+    data_only = reading(at=T0 + timedelta(hours=1), data_remaining=5 * 10**9)
+    state, events, _ = evaluate_reading(state, data_only, POLICY, T0 + timedelta(hours=1))
+    assert events == []
+    assert state.level is Level.CRITICAL and state.metrics["balance"] is Level.CRITICAL
+    state, events, _ = evaluate_reading(state, money("3"), POLICY, T0 + timedelta(hours=2))
+    assert events == []  # still the same critical spell: not alerted again
+    state, events, _ = evaluate_reading(state, money("50"), POLICY, T0 + timedelta(hours=3))
+    assert [e.type for e in events] == ["recovery"]

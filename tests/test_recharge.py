@@ -211,10 +211,12 @@ def test_caps_follow_the_configured_time_zone() -> None:
             {"expires_at": T0 + timedelta(days=1)},
             True,
         ),
-        (Trigger(metric="data", limit=300), Level.OK, {}, False),  # unknown is not low
+        (Trigger(metric="data", limit=300), Level.OK, {}, None),  # cannot tell: no figure
     ],
 )
-def test_triggers(trigger: Trigger, level: Level, figures: dict[str, Any], holds: bool) -> None:
+def test_triggers(
+    trigger: Trigger, level: Level, figures: dict[str, Any], holds: bool | None
+) -> None:
     assert trigger_holds(trigger, level, Reading("a", T0, **figures)) is holds
 
 
@@ -431,7 +433,8 @@ def test_interrupted_intent_is_reconciled_before_acting_again(
     low = Reading("a", T0 + timedelta(minutes=5), balance=Decimal(1), currency="USD")
     recharger.after_check("a", Level.CRITICAL, low, low.checked_at)
     states = {r["key"]: r["state"] for r in store.recharges("a")}
-    assert states == {"a:never-sent": "failed", "a:sent": "submitted"}
+    # nothing was bought for the first: its need's key is free again
+    assert states == {"a:never-sent:interrupted": "failed", "a:sent": "submitted"}
     assert len(demo._top_ups) == 1  # reconciling bought nothing
     store.close()
 
@@ -514,3 +517,112 @@ def test_manual_recharge_and_history(
     assert cli(path, "recharge", "history") == 0
     assert "submitted (manual)" in capsys.readouterr().out
     assert cli(path, "recharge", "nope") == 2
+
+
+# ---- review findings: races, partial readings, skips, PINs ------------------------------------
+
+
+def test_manual_and_daemon_never_both_buy(
+    write_config: Callable[..., Path],
+    sink: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from monitor import recharge as recharge_module
+
+    path = write_config(DEMO.format(enabled="true", url=sink.url, extra=""))
+    settings = load_settings(path)
+    store = Store.open(settings.database_path())
+    monkeypatch.setattr(recharge_module, "MANUAL_WAIT", 0.3)
+    low = Reading("a", T0, balance=Decimal(1), currency="USD")
+    recharger = Recharger(settings, store, lambda line: demo.DemoAdapter(line, None, None))  # type: ignore[arg-type]
+    with recharge_module.ledger_lock(store.path, wait=0) as held:  # a top-up under way
+        assert held
+        assert recharger.after_check("a", Level.CRITICAL, low, T0) == []  # waits its turn
+        assert cli(path, "recharge", "a") == 1
+        assert "another top-up holds the ledger" in capsys.readouterr().err
+    assert demo._top_ups == {} and store.recharges() == []
+    recharger.after_check("a", Level.CRITICAL, low, T0)  # the next check acts
+    assert len(demo._top_ups) == 1
+    store.close()
+
+
+def test_a_reading_without_the_figure_keeps_the_need(
+    write_config: Callable[..., Path], sink: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(
+        DEMO.format(enabled="true", url=sink.url, extra='cooldown = "0s"').replace(
+            'when = "critical"', 'when = "balance < 5"'
+        )
+    )
+    settings = load_settings(path)
+    store = Store.open(settings.database_path())
+    bought = []
+    monkeypatch.setattr(
+        "monitor.recharge.actions.build",
+        lambda *a, **k: type(
+            "A", (), {"execute": lambda self, r: bought.append(r) or TopUpResult()}
+        )(),
+    )
+    recharger = Recharger(settings, store, lambda line: None)
+    recharger.after_check("a", Level.CRITICAL, Reading("a", T0, balance=Decimal(1)), T0)
+    later = T0 + timedelta(hours=3)
+    recharger.after_check("a", Level.OK, Reading("a", later, data_remaining=10**9), later)
+    latest = T0 + timedelta(hours=4)
+    recharger.after_check("a", Level.CRITICAL, Reading("a", latest, balance=Decimal(1)), latest)
+    assert len(bought) == 1
+    store.close()
+
+
+def test_a_skipped_need_is_bought_once_the_cap_frees(
+    write_config: Callable[..., Path], sink: Any
+) -> None:
+    path = write_config(DEMO.format(enabled="true", url=sink.url, extra='cooldown = "0s"'))
+    settings = load_settings(path)
+    store = Store.open(settings.database_path())
+    adapter = demo.DemoAdapter("a", demo.DemoOptions(), None)  # type: ignore[arg-type]
+    recharger = Recharger(settings, store, lambda line: adapter)
+    low = {"balance": Decimal(1), "currency": "USD"}
+    at = T0.replace(hour=10)
+    recharger.after_check("a", Level.CRITICAL, Reading("a", at, **low), at)  # need 1: bought
+    at = T0.replace(hour=11)
+    recharger.after_check("a", Level.OK, Reading("a", at, balance=Decimal(50)), at)  # confirmed
+    for hour in (18, 19):  # need 2: the day's cap is used: skipped once
+        at = T0.replace(hour=hour)
+        recharger.after_check("a", Level.CRITICAL, Reading("a", at, **low), at)
+    next_day = T0.replace(hour=0) + timedelta(days=1, minutes=30)
+    recharger.after_check("a", Level.CRITICAL, Reading("a", next_day, **low), next_day)
+    states = [r["state"] for r in store.recharges("a")]
+    assert states == ["confirmed", "skipped", "submitted"]
+    assert len(demo._top_ups) == 2
+    store.close()
+
+
+def test_a_pin_that_never_left_is_kept_and_never_shown(
+    write_config: Callable[..., Path],
+    sink: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fake_mmcli
+
+    from monitor import modem
+
+    monkeypatch.setattr(modem, "KILL_GRACE", 0.2)
+    fake_mmcli.install(tmp_path, monkeypatch, {"modems": []})  # the modem is not plugged in
+    path = write_config(
+        f'[recharge]\nenabled = true\n[channels.hook]\nurl = "{sink.url}"\n'
+        "[defaults.thresholds]\nbalance_critical = 5\n"
+        '[lines.a]\nadapter = "demo"\nbalance = 3\ndrain = 0\n'
+        '[lines.a.recharge]\naction = "ussd-pin"\nmodem = "867000000000001"\n'
+        'pins = "98765432101234"\ncooldown = "0s"\n'
+    )
+    cli(path, "run", "--once")
+    (row,) = ledger(path)
+    assert row["state"] == "failed" and "was not sent" in row["detail"]
+    settings = load_settings(path)
+    store = Store.open(settings.database_path())
+    assert store.used_pins() == set()  # still good for the next need
+    store.close()
+    alerts = json.dumps(sink.received)
+    assert "98765432101234" not in alerts and "98765432101234" not in row["detail"]
