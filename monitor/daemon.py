@@ -187,7 +187,7 @@ class Daemon:
         send_now(self.notifier, event)
 
     def _deliver(self) -> None:
-        deliver_due(self.store, self.notifier)
+        deliver_due(self.store, self.notifier, tick=self.dog.kick)
         self.dog.kick()
 
     def _sleep_seconds(self) -> float:

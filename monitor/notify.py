@@ -12,7 +12,7 @@ import logging
 import string
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -286,26 +286,41 @@ class Notifier:
         return text[:500]
 
 
-def deliver_due(store: Store, notifier: Notifier, now: datetime | None = None) -> tuple[int, int]:
+def deliver_due(
+    store: Store,
+    notifier: Notifier,
+    now: datetime | None = None,
+    tick: Callable[[], None] | None = None,
+) -> tuple[int, int]:
     """Send what is due: catch-up messages for quiet hours that ended, then every pending
-    row (holding those that quiet hours keep back). Returns (sent, failed)."""
+    row (holding those that quiet hours keep back). Returns (sent, failed).
+
+    A channel that fails once in a pass is not tried again in it: its other due rows wait
+    for the same retry time, so a stalled service costs one timeout, not one per alert.
+    `tick` runs after each send (the watchdog)."""
     now = now or utcnow()
     settings = notifier.settings
     sent = failed = 0
     gone: list[int] = []
+    stalled: dict[str, datetime] = {}
     for channel, held in store.held_due(now).items():
         if channel not in settings.channels:
             gone.extend(d.id for d in held)
             continue
         title, body = catch_up(held, settings)
         outcome = notifier.send_text(channel, title, body)
-        ok = _record(store, held, outcome, f"catch-up of {len(held)}")
+        ok = _record(store, held, outcome, f"catch-up of {len(held)}") is None
         sent, failed = sent + ok, failed + (not ok)
+        if tick is not None:
+            tick()
     local = now.astimezone(settings.tz())
     for delivery in store.due_deliveries(now):
         channel = delivery.channel
         if channel not in settings.channels:
             gone.append(delivery.id)
+            continue
+        if channel in stalled:
+            store.defer(delivery.id, stalled[channel])
             continue
         quiet = settings.quiet_hours(channel)
         kind = delivery.event.type
@@ -320,8 +335,12 @@ def deliver_due(store: Store, notifier: Notifier, now: datetime | None = None) -
             continue
         with _attachments(delivery.event, settings.channels[channel], store) as attach:
             outcome = notifier.send(channel, delivery.event, attach)
-        ok = _record(store, [delivery], outcome, kind)
-        sent, failed = sent + ok, failed + (not ok)
+        retry = _record(store, [delivery], outcome, kind)
+        sent, failed = sent + (retry is None), failed + (retry is not None)
+        if retry is not None:
+            stalled[channel] = retry
+        if tick is not None:
+            tick()
     if gone:
         store.drop_deliveries(gone, "channel no longer configured")
         log.warning("pending alerts dropped: their channel left the config", count=len(gone))
@@ -342,14 +361,15 @@ def send_now(notifier: Notifier, event: Event) -> None:
         )
 
 
-def _record(store: Store, rows: Sequence[Delivery], outcome: Outcome, what: str) -> bool:
+def _record(store: Store, rows: Sequence[Delivery], outcome: Outcome, what: str) -> datetime | None:
+    """Record a send's outcome; when it failed, the time of its retry."""
     done_at = utcnow()
     line = rows[0].event.line if len(rows) == 1 else None
     if outcome.ok:
         for row in rows:
             store.delivered(row.id, done_at)
         log.info("alert delivered", channel=outcome.channel, line=line, kind=what)
-        return True
+        return None
     attempts = max(row.attempts for row in rows) + 1
     when = retry_at(attempts, done_at)
     for row in rows:
@@ -363,7 +383,7 @@ def _record(store: Store, rows: Sequence[Delivery], outcome: Outcome, what: str)
         retry_at=when.isoformat(timespec="seconds"),
         error=outcome.error,
     )
-    return False
+    return when
 
 
 def catch_up(held: Sequence[Delivery], settings: Settings) -> tuple[str, str]:

@@ -406,6 +406,13 @@ class Store:
                 [ts(now), error, ts(retry_at), delivery_id],
             )
 
+    def defer(self, delivery_id: int, until: datetime) -> None:
+        """Not tried: its channel just failed. It waits for the channel's retry time."""
+        with self._writing() as db:
+            db.execute(
+                "UPDATE deliveries SET next_attempt_at = ? WHERE id = ?", [ts(until), delivery_id]
+            )
+
     def drop_deliveries(self, delivery_ids: Sequence[int], reason: str) -> None:
         """Pending rows whose channel left the config: kept for the record, never sent."""
         with self._writing() as db:

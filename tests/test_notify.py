@@ -159,3 +159,29 @@ def test_deliveries_for_a_removed_channel_are_dropped(
     assert deliver_due(store, Notifier(s), T0) == (0, 0)
     assert store.events(T0 - timedelta(days=1))[0]["status"] == "dropped"
     store.close()
+
+
+def test_a_failing_channel_costs_one_attempt_per_pass(
+    write_config: Callable[..., Path], sink: Any, recorder: list[Any]
+) -> None:
+    s = load_settings(
+        write_config(
+            f'[channels.down]\nurl = "{sink.url}"\n[channels.up]\nurl = "record://up"\n'
+            '[lines.travel]\nadapter = "demo"\n'
+        )
+    )
+    store = Store.open(s.database_path())
+    for i in range(5):
+        e = event(value=f"{i} USD")
+        store.add_events([(e, "m", ["down", "up"])], T0)
+    sink.down = True
+    ticks: list[int] = []
+    assert deliver_due(store, Notifier(s), T0, tick=lambda: ticks.append(1)) == (5, 1)
+    assert len(ticks) == 6  # the watchdog is fed after every send
+    rows = [r for r in store.events(T0 - timedelta(days=1)) if r["channel"] == "down"]
+    assert [r["attempts"] for r in rows] == [1, 0, 0, 0, 0]
+    assert len({r["next_attempt_at"] for r in rows}) == 1  # all wait for the same retry
+    sink.down = False
+    assert deliver_due(store, Notifier(s), datetime.now(UTC) + timedelta(minutes=1)) == (5, 0)
+    assert len(sink.received) == 5
+    store.close()
