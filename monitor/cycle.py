@@ -171,40 +171,46 @@ class Checker:
 
     def _fold(self, result: CheckResult, judged: Judged, store: Store, now: datetime) -> Judged:
         """Feed the line's account breaker; while it is tripped, the lines' failure alerts
-        become one alert for the account, and so does their recovery."""
+        become one alert for the account, and so does their recovery.
+
+        What was folded is kept in the database (a line's state, the account's alert), so
+        a reload or a restart neither floods recoveries nor repeats the account's alert."""
         account = self.settings.lines[result.line].account
         breaker = self.breakers.get(account) if account else None
         if breaker is None:
             return judged
+        if breaker.alerted is None:
+            breaker.alerted = account in store.account_alerts()
         change = None
         if not result.skipped:
             change = breaker.record(result.reading is not None, result.error, time.monotonic())
         events = list(judged.events)
+        notices = dict(judged.state.notices)
         account_events = []
-        if breaker.tripped:
-            if any(e.type == "failure" for e in events):
-                breaker.folded.add(result.line)
+        if breaker.tripped and any(e.type == "failure" for e in events):
             events = [e for e in events if e.type != "failure"]
-            if change == "opened":
-                log.error("account paused: its checks keep failing", account=breaker.account)
-                breaker.alerted = True
-                account_events.append(
-                    _account_event(
-                        "failure",
-                        breaker,
-                        now,
-                        error=breaker.why(),
-                        failures=breaker.failures,
-                        headline=f"account {breaker.account} cannot be read: {breaker.last_error}",
-                    )
+            notices["folded"] = breaker.account
+        if change == "opened" and not breaker.alerted:
+            log.error("account paused: its checks keep failing", account=breaker.account)
+            breaker.alerted = True
+            store.set_account_alert(breaker.account, now)
+            account_events.append(
+                _account_event(
+                    "failure",
+                    breaker,
+                    now,
+                    error=breaker.why(),
+                    failures=breaker.failures,
+                    headline=f"account {breaker.account} cannot be read: {breaker.last_error}",
                 )
-        if result.reading is not None and result.line in breaker.folded:
-            breaker.folded.discard(result.line)
-            events = [e for e in events if e.type != "failure-recovered"]
-        if change == "closed":
-            log.info("account readable again", account=breaker.account)
+            )
+        if result.reading is not None:
+            if notices.pop("folded", None) is not None:
+                events = [e for e in events if e.type != "failure-recovered"]
             if breaker.alerted:
+                log.info("account readable again", account=breaker.account)
                 breaker.alerted = False
+                store.set_account_alert(breaker.account, None)
                 account_events.append(_account_event("failure-recovered", breaker, now))
         if account_events:
             store.add_events(
@@ -214,7 +220,8 @@ class Checker:
                 ],
                 now,
             )
-        return dataclasses.replace(judged, events=events)
+        state = dataclasses.replace(judged.state, notices=notices)
+        return dataclasses.replace(judged, events=events, state=state)
 
     def policy(self, line_id: str) -> Policy:
         return Policy(self.settings.thresholds(line_id), self.settings.alerts(line_id))
@@ -349,8 +356,8 @@ class Breaker:
         self.open_until: float | None = None
         self.open_until_at: datetime | None = None
         self.last_error: str | None = None
-        self.alerted = False
-        self.folded: set[str] = set()
+        self.alerted: bool | None = None
+        """Whether the account's failure alert went out (None: not yet read from the store)."""
 
     def is_open(self, now: float) -> bool:
         return self.open_until is not None and now < self.open_until

@@ -183,6 +183,11 @@ def _ledger(db: Database) -> None:
     )
 
 
+@migrations(name="0007_account_alerts")
+def _account_alerts(db: Database) -> None:
+    db["account_alerts"].create({"account": str, "alerted_at": str}, pk="account")
+
+
 def ts(moment: datetime | None) -> str | None:
     """UTC ISO-8601 text with a fixed shape, so text order is time order."""
     if moment is None:
@@ -599,6 +604,19 @@ class Store:
                 db.execute("DELETE FROM recharge_needs WHERE line = ?", [line])
             else:
                 db["recharge_needs"].upsert({"line": line, "since": ts(since)}, pk="line")
+
+    def account_alerts(self) -> set[str]:
+        """Accounts whose folded failure alert went out and whose recovery has not."""
+        return {row[0] for row in self.db.execute("SELECT account FROM account_alerts")}
+
+    def set_account_alert(self, account: str, at: datetime | None) -> None:
+        with self._writing() as db:
+            if at is None:
+                db.execute("DELETE FROM account_alerts WHERE account = ?", [account])
+            else:
+                db["account_alerts"].upsert(
+                    {"account": account, "alerted_at": ts(at)}, pk="account"
+                )
 
     def pending_count(self) -> int:
         return int(
