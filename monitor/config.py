@@ -662,16 +662,37 @@ def _masked_account(settings: Settings, name: str, account: Account) -> dict[str
 
 def _masked_options(data: Mapping[str, Any], parent: str = "") -> dict[str, Any]:
     """Adapter and provider keys are unknown to this module: mask, at any depth, every
-    value whose key says it is a secret, and every value of an `env` table (the command
-    adapter hands those to a program)."""
-    return {
-        key: _masked_options(value, key)
-        if isinstance(value, Mapping)
-        else SECRET_MASK
-        if isinstance(value, str) and (parent == "env" or SECRET_KEY.search(key))
-        else value
-        for key, value in data.items()
-    }
+    value whose key says it is a secret, every value of an `env` table (the command
+    adapter hands those to a program), and in an `argv` what follows a secret-named flag."""
+    masked: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            masked[key] = _masked_options(value, key)
+        elif key == "argv" and isinstance(value, list):
+            masked[key] = _masked_argv([str(v) for v in value])
+        elif isinstance(value, str) and (parent == "env" or SECRET_KEY.search(key)):
+            masked[key] = SECRET_MASK
+        else:
+            masked[key] = value
+    return masked
+
+
+def _masked_argv(argv: list[str]) -> list[str]:
+    out = []
+    for i, arg in enumerate(argv):
+        flag, eq, _ = arg.partition("=")
+        if eq and flag.startswith("-") and SECRET_KEY.search(flag):
+            out.append(f"{flag}={SECRET_MASK}")
+        elif (
+            i
+            and argv[i - 1].startswith("-")
+            and "=" not in argv[i - 1]
+            and SECRET_KEY.search(argv[i - 1])
+        ):
+            out.append(SECRET_MASK)
+        else:
+            out.append(arg)
+    return out
 
 
 SECRET_KEY = re.compile(r"secret|password|token|key|sid|pin", re.IGNORECASE)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import apprise
 import structlog
@@ -277,6 +278,10 @@ class Notifier:
         """Strip any part of the channel's URL (tokens) from an error text."""
         url = self.settings.channels[name].url.get_secret_value()
         pieces = {url}
+        parts = urlsplit(url)
+        # the user part and query values are credentials whatever their length
+        pieces.update(p for p in (parts.username, parts.password) if p)
+        pieces.update(value for _, value in parse_qsl(parts.query) if len(value) >= 2)
         rest = url.split("://", 1)[-1]
         for sep in "/?&=:@#":
             rest = rest.replace(sep, " ")

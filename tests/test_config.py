@@ -258,3 +258,20 @@ def test_config_error_lists_problems() -> None:
     exc = ConfigError("f.toml", [config.ConfigProblem("a.b", "bad")])
     assert str(exc) == "f.toml: At 'a.b': bad"
     assert exc.exit_code == 78
+
+
+def test_show_masks_secrets_in_adapter_options(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(
+        '[lines.s]\nadapter = "command"\n'
+        'argv = ["/bin/balance", "--token", "tok-123", "--api-key=k-456", "--line", "home"]\n'
+        'env = { REGION = "eu", API_KEY = "k-789" }\n'
+    )
+    assert main(["--config", str(path), "config", "show"]) == 0
+    out = capsys.readouterr().out
+    for secret in ("tok-123", "k-456", "k-789"):
+        assert secret not in out
+    assert '"--line", "home"' in out
+    settings = load_settings(path)
+    assert "k-789" not in repr(settings.lines["s"])
