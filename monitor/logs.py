@@ -73,9 +73,9 @@ def setup(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Apprise is chatty at info and its debug lines can carry URLs; httpx and httpcore log
-    # every request's full URL at info (webhook ids, SIDs, ICCIDs): keep them to warnings.
-    for name in ("apprise", "httpx", "httpcore"):
+    # Libraries log request URLs (tokens in Apprise URLs, webhook ids, SIDs, ICCIDs) at
+    # info and debug: they stay at warning even with --log-level debug.
+    for name in ("apprise", "httpx", "httpcore", "urllib3", "requests"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -1,0 +1,76 @@
+"""Logging: stderr only, JSON or console, journald priorities, and no secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from monitor import logs
+from monitor.cli import main
+
+
+def lines_logged(fmt: str, monkeypatch: pytest.MonkeyPatch, journal: bool) -> list[str]:
+    if journal:
+        monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
+    stream = io.StringIO()
+    logs.setup("info", fmt, stream)  # type: ignore[arg-type]
+    log = structlog.get_logger("test")
+    log.info("fine", line="a")
+    log.warning("low", line="a")
+    log.error("broken", line="a")
+    import logging
+
+    logging.getLogger("apprise").warning("from a library")
+    return stream.getvalue().splitlines()
+
+
+def test_journald_priorities(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = lines_logged("auto", monkeypatch, journal=True)
+    assert [line[:3] for line in out] == ["<6>", "<4>", "<3>", "<4>"]
+    assert "low" in out[1] and "from a library" in out[3]
+
+
+def test_json_lines_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = lines_logged("auto", monkeypatch, journal=False)
+    records = [json.loads(line) for line in out]
+    assert [r["level"] for r in records] == ["info", "warning", "error", "warning"]
+    assert records[0]["line"] == "a" and "timestamp" in records[0]
+
+
+def test_console_format_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = lines_logged("console", monkeypatch, journal=False)
+    assert "low" in out[1] and "warning" in out[1]
+    with pytest.raises(ValueError):
+        json.loads(out[0])
+
+
+def test_a_run_never_logs_its_secrets(
+    write_config: Callable[..., Path],
+    sink: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret_url = sink.url.replace("/alerts", "/alerts/t0ps3cr3tt0ken?key=k3y")
+    monkeypatch.setenv("ESIM_MONITOR_CHANNELS__HOOK__URL", secret_url)
+    path = write_config(
+        '[channels.hook]\nurl = "json://placeholder"\n'
+        "[defaults.thresholds]\nbalance_critical = 5\n"
+        '[lines.a]\nadapter = "demo"\nbalance = 1\n'
+        '[lines.b]\nadapter = "command"\nargv = ["/nonexistent/x", "--token", "s3cretarg"]\n'
+        'env = { API_KEY = "envs3cret" }\n'
+    )
+    sink.down = True  # delivery fails: its error is logged and stored
+    assert main(["--config", str(path), "--log-level", "debug", "run", "--once"]) == 0
+    assert main(["--config", str(path), "config", "show"]) == 0
+    assert main(["--config", str(path), "events", "--json"]) == 0
+    out, err = capsys.readouterr()
+    for secret in ("t0ps3cr3tt0ken", "k3y", "s3cretarg", "envs3cret"):
+        assert secret not in err, secret
+        assert secret not in out, secret
+    assert "alert delivery failed" in err
