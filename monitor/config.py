@@ -207,8 +207,9 @@ class MonitorSettings(_Strict):
     timezone: Annotated[str | None, AfterValidator(_timezone)] = None
     workers: int = Field(default=64, ge=1, le=1024)
     """How many lines are read at the same time."""
-    account_concurrency: int = Field(default=16, ge=1, le=1024)
-    """Checks of one account in flight at once, where its provider publishes no limit."""
+    account_concurrency: int = Field(default=64, ge=1, le=1024)
+    """Checks of one account in flight at once, where its provider publishes no limit
+    (generous: accounts take turns for workers, so one cannot starve the others)."""
     breaker_after: int = Field(default=5, ge=0)
     """Failed checks in a row on one account before its checks pause (0: never)."""
     check_timeout: PositiveDuration = timedelta(seconds=60)

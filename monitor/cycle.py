@@ -89,13 +89,14 @@ class Checker:
 
     def read(self, line_ids: Sequence[str]) -> list[CheckResult]:
         """Read the lines concurrently; results in the order asked."""
-        results = {r.line: r for r in self.stream(line_ids)}
+        results = {r.line: r for batch in self.rounds(line_ids) for r in batch}
         return [results[line_id] for line_id in line_ids]
 
-    def stream(
+    def rounds(
         self, line_ids: Sequence[str], tick: Callable[[], None] | None = None
-    ) -> Iterator[CheckResult]:
-        """Read the lines concurrently, yielding each result as it comes.
+    ) -> Iterator[list[CheckResult]]:
+        """Read the lines concurrently, yielding the results as they come, in rounds: what
+        finished since the last look (so the caller can write a round in one transaction).
 
         Lines of one account are dispatched at most `max_concurrency` at a time (their
         adapter's documented limit, else `account_concurrency`), round-robin across
@@ -106,18 +107,21 @@ class Checker:
         half second, so the caller can ping a watchdog while checks are under way.
         """
         queues: dict[str | None, deque[tuple[str, adapters.Adapter]]] = {}
+        first: list[CheckResult] = []
         for line_id in line_ids:
             # Adapters are built here, on the calling thread: no two workers race to build one.
             try:
                 adapter = self._adapter(line_id)
             except Exception as exc:
                 log.exception("adapter could not be set up", line=line_id)
-                yield CheckResult(line_id, utcnow(), 0, error=f"adapter could not be set up: {exc}")
+                first.append(
+                    CheckResult(line_id, utcnow(), 0, error=f"adapter could not be set up: {exc}")
+                )
                 continue
             key = account_key(adapter)
             breaker = self.breakers.get(key) if key else None
             if breaker is not None and breaker.is_open(time.monotonic()):
-                yield CheckResult(line_id, utcnow(), 0, error=breaker.why(), skipped=True)
+                first.append(CheckResult(line_id, utcnow(), 0, error=breaker.why(), skipped=True))
                 continue
             queues.setdefault(key, deque()).append((line_id, adapter))
         pending: dict[Future[CheckResult], tuple[str, str | None]] = {}
@@ -137,15 +141,18 @@ class Checker:
                         moved = True
 
         dispatch()
+        if first:
+            yield first
         limit = self.settings.monitor.check_timeout.total_seconds()
         progress = time.monotonic()
         while pending:
             done, _ = wait(pending, timeout=TICK, return_when=FIRST_COMPLETED)
+            batch = []
             for future in done:
                 _, key = pending.pop(future)
                 inflight[key] -= 1
                 progress = time.monotonic()
-                yield future.result()
+                batch.append(future.result())
             now = time.monotonic()
             for future, (line_id, key) in list(pending.items()):
                 began = started.get(line_id)
@@ -159,8 +166,10 @@ class Checker:
                         self._pool.abandon()
                         why = f"no answer within {limit:g} s (check_timeout)"
                     log.warning("check abandoned", line=line_id, reason=why)
-                    yield CheckResult(line_id, utcnow(), int(limit * 1000), error=why)
+                    batch.append(CheckResult(line_id, utcnow(), int(limit * 1000), error=why))
             dispatch()
+            if batch:
+                yield batch
             if tick is not None:
                 tick()
 
@@ -259,66 +268,51 @@ class Checker:
         tick: Callable[[], None] | None = None,
         direct: Callable[[Event], None] | None = None,
     ) -> list[Judged]:
-        """Check the lines and record each outcome with its events in the outbox, one
-        transaction per line as its result arrives. When the database cannot be written,
-        `direct` sends the events at once instead, so a full disk does not silence alerts."""
+        """Check the lines and record each outcome with its events in the outbox. Results
+        are written as they arrive, a round at a time, each round in one transaction (all
+        of a check or none of it, and thousands of lines without a commit each). When the
+        database cannot be written, `direct` sends the events at once instead, so a full
+        disk does not silence alerts."""
         started = time.monotonic()
-        judged = []
+        judged: list[Judged] = []
         controls = store.controls()
-        for result in self.stream(line_ids, tick):
+        states = store.states()  # one query for the batch, not one per line
+        for batch in self.rounds(line_ids, tick):
             now = utcnow()
-            outcome = None
-            recorded = False
-            try:
+            read = [r.line for r in batch if r.reading is not None]
+            histories = store.series_many(read, now - HISTORY) if read else {}
+            outcomes = []
+            for result in batch:
                 control = controls.get(result.line, Controls())
-                history = (
-                    store.series(result.line, now - HISTORY) if result.reading is not None else []
-                )
-                outcome = self.judge(result, store.state(result.line), now, control, history)
-                outcome = self._fold(result, outcome, store, now)
-                store.record_check(
-                    line=result.line,
-                    checked_at=result.checked_at,
-                    state=outcome.state,
-                    events=[
-                        (event, render(event, None, self.settings)[0], route(self.settings, event))
-                        for event in outcome.events
-                    ],
-                    reading=result.reading,
-                    error=result.error,
-                    duration_ms=result.duration_ms,
-                    forecasts={f.metric: f.to_json() for f in outcome.forecasts}
-                    if result.reading is not None
-                    else None,
-                    snoozed=control.snoozed(now),
-                    now=now,
-                )
-                recorded = True
-                if control.acked_level is not None and control.acked_level != outcome.state.level:
-                    store.acknowledge(result.line, None, now)  # a state change ends an ack
-                if self.settings.lines[result.line].recharge is not None:
-                    recharger = Recharger(self.settings, store, self._adapter)
-                    recharger.after_check(result.line, outcome.state.level, result.reading, now)
-            except StoreError as exc:
-                if recorded:  # the check and its alerts are safe in the outbox
-                    log.error(
-                        "after the check, a database write failed", line=result.line, error=str(exc)
+                previous = states.get(result.line) or LineState(result.line)
+                try:
+                    outcome = self.judge(
+                        result, previous, now, control, histories.get(result.line, [])
                     )
+                    outcome = self._fold(result, outcome, store, now)
+                except StoreError as exc:
+                    log.error("check could not be evaluated", line=result.line, error=str(exc))
                     continue
+                except Exception:  # one line's bad data must not cost the others their check
+                    log.exception("check could not be evaluated", line=result.line)
+                    continue
+                outcomes.append((outcome, control))
+            try:
+                store.record_checks([self._record(o, c, now) for o, c in outcomes], now=now)
+            except StoreError as exc:
                 log.critical(
-                    "check could not be recorded; its alerts go out directly",
-                    line=result.line,
+                    "checks could not be recorded; their alerts go out directly",
+                    lines=len(outcomes),
                     error=str(exc),
                 )
-                if outcome is not None and direct is not None:
+                for outcome, _ in outcomes if direct is not None else []:
                     for event in outcome.events:
-                        direct(event)
+                        direct(event)  # type: ignore[misc]
                 continue
-            except Exception:  # one line's bad data must not cost the other lines their check
-                log.exception("check could not be evaluated", line=result.line)
-                continue
-            _log_outcome(outcome)
-            judged.append(outcome)
+            for outcome, control in outcomes:
+                self._after(store, outcome, control, now)
+                _log_outcome(outcome)
+                judged.append(outcome)
         log.info(
             "checks done",
             lines=len(line_ids),
@@ -326,6 +320,41 @@ class Checker:
             seconds=round(time.monotonic() - started, 3),
         )
         return judged
+
+    def _record(self, outcome: Judged, control: Controls, now: datetime) -> dict[str, Any]:
+        """One check as `Store.record_checks` takes it."""
+        result = outcome.result
+        return {
+            "line": result.line,
+            "checked_at": result.checked_at,
+            "state": outcome.state,
+            "events": [
+                (event, render(event, None, self.settings)[0], route(self.settings, event))
+                for event in outcome.events
+            ],
+            "reading": result.reading,
+            "error": result.error,
+            "duration_ms": result.duration_ms,
+            "forecasts": {f.metric: f.to_json() for f in outcome.forecasts}
+            if result.reading is not None
+            else None,
+            "snoozed": control.snoozed(now),
+        }
+
+    def _after(self, store: Store, outcome: Judged, control: Controls, now: datetime) -> None:
+        """What follows a recorded check: an ack its state change ends, the recharge policy.
+        The check and its alerts are safe already: a failure here is only logged."""
+        line = outcome.result.line
+        try:
+            if control.acked_level is not None and control.acked_level != outcome.state.level:
+                store.acknowledge(line, None, now)
+            if self.settings.lines[line].recharge is not None:
+                recharger = Recharger(self.settings, store, self._adapter)
+                recharger.after_check(line, outcome.state.level, outcome.result.reading, now)
+        except StoreError as exc:
+            log.error("after the check, a database write failed", line=line, error=str(exc))
+        except Exception:
+            log.exception("after the check, the recharge policy failed", line=line)
 
 
 def _account_event(kind: str, breaker: Breaker, now: datetime, **facts: Any) -> Event:
@@ -412,8 +441,7 @@ class WorkerPool:
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
         self._tasks.put((future, fn, args))
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
+        with self._lock:  # workers end only at shutdown: no dead ones to prune here
             wanted = min(self._size + self._abandoned, 2 * self._size)
             if len(self._threads) < wanted:
                 thread = threading.Thread(target=self._work, name="check", daemon=True)
@@ -495,7 +523,7 @@ def _log_outcome(judged: Judged) -> None:
             raw=result.raw[:200] if result.raw else None,
         )
     else:
-        log.info(
+        log.debug(
             "line checked",
             line=result.line,
             state=judged.state.state,

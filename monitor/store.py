@@ -293,6 +293,14 @@ class Store:
 
     # ---- one check, atomically ---------------------------------------------------------
 
+    def record_checks(self, checks: Sequence[dict[str, Any]], now: datetime) -> None:
+        """Several checks (`record_check`'s keywords each) in one transaction."""
+        if not checks:
+            return
+        with self._writing():
+            for check in checks:
+                self.record_check(**check, now=now)
+
     def record_check(
         self,
         *,
@@ -311,10 +319,8 @@ class Store:
         pending delivery per routed channel, in one transaction. Returns the event ids."""
         event_ids = []
         with self._writing() as db:
-            reading_id = (
-                db["readings"]
-                .insert(_reading_row(line, checked_at, reading, error, state, duration_ms))
-                .last_pk
+            reading_id = _insert(
+                db, "readings", _reading_row(line, checked_at, reading, error, state, duration_ms)
             )
             row = _state_row(state)
             if forecasts is not None:
@@ -326,7 +332,7 @@ class Store:
                     "SELECT last_reading_id FROM line_state WHERE line = ?", [line]
                 ).fetchone()
                 row["last_reading_id"] = previous[0] if previous else None
-            db["line_state"].upsert(row, pk="line")
+            _upsert(db, "line_state", row, "line")
             for event, message, channels in events:
                 event_ids.append(
                     self._add_event(db, event, message, channels, now, snoozed=snoozed)
@@ -347,30 +353,30 @@ class Store:
         now: datetime,
         snoozed: bool = False,
     ) -> int:
-        event_id = (
-            db["events"]
-            .insert(
-                {
-                    "line": event.line,
-                    "type": event.type,
-                    "created_at": ts(event.created_at),
-                    "message": message,
-                    "facts": json.dumps(event.facts, default=str),
-                }
-            )
-            .last_pk
-        )
-        db["deliveries"].insert_all(
+        event_id = _insert(
+            db,
+            "events",
             {
-                "event_id": event_id,
-                "channel": channel,
-                "status": "snoozed" if snoozed else "pending",
-                "attempts": 0,
-                "next_attempt_at": ts(now),
-            }
-            for channel in channels
+                "line": event.line,
+                "type": event.type,
+                "created_at": ts(event.created_at),
+                "message": message,
+                "facts": json.dumps(event.facts, default=str),
+            },
         )
-        return int(event_id)
+        for channel in channels:
+            _insert(
+                db,
+                "deliveries",
+                {
+                    "event_id": event_id,
+                    "channel": channel,
+                    "status": "snoozed" if snoozed else "pending",
+                    "attempts": 0,
+                    "next_attempt_at": ts(now),
+                },
+            )
+        return event_id
 
     # ---- outbox -----------------------------------------------------------------------
 
@@ -478,6 +484,23 @@ class Store:
                 },
                 pk="line",
             )
+
+    def series_many(
+        self, lines: Sequence[str], since: datetime
+    ) -> dict[str, list[tuple[datetime, str | None, int | None]]]:
+        """`series` of many lines at once: one query per few hundred lines, not one each."""
+        found: dict[str, list[tuple[datetime, str | None, int | None]]] = {}
+        for start in range(0, len(lines), 500):
+            chunk = list(lines[start : start + 500])
+            rows = self.db.execute(
+                "SELECT line, checked_at, balance, data_remaining FROM readings "
+                f"WHERE line IN ({','.join('?' * len(chunk))}) AND checked_at >= ? AND ok = 1 "
+                "ORDER BY line, checked_at",
+                [*chunk, ts(since)],
+            ).fetchall()
+            for line, at, balance, data in rows:
+                found.setdefault(line, []).append((datetime.fromisoformat(at), balance, data))
+        return found
 
     def series(self, line: str, since: datetime) -> list[tuple[datetime, str | None, int | None]]:
         """(time, balance, data_remaining) of the line's successful readings since a time."""
@@ -712,6 +735,29 @@ def _rollup(db: Database, line: str, day: str, rows: list[Sequence[Any]]) -> dic
         "data_max": max(data) if data else None,
         "data_last": last_data if last_data is not None else (existing[8] if existing else None),
     }
+
+
+def _insert(db: Database, table: str, row: dict[str, Any]) -> int:
+    """A plain INSERT: on the per-check path, sqlite-utils' table introspection on every
+    call costs more than the write itself."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" * len(row))
+    cursor = db.conn.execute(
+        f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values())
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def _upsert(db: Database, table: str, row: dict[str, Any], key: str) -> None:
+    """INSERT, or UPDATE the given columns of the row with that key."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" * len(row))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != key)
+    db.conn.execute(
+        f"INSERT INTO {table} ({columns}) VALUES ({marks}) "
+        f"ON CONFLICT({key}) DO UPDATE SET {updates}",
+        list(row.values()),
+    )
 
 
 def _delivery(row: Sequence[Any]) -> Delivery:

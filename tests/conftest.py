@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from monitor import adapters
 from monitor.adapters import demo
 
 
@@ -33,8 +34,10 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     demo.reset()
+    adapters._entry_points.cache_clear()  # a test may install a distribution
     yield
     demo.reset()
+    adapters._entry_points.cache_clear()
 
 
 @pytest.fixture

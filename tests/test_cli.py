@@ -232,7 +232,7 @@ def test_logs_go_to_stderr_only(configured: Path, capsys: pytest.CaptureFixture[
     run_once(configured)
     out, err = capsys.readouterr()
     assert out == ""
-    assert "line checked" in err
+    assert "checks done" in err
     cli("--config", str(configured), "status", "--json")
     out, _ = capsys.readouterr()
     json.loads(out)  # nothing but JSON on stdout

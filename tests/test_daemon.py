@@ -36,6 +36,8 @@ class Daemon:
                 str(config),
                 "--log-format",
                 "json",
+                "--log-level",
+                "debug",
                 "run",
             ],
             stderr=subprocess.PIPE,

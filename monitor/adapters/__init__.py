@@ -7,6 +7,7 @@ third parties register theirs under the `esim_monitor.adapters` entry-point grou
 
 from __future__ import annotations
 
+import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterable
@@ -140,9 +141,16 @@ class UnknownAdapter(KeyError):
 def available() -> dict[str, str]:
     """Every installed adapter: name -> "module:Class"."""
     found = dict(BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.value)
+    for name, target in _entry_points():
+        found.setdefault(name, target)
     return found
+
+
+@functools.cache
+def _entry_points() -> tuple[tuple[str, str], ...]:
+    """Third-party adapters, read once per process: scanning the installed distributions
+    costs milliseconds, and a cycle builds thousands of lines."""
+    return tuple((ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP))
 
 
 def load(name: str) -> type[Adapter]:

@@ -449,6 +449,10 @@ class TokenAuth(Auth):
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
+KEEPALIVE = 64
+"""Connections an account's pool keeps open between requests (the default concurrency)."""
+
+
 class Session:
     """One account's connection pool and manners. Thread-safe: lines of one account share it.
 
@@ -493,7 +497,9 @@ class Session:
             follow_redirects=False,
             verify=_tls_context(),
             transport=transport,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            # The cycle's dispatcher bounds an account's checks in flight; the pool must
+            # not be narrower, and keeps that many connections open for the next cycle.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE),
         )
 
     def __repr__(self) -> str:
