@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -36,6 +36,8 @@ log = structlog.get_logger("monitor.cycle")
 
 TICK = 0.5
 """Longest wait between two looks at the checks under way."""
+ROUND_WINDOW = 0.05
+"""After a first result, how long to gather others into the same round (one transaction)."""
 HISTORY = timedelta(days=30)
 """How far back the forecast looks."""
 
@@ -147,6 +149,8 @@ class Checker:
         progress = time.monotonic()
         while pending:
             done, _ = wait(pending, timeout=TICK, return_when=FIRST_COMPLETED)
+            if done:  # gather what finishes soon after, so a round is worth a transaction
+                done, _ = wait(pending, timeout=ROUND_WINDOW, return_when=ALL_COMPLETED)
             batch = []
             for future in done:
                 _, key = pending.pop(future)

@@ -297,9 +297,9 @@ class Store:
         """Several checks (`record_check`'s keywords each) in one transaction."""
         if not checks:
             return
-        with self._writing():
+        with self._writing() as db:
             for check in checks:
-                self.record_check(**check, now=now)
+                self._write_check(db, **check, now=now)
 
     def record_check(
         self,
@@ -317,26 +317,53 @@ class Store:
     ) -> list[int]:
         """Write a check's reading (or failure), the line's new state, its events and one
         pending delivery per routed channel, in one transaction. Returns the event ids."""
-        event_ids = []
         with self._writing() as db:
-            reading_id = _insert(
-                db, "readings", _reading_row(line, checked_at, reading, error, state, duration_ms)
+            return self._write_check(
+                db,
+                line=line,
+                checked_at=checked_at,
+                state=state,
+                events=events,
+                reading=reading,
+                error=error,
+                duration_ms=duration_ms,
+                forecasts=forecasts,
+                snoozed=snoozed,
+                now=now,
             )
-            row = _state_row(state)
-            if forecasts is not None:
-                row["forecast"] = json.dumps(forecasts)
-            if reading is not None:
-                row["last_reading_id"] = reading_id
-            else:
-                previous = db.execute(
-                    "SELECT last_reading_id FROM line_state WHERE line = ?", [line]
-                ).fetchone()
-                row["last_reading_id"] = previous[0] if previous else None
-            _upsert(db, "line_state", row, "line")
-            for event, message, channels in events:
-                event_ids.append(
-                    self._add_event(db, event, message, channels, now, snoozed=snoozed)
-                )
+
+    def _write_check(
+        self,
+        db: Database,
+        *,
+        line: str,
+        checked_at: datetime,
+        state: LineState,
+        events: Sequence[tuple[Event, str, Iterable[str]]],
+        reading: Reading | None,
+        error: str | None,
+        duration_ms: int | None,
+        forecasts: dict[str, Any] | None,
+        snoozed: bool,
+        now: datetime,
+    ) -> list[int]:
+        event_ids = []
+        reading_id = _insert(
+            db, "readings", _reading_row(line, checked_at, reading, error, state, duration_ms)
+        )
+        row = _state_row(state)
+        if forecasts is not None:
+            row["forecast"] = json.dumps(forecasts)
+        if reading is not None:
+            row["last_reading_id"] = reading_id
+        else:
+            previous = db.execute(
+                "SELECT last_reading_id FROM line_state WHERE line = ?", [line]
+            ).fetchone()
+            row["last_reading_id"] = previous[0] if previous else None
+        _upsert(db, "line_state", row, "line")
+        for event, message, channels in events:
+            event_ids.append(self._add_event(db, event, message, channels, now, snoozed=snoozed))
         return event_ids
 
     def add_events(self, events: Sequence[tuple[Event, str, Iterable[str]]], now: datetime) -> None:
