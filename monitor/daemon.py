@@ -247,6 +247,8 @@ class Daemon:
             self._apply(self._reload())
         except MonitorError as exc:
             log.error("new config rejected, keeping the running one", problems=str(exc))
+        except Exception:  # whatever failed, the running config goes on
+            log.exception("reload failed, keeping the running config")
         finally:
             self.sd.ready(status=self._status_line())
 

@@ -56,8 +56,14 @@ class Daemon:
                 self.logs.put({"event": line.strip()})
 
     def wait_for(self, event: str, timeout: float = 40, **fields: Any) -> dict[str, Any]:
+        seen = []
         while True:
-            entry = self.logs.get(timeout=timeout)
+            try:
+                entry = self.logs.get(timeout=timeout)
+            except queue.Empty:
+                tail = "\n".join(json.dumps(e) for e in seen[-30:])
+                raise AssertionError(f"no {event} {fields} in {timeout} s; last logs:\n{tail}")
+            seen.append(entry)
             if entry.get("event") == event and all(entry.get(k) == v for k, v in fields.items()):
                 return entry
 
