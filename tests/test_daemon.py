@@ -62,7 +62,9 @@ class Daemon:
                 entry = self.logs.get(timeout=timeout)
             except queue.Empty:
                 tail = "\n".join(json.dumps(e) for e in seen[-30:])
-                raise AssertionError(f"no {event} {fields} in {timeout} s; last logs:\n{tail}")
+                raise AssertionError(
+                    f"no {event} {fields} in {timeout} s; last logs:\n{tail}"
+                ) from None
             seen.append(entry)
             if entry.get("event") == event and all(entry.get(k) == v for k, v in fields.items()):
                 return entry
