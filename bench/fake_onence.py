@@ -179,4 +179,5 @@ if __name__ == "__main__":
     parser.add_argument("--lifetime", type=float, default=900.0, help="seconds, at most")
     args = parser.parse_args()
     counters = asyncio.run(main(args.latency, args.max_requests, args.lifetime))
-    print(json.dumps(counters), flush=True)
+    with contextlib.suppress(BrokenPipeError):  # the parent may be gone (its watchdog fired)
+        print(json.dumps(counters), flush=True)
