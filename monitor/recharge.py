@@ -241,11 +241,8 @@ class Recharger:
         facts = _line_facts(self.settings, line, reading)
         pin_hash = None
         if recharge.action == "ussd-pin":
-            unused = [
-                p
-                for p in actions.pins(recharge)
-                if actions.pin_hash(p) not in self.store.used_pins()
-            ]
+            used = self.store.used_pins()
+            unused = [p for p in actions.pins(recharge) if actions.pin_hash(p) not in used]
             if not unused:
                 self.store.add_recharge(
                     {**base, "state": "failed", "detail": "no unused refill PIN left"}
