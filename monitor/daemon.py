@@ -9,8 +9,10 @@ is pinged from this loop only (never a side thread), so a hung loop gets restart
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import signal
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -35,12 +37,46 @@ ERROR_PAUSE = 5.0
 PRUNE_EVERY = timedelta(days=1)
 
 
+class Waker:
+    """Ends the loop's wait from a signal or another thread, without taking a lock: a
+    self-pipe that `signal.set_wakeup_fd` makes the interpreter write to on every signal."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self._catching = False
+
+    def catch_signals(self) -> None:
+        signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._catching = True
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # a full pipe wakes the loop all the same
+            os.write(self._write, b"\0")
+
+    def wait(self, timeout: float) -> None:
+        select.select([self._read], [], [], max(timeout, 0.0))
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read, 4096):
+                pass
+
+    def close(self) -> None:
+        if self._catching:
+            signal.set_wakeup_fd(-1)
+            self._catching = False
+        for fd in (self._read, self._write):
+            if fd >= 0:
+                os.close(fd)
+        self._read = self._write = -1
+
+
 class Daemon:
     def __init__(self, settings: Settings, reload: Callable[[], Settings]) -> None:
         self.settings = settings
         self._reload = reload
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._stopping = False
+        self._waker = Waker()
         self._reload_requested = False
         self._due: set[str] = set()
         self._pruned_at: datetime | None = None
@@ -57,20 +93,24 @@ class Daemon:
     # ---- signals -----------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
+        """The handlers only set flags: the waker's pipe, written by the interpreter's own
+        C-level handler, ends the loop's wait. (A handler that took a lock, such as
+        Event.set, would deadlock a loop interrupted while holding that lock.)"""
+        self._waker.catch_signals()
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
-        self.stop()
+        self._stopping = True
 
     def _on_hup(self, signum: int, frame: FrameType | None) -> None:
         self._reload_requested = True
-        self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+        """Stop from another thread (tests, embedding)."""
+        self._stopping = True
+        self._waker.wake()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -97,7 +137,7 @@ class Daemon:
         self.sd.ready(status=self._status_line())
         self.dog.kick()
         try:
-            while not self._stop.is_set():
+            while not self._stopping:
                 try:
                     self._pass()
                     pause = self._sleep_seconds()
@@ -108,8 +148,8 @@ class Daemon:
                     log.exception("loop pass failed unexpectedly")
                     pause = ERROR_PAUSE
                 due = self.dog.due_in()
-                self._wake.wait(pause if due is None else min(pause, due))
-                self._wake.clear()
+                if not self._stopping and not self._reload_requested:
+                    self._waker.wait(pause if due is None else min(pause, due))
                 self.dog.kick()
         finally:
             self.sd.stopping()
@@ -125,7 +165,7 @@ class Daemon:
         self._deliver()
         self._prune()
         self.scheduler.run_pending()
-        if self._due and not self._stop.is_set():
+        if self._due and not self._stopping:
             due = [line for line in self.settings.lines if line in self._due]
             self._due.clear()
             self._log_overdue(due)
@@ -274,6 +314,7 @@ class Daemon:
         log.info("config reloaded", lines=len(settings.lines), channels=len(settings.channels))
 
     def close(self) -> None:
+        self._waker.close()
         if self._metrics is not None:
             self._metrics.stop()
             self._metrics = None

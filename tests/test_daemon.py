@@ -212,3 +212,17 @@ def test_systemd_notify_watchdog_reload_stop_metrics_heartbeat(
             proc.kill()
         sock.close()
         hb.shutdown()
+
+
+def test_a_storm_of_signals_never_wedges_the_loop(daemon: Any) -> None:
+    """Signal handlers take no lock: a burst of SIGHUPs lands anywhere in the loop,
+    including inside a lock the loop holds (with Event.set in the handler, this wedged the
+    daemon for good, every time)."""
+    d, _ = daemon()
+    d.wait_for("line checked", line="a")
+    for _ in range(20000):
+        d.proc.send_signal(signal.SIGHUP)
+    d.wait_for("config reloaded")
+    d.wait_for("line checked", line="a")  # still checking
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=20) == 0
