@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from logwait import wait_for_log
 
 from monitor import adapters
 from monitor.adapters import Adapter
@@ -193,9 +192,7 @@ def test_sigkill_loses_no_pending_alert_and_sends_none_twice(
     ]
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    for line in proc.stderr:
-        if json.loads(line).get("event") == "alert delivery failed, will retry":
-            break
+    wait_for_log(proc, "alert delivery failed, will retry")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     sink.down = False
@@ -208,10 +205,7 @@ def test_sigkill_loses_no_pending_alert_and_sends_none_twice(
     store.close()
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    deadline = time.monotonic() + 20
-    for line in proc.stderr:
-        if json.loads(line).get("event") == "checks done" or time.monotonic() > deadline:
-            break
+    wait_for_log(proc, "checks done")
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=10)
     assert sink.titles() == ["[CRITICAL] a is critical: balance 3.00 USD"]

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 from freezegun import freeze_time
+from logwait import wait_for_log
 
 from monitor.adapters import demo
 from monitor.cli import load_settings, main
@@ -471,11 +473,10 @@ def test_sigkill_during_a_top_up_charges_no_second_time(
     ]
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    for line in proc.stderr:
-        if json.loads(line).get("event") == "top-up requested":
-            break
-    while not counter.exists():
-        pass
+    wait_for_log(proc, "top-up requested")
+    deadline = time.monotonic() + 30
+    while not counter.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert counter.read_text() == "x"
