@@ -25,7 +25,7 @@ from monitor import adapters
 from monitor.config import Settings
 from monitor.errors import CheckFailed, StoreError
 from monitor.evaluate import Policy, evaluate_failure, evaluate_reading, summarize
-from monitor.forecast import Forecast, forecast
+from monitor.forecast import MAX_POINTS, Forecast, forecast
 from monitor.model import Controls, Event, LineState, MetricResult, Reading, utcnow
 from monitor.notify import render, route
 from monitor.recharge import Recharger
@@ -284,7 +284,7 @@ class Checker:
         for batch in self.rounds(line_ids, tick):
             now = utcnow()
             read = [r.line for r in batch if r.reading is not None]
-            histories = store.series_many(read, now - HISTORY) if read else {}
+            histories = store.series_many(read, now - HISTORY, MAX_POINTS) if read else {}
             outcomes = []
             for result in batch:
                 control = controls.get(result.line, Controls())

@@ -16,7 +16,9 @@ from decimal import Decimal
 DAY = Decimal(86400)
 MIN_POINTS = 3
 MIN_SPAN = timedelta(hours=1)
-MAX_POINTS = 120
+MAX_POINTS = 32
+"""The newest readings a forecast looks at: enough for a robust slope (496 pairs), few
+enough that thousands of lines are forecast in each cycle."""
 JUMP = Decimal("0.02")
 """A rise of more than this share (of the larger value) is a top-up, not noise."""
 

@@ -513,20 +513,24 @@ class Store:
             )
 
     def series_many(
-        self, lines: Sequence[str], since: datetime
+        self, lines: Sequence[str], since: datetime, limit: int = 1000
     ) -> dict[str, list[tuple[datetime, str | None, int | None]]]:
-        """`series` of many lines at once: one query per few hundred lines, not one each."""
+        """The newest `limit` readings of many lines since a time: one query per few
+        hundred lines, not one each, and no more rows than the caller uses."""
         found: dict[str, list[tuple[datetime, str | None, int | None]]] = {}
-        for start in range(0, len(lines), 500):
-            chunk = list(lines[start : start + 500])
-            rows = self.db.execute(
-                "SELECT line, checked_at, balance, data_remaining FROM readings "
-                f"WHERE line IN ({','.join('?' * len(chunk))}) AND checked_at >= ? AND ok = 1 "
-                "ORDER BY line, checked_at",
-                [*chunk, ts(since)],
-            ).fetchall()
-            for line, at, balance, data in rows:
+        newest = (
+            "SELECT * FROM (SELECT line, checked_at, balance, data_remaining FROM readings "
+            "WHERE line = ? AND checked_at >= ? AND ok = 1 ORDER BY checked_at DESC LIMIT ?)"
+        )
+        for start in range(0, len(lines), 100):
+            chunk = list(lines[start : start + 100])
+            # one statement, each line's part walking the (line, checked_at) index backwards
+            sql = " UNION ALL ".join([newest] * len(chunk))
+            params = [value for line in chunk for value in (line, ts(since), limit)]
+            for line, at, balance, data in self.db.execute(sql, params).fetchall():
                 found.setdefault(line, []).append((datetime.fromisoformat(at), balance, data))
+        for rows in found.values():
+            rows.sort()
         return found
 
     def series(self, line: str, since: datetime) -> list[tuple[datetime, str | None, int | None]]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -450,7 +451,9 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
 KEEPALIVE = 64
-"""Connections an account's pool keeps open between requests (the default concurrency)."""
+"""Connections an account keeps open between requests (the default concurrency)."""
+POOLS = 4
+"""Connection pools per account (see Session.__init__)."""
 
 
 class Session:
@@ -492,21 +495,39 @@ class Session:
         self._next_slot = 0.0
         self._cooldown: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._client = httpx.Client(
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
-            follow_redirects=False,
-            verify=_tls_context(),
-            transport=transport,
-            # The cycle's dispatcher bounds an account's checks in flight; the pool must
-            # not be narrower, and keeps that many connections open for the next cycle.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE),
-        )
+        # The cycle's dispatcher bounds an account's checks in flight; the pools must not
+        # be narrower, and keep that many connections open for the next cycle. Several
+        # small pools, one per group of threads: httpcore scans every connection of a pool
+        # on each request, so one wide pool costs far more CPU than a few narrow ones.
+        self._clients = [
+            httpx.Client(
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
+                follow_redirects=False,
+                verify=_tls_context(),
+                transport=transport,
+                limits=httpx.Limits(
+                    max_connections=None, max_keepalive_connections=KEEPALIVE // POOLS
+                ),
+            )
+            for _ in range(POOLS)
+        ]
+        self._which = threading.local()
+        self._turns = itertools.count()
 
     def __repr__(self) -> str:
         return f"<Session {self.provider} account={self.account!r} base_url={self.base_url!r}>"
 
+    @property
+    def _client(self) -> httpx.Client:
+        """This thread's pool: threads take pools in turn, and keep theirs."""
+        index = getattr(self._which, "index", None)
+        if index is None:
+            index = self._which.index = next(self._turns) % POOLS
+        return self._clients[index]
+
     def close(self) -> None:
-        self._client.close()
+        for client in self._clients:
+            client.close()
 
     def __enter__(self) -> Session:
         return self
