@@ -649,16 +649,12 @@ def effective(settings: Settings) -> dict[str, Any]:
         for line_id, line in settings.lines.items()
     }
     data["accounts"] = {
-        name: _masked_account(settings, name, account)
+        name: _masked_options(account.model_dump(exclude_unset=True))
         for name, account in settings.accounts.items()
     }
     if not data["accounts"]:
         del data["accounts"]
     return _plain(data)
-
-
-def _masked_account(settings: Settings, name: str, account: Account) -> dict[str, Any]:
-    return _masked_options(account.model_dump(exclude_unset=True))
 
 
 def _masked_options(data: Mapping[str, Any], parent: str = "") -> dict[str, Any]:

@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -309,9 +309,10 @@ class Checker:
                     lines=len(outcomes),
                     error=str(exc),
                 )
-                for outcome, _ in outcomes if direct is not None else []:
-                    for event in outcome.events:
-                        direct(event)  # type: ignore[misc]
+                if direct is not None:
+                    for outcome, _ in outcomes:
+                        for event in outcome.events:
+                            direct(event)
                 continue
             for outcome, control in outcomes:
                 self._after(store, outcome, control, now)
@@ -535,8 +536,3 @@ def _log_outcome(judged: Judged) -> None:
         )
     for event in judged.events:
         log.info("event raised", line=event.line, kind=event.type)
-
-
-def all_lines(settings: Settings, wanted: Iterable[str] = ()) -> list[str]:
-    wanted = list(wanted)
-    return wanted or list(settings.lines)

@@ -83,7 +83,6 @@ _HEADLINES = {
     "recovery": "{label} is ok again after {low_for}",
     "failure": "Cannot read {label}: {error}",
     "failure-recovered": "{label} can be read again",
-    # an account's folded alerts name it in {label}: "account travel"
     "renewal-risk": "{label} renews in {renews_in} for {renewal_price}: balance {balance} "
     "is {shortfall} short",
     "test": "Test message from esim-monitor",

@@ -894,7 +894,3 @@ def _state_from_row(row: dict[str, Any]) -> LineState:
         last_success_at=parse_ts(row["last_success_at"]),
         notices=json.loads(row.get("notices") or "{}"),
     )
-
-
-def decimal_or_none(text: str | None) -> Decimal | None:
-    return Decimal(text) if text is not None else None
