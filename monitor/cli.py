@@ -28,7 +28,7 @@ from monitor.errors import (
     UnitError,
     UsageError,
 )
-from monitor.units import format_bytes, format_duration, parse_duration
+from monitor.units import Sizes, format_bytes, format_duration, parse_duration
 
 DEBUG_ENV = "ESIM_MONITOR_DEBUG"
 
@@ -201,7 +201,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         writer.writeheader()
         writer.writerows(rows)
     else:
+        from monitor.adapters import line_sizes
+
         tz = settings.tz()
+        sizes = line_sizes(settings, line)
         _print_table(
             ["TIME", "STATE", "BALANCE", "DATA", "EXPIRES", "ERROR"],
             [
@@ -209,7 +212,7 @@ def cmd_history(args: argparse.Namespace) -> int:
                     _when(r["checked_at"], tz),
                     r["level"] or "-",
                     _money(r["balance"], r["currency"]),
-                    _data(r["data_remaining"], r["data_total"]),
+                    _data(r["data_remaining"], r["data_total"], sizes),
                     _when(r["expires_at"], tz),
                     r["error"] or "",
                 ]
@@ -640,6 +643,8 @@ def _duration_arg(text: str, option: str) -> timedelta:
 
 
 def _row(settings: config.Settings, line: str, **values: Any) -> dict[str, Any]:
+    from monitor.adapters import line_sizes
+
     balance = values.pop("balance")
     return {
         "line": line,
@@ -650,6 +655,7 @@ def _row(settings: config.Settings, line: str, **values: Any) -> dict[str, Any]:
         "currency": values.pop("currency"),
         "data_remaining_bytes": values.pop("data_remaining"),
         "data_total_bytes": values.pop("data_total"),
+        "data_sizes": line_sizes(settings, line),
         "expires_at": values.pop("expires_at"),
         **values,
     }
@@ -681,11 +687,11 @@ def _money(amount: str | None, currency: str | None) -> str:
     return f"{amount} {currency}" if currency else str(amount)
 
 
-def _data(remaining: int | None, total: int | None) -> str:
+def _data(remaining: int | None, total: int | None, sizes: Sizes) -> str:
     if remaining is None:
         return "-"
-    text = format_bytes(remaining)
-    return f"{text} of {format_bytes(total)}" if total else text
+    text = format_bytes(remaining, sizes)
+    return f"{text} of {format_bytes(total, sizes)}" if total else text
 
 
 def _delivery(row: dict[str, Any], tz: tzinfo) -> str:
@@ -708,7 +714,7 @@ def _print_lines_table(rows: list[dict[str, Any]], tz: tzinfo, error_column: boo
             r["label"],
             r["state"],
             _money(r["balance"], r["currency"]),
-            _data(r["data_remaining_bytes"], r["data_total_bytes"]),
+            _data(r["data_remaining_bytes"], r["data_total_bytes"], r["data_sizes"]),
             _when(r["expires_at"], tz),
             _when(r["checked_at"], tz),
         ]

@@ -43,6 +43,8 @@ from monitor.units import (
     DigestSchedule,
     Percent,
     QuietHours,
+    Size,
+    Sizes,
     format_duration,
     parse_data_size,
     parse_data_threshold,
@@ -50,6 +52,7 @@ from monitor.units import (
     parse_duration,
     parse_money,
     parse_quiet_hours,
+    parse_size,
 )
 
 DEFAULT_CONFIG = Path("/etc/esim-monitor/config.toml")
@@ -80,9 +83,9 @@ PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 DataSize = Annotated[int, BeforeValidator(_unit(parse_data_size))]
 Money = Annotated[Decimal, BeforeValidator(_unit(parse_money))]
 DataThreshold = Annotated[
-    int | Percent,
+    Size | Percent,
     BeforeValidator(_unit(parse_data_threshold)),
-    PlainSerializer(lambda v: str(v) if isinstance(v, Percent) else v),
+    PlainSerializer(lambda v: str(v) if isinstance(v, Percent) else int(v)),
 ]
 EventName = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 QuietHoursSetting = Annotated[
@@ -275,7 +278,7 @@ class Trigger:
 
     state: str | None = None
     metric: str | None = None
-    limit: Decimal | int | timedelta | None = None
+    limit: Decimal | Size | timedelta | None = None
 
     def __str__(self) -> str:
         if self.state:
@@ -299,7 +302,7 @@ def parse_trigger(value: object) -> Trigger:
             "'balance < 5', 'data < 300MB' or 'expiry < 2d'"
         )
     metric, limit = match.groups()
-    parse = {"balance": parse_money, "data": parse_data_size, "expiry": parse_duration}[metric]
+    parse = {"balance": parse_money, "data": parse_size, "expiry": parse_duration}[metric]
     return Trigger(metric=metric, limit=parse(limit.strip().upper() if metric == "data" else limit))
 
 
@@ -355,6 +358,9 @@ class Line(BaseModel):
     label: str | None = None
     interval: PositiveDuration | None = None
     payment_url: str | None = None
+    sizes: Sizes | None = None
+    """Whether this line's provider counts a GB in 1000s or 1024s, where its adapter cannot
+    say (an `http_json` or `command` line); by default the adapter's own convention."""
     thresholds: Thresholds | None = None
     alerts: Alerts | None = None
     recharge: Recharge | None = None

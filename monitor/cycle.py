@@ -237,7 +237,11 @@ class Checker:
         return dataclasses.replace(judged, events=events, state=state)
 
     def policy(self, line_id: str) -> Policy:
-        return Policy(self.settings.thresholds(line_id), self.settings.alerts(line_id))
+        return Policy(
+            self.settings.thresholds(line_id),
+            self.settings.alerts(line_id),
+            adapters.line_sizes(self.settings, line_id),
+        )
 
     def judge(
         self,

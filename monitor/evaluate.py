@@ -18,6 +18,8 @@ from monitor.forecast import Forecast
 from monitor.model import Controls, Event, Level, LineState, MetricResult, Reading
 from monitor.units import (
     Percent,
+    Size,
+    Sizes,
     format_bytes,
     format_duration,
     format_money,
@@ -37,6 +39,8 @@ class Policy:
 
     thresholds: Thresholds
     alerts: Alerts
+    sizes: Sizes = "decimal"
+    """The line's provider's size convention: how its thresholds read and its sizes show."""
 
 
 def judge(
@@ -44,8 +48,10 @@ def judge(
     thresholds: Thresholds,
     previous: dict[str, Level] | None = None,
     forecasts: Sequence[Forecast] = (),
+    sizes: Sizes = "decimal",
 ) -> list[MetricResult]:
-    """Each metric the reading carries, with its level. Hysteresis uses the previous levels."""
+    """Each metric the reading carries, with its level. Hysteresis uses the previous levels.
+    A data threshold and the figure beside it are both read and shown in `sizes`."""
     previous = previous or {}
     h = thresholds.hysteresis
     results = []
@@ -69,16 +75,16 @@ def judge(
         )
     if reading.data_remaining is not None:
         limits = {
-            Level.WARNING: _bytes(thresholds.data_warning, reading.data_total),
-            Level.CRITICAL: _bytes(thresholds.data_critical, reading.data_total),
+            Level.WARNING: _bytes(thresholds.data_warning, reading.data_total, sizes),
+            Level.CRITICAL: _bytes(thresholds.data_critical, reading.data_total, sizes),
         }
         level, threshold = _level(reading.data_remaining, limits, previous.get("data", Level.OK), h)
         results.append(
             MetricResult(
                 "data",
                 level,
-                format_bytes(reading.data_remaining),
-                format_bytes(threshold) if threshold is not None else None,
+                format_bytes(reading.data_remaining, sizes),
+                format_bytes(threshold, sizes) if threshold is not None else None,
             )
         )
     if reading.expires_at is not None:
@@ -141,9 +147,11 @@ def describe_forecast(f: Forecast, now: datetime, tz: tzinfo | None = None) -> s
     return f"runs out in ~{humanize_duration(left)} (on {when:%Y-%m-%d})"
 
 
-def _bytes(threshold: int | Percent | None, total: int | None) -> int | None:
+def _bytes(threshold: int | Percent | None, total: int | None, sizes: Sizes) -> int | None:
     if isinstance(threshold, Percent):
         return threshold.of(total) if total else None
+    if isinstance(threshold, Size):
+        return threshold.of(sizes)
     return threshold
 
 
@@ -194,7 +202,7 @@ def evaluate_reading(
 ) -> tuple[LineState, list[Event], list[MetricResult]]:
     """A successful read: new state, the events it causes, and the judged metrics."""
     controls = controls or Controls()
-    metrics = judge(reading, policy.thresholds, dict(previous.metrics), forecasts)
+    metrics = judge(reading, policy.thresholds, dict(previous.metrics), forecasts, policy.sizes)
     levels = {m.metric: m.level for m in metrics}
     # A reading that lacks a figure (one USSD code of two answered) says nothing about it:
     # the metric keeps its last level, so a partial reading is no recovery.
@@ -203,7 +211,7 @@ def evaluate_reading(
             levels[metric] = previous.metrics[metric]
     level = max(levels.values(), default=Level.OK)
     events: list[Event] = []
-    facts = _reading_facts(reading, metrics, level, previous)
+    facts = _reading_facts(reading, metrics, level, previous, policy.sizes)
     low_since = previous.low_since
     last_alert_at = previous.last_alert_at
 
@@ -399,7 +407,11 @@ def _low(low_since: datetime | None, now: datetime) -> dict[str, Any]:
 
 
 def _reading_facts(
-    reading: Reading, metrics: Sequence[MetricResult], level: Level, previous: LineState
+    reading: Reading,
+    metrics: Sequence[MetricResult],
+    level: Level,
+    previous: LineState,
+    sizes: Sizes,
 ) -> dict[str, Any]:
     low = [m for m in metrics if m.level > Level.OK]
     worst = max(low, key=lambda m: m.level, default=None)
@@ -414,10 +426,12 @@ def _reading_facts(
         "balance": format_money(reading.balance, reading.currency)
         if reading.balance is not None
         else None,
-        "data_remaining": format_bytes(reading.data_remaining)
+        "data_remaining": format_bytes(reading.data_remaining, sizes)
         if reading.data_remaining is not None
         else None,
-        "data_total": format_bytes(reading.data_total) if reading.data_total is not None else None,
+        "data_total": format_bytes(reading.data_total, sizes)
+        if reading.data_total is not None
+        else None,
         "expires_at": reading.expires_at.isoformat() if reading.expires_at else None,
         "status": reading.status,
         "forecast": next((m.value for m in metrics if m.metric == "forecast"), None),

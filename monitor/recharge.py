@@ -23,12 +23,13 @@ from typing import Any
 import structlog
 
 from monitor import actions
+from monitor.adapters import line_sizes
 from monitor.config import Recharge, Settings, Trigger
 from monitor.errors import MonitorError, TopUpFailed, TopUpUnknown
 from monitor.model import Event, Level, Reading, TopUpRequest, TopUpResult
 from monitor.notify import render, route
 from monitor.store import Store, parse_ts, ts
-from monitor.units import format_bytes, format_duration, format_money
+from monitor.units import Size, Sizes, format_bytes, format_duration, format_money
 
 log = structlog.get_logger("monitor.recharge")
 
@@ -39,15 +40,19 @@ LIVE = ("requested", "submitted", "confirmed", "unconfirmed", "unknown")
 """Ledger states that count against the caps: money was, or may have been, spent."""
 
 
-def trigger_holds(trigger: Trigger, level: Level | None, reading: Reading) -> bool | None:
-    """Whether a reading calls for a top-up; None when it lacks the figure to tell. Pure."""
+def trigger_holds(
+    trigger: Trigger, level: Level | None, reading: Reading, sizes: Sizes = "decimal"
+) -> bool | None:
+    """Whether a reading calls for a top-up; None when it lacks the figure to tell. Pure.
+    A data limit ("data < 300MB") reads in the line's size convention, as thresholds do."""
     if trigger.state is not None:
         return level is not None and level >= Level[trigger.state.upper()]
     limit = trigger.limit
     if trigger.metric == "balance" and reading.balance is not None:
         return reading.balance < limit  # type: ignore[operator]
     if trigger.metric == "data" and reading.data_remaining is not None:
-        return reading.data_remaining < limit  # type: ignore[operator]
+        bound = limit.of(sizes) if isinstance(limit, Size) else limit
+        return reading.data_remaining < bound  # type: ignore[operator]
     if trigger.metric == "expiry" and reading.expires_at is not None:
         return reading.expires_at - reading.checked_at < limit  # type: ignore[operator]
     return None
@@ -187,7 +192,7 @@ class Recharger:
         self, line: str, recharge: Recharge, level: Level | None, reading: Reading, now: datetime
     ) -> list[Event]:
         since = self.store.need_since(line)
-        holds = trigger_holds(recharge.when, level, reading)
+        holds = trigger_holds(recharge.when, level, reading, line_sizes(self.settings, line))
         if holds is None:
             return []  # the reading lacks the figure: the need stands as it was
         if not holds:
@@ -461,7 +466,9 @@ def _line_facts(settings: Settings, line: str, reading: Reading | None) -> dict[
             facts["balance_currency"] = reading.currency
         if reading.data_remaining is not None:
             facts["data_remaining_bytes"] = reading.data_remaining
-            facts["data_remaining"] = format_bytes(reading.data_remaining)
+            facts["data_remaining"] = format_bytes(
+                reading.data_remaining, line_sizes(settings, line)
+            )
         if reading.expires_at is not None:
             facts["expires_at"] = reading.expires_at.isoformat()
     options = settings.lines[line].options

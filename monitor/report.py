@@ -11,12 +11,13 @@ from typing import Any
 
 import structlog
 
+from monitor.adapters import line_sizes
 from monitor.config import Settings
 from monitor.evaluate import describe_forecast
 from monitor.forecast import Forecast
 from monitor.model import Event
 from monitor.store import Store
-from monitor.units import format_bytes
+from monitor.units import Sizes, format_bytes
 
 log = structlog.get_logger("monitor.report")
 
@@ -41,7 +42,7 @@ def summary(
         row = status.get(line_id, {})
         label = f"{settings.label(line_id)} ({line_id})"
         if row.get("level") in ("warning", "critical"):
-            low.append(f"- {label}: {row['level']}, {_figures(row)}")
+            low.append(f"- {label}: {row['level']}, {_figures(row, line_sizes(settings, line_id))}")
         if row.get("expires_at"):
             expires = datetime.fromisoformat(row["expires_at"])
             if expires - now <= EXPIRING_SOON:
@@ -71,12 +72,12 @@ def summary(
     return f"esim-monitor digest: {counts}", "\n".join(body)
 
 
-def _figures(row: dict[str, Any]) -> str:
+def _figures(row: dict[str, Any], sizes: Sizes) -> str:
     parts = []
     if row.get("balance") is not None:
         parts.append(f"balance {row['balance']} {row.get('currency') or ''}".rstrip())
     if row.get("data_remaining") is not None:
-        parts.append(f"data {format_bytes(row['data_remaining'])}")
+        parts.append(f"data {format_bytes(row['data_remaining'], sizes)}")
     return ", ".join(parts) or "no figures"
 
 

@@ -9,8 +9,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Literal
 
 from monitor.errors import UnitError
+
+Sizes = Literal["decimal", "binary"]
+"""How a provider counts a "GB": in 1000s (Twilio, most carriers) or in 1024s (Airalo, 1NCE)."""
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -94,14 +98,39 @@ def humanize_duration(delta: timedelta) -> str:
     return f"{count} second{'s' if count != 1 else ''}"
 
 
+class Size(int):
+    """A data size as the config wrote it. Its int value is the decimal reading ("1GB" is
+    10**9 bytes); `of(sizes)` is what the same words mean on a line whose provider counts
+    in 1024s, where the user reads "1 GB" in the provider's app for 2**30 bytes. Units with
+    an "i" (GiB) and plain bytes mean the same on every line."""
+
+    binary: int
+
+    def __new__(cls, decimal: int, binary: int | None = None) -> Size:
+        size = super().__new__(cls, decimal)
+        size.binary = decimal if binary is None else binary
+        return size
+
+    def of(self, sizes: Sizes) -> int:
+        return self.binary if sizes == "binary" else int(self)
+
+
 def parse_data_size(value: object) -> int:
     """Parse "500MB", "2GB" (decimal) or "512MiB", "2GiB" (binary) into bytes; an int is bytes."""
+    return int(parse_size(value))
+
+
+def parse_size(value: object) -> Size:
+    """A data size that remembers how it was written, for thresholds that must read on each
+    line in its provider's convention (see `Size`)."""
+    if isinstance(value, Size):
+        return value
     if isinstance(value, bool):
         raise UnitError(f"expected a data size such as '500MB', got {value!r}")
     if isinstance(value, int):
         if value < 0:
             raise UnitError(f"a data size cannot be negative, got {value}")
-        return value
+        return Size(value)
     if not isinstance(value, str):
         raise UnitError(f"expected a data size such as '500MB', got {value!r}")
     match = _DATA.fullmatch(value.strip())
@@ -110,7 +139,9 @@ def parse_data_size(value: object) -> int:
             f"cannot read {value!r} as a data size: use a number with B, KB, MB, GB, TB "
             "(decimal) or KiB, MiB, GiB, TiB (binary), such as '500MB'"
         )
-    return int(Decimal(match.group(1)) * _DATA_UNITS[match.group(2).lower()])
+    amount, unit = Decimal(match.group(1)), match.group(2).lower()
+    binary_unit = unit if unit.endswith("ib") or unit == "b" else unit[0] + "ib"
+    return Size(int(amount * _DATA_UNITS[unit]), int(amount * _DATA_UNITS[binary_unit]))
 
 
 @dataclass(frozen=True)
@@ -126,9 +157,9 @@ class Percent:
         return f"{self.value.normalize():f}%"
 
 
-def parse_data_threshold(value: object) -> int | Percent:
-    """A data threshold: a size in bytes, or a percentage of the plan's total ("10%")."""
-    if isinstance(value, int | Percent) and not isinstance(value, bool):
+def parse_data_threshold(value: object) -> Size | Percent:
+    """A data threshold: a size, or a percentage of the plan's total ("10%")."""
+    if isinstance(value, Size | Percent):
         return value
     if isinstance(value, str):
         match = _PERCENT.fullmatch(value.strip())
@@ -137,13 +168,16 @@ def parse_data_threshold(value: object) -> int | Percent:
             if pct > 100:
                 raise UnitError(f"a percentage of the plan cannot exceed 100%, got {value!r}")
             return Percent(pct)
-    return parse_data_size(value)
+    return parse_size(value)
 
 
-def format_bytes(count: int) -> str:
-    """Decimal units, as carriers and plans speak: 1500000000 -> "1.5 GB"."""
+def format_bytes(count: int, sizes: Sizes = "decimal") -> str:
+    """A size as the line's provider shows it in its own app: decimal units as carriers and
+    plans speak (1500000000 -> "1.5 GB"), or, for a provider that counts in 1024s, the same
+    names for powers of 1024 (Airalo's 3072 MB package, 3 * 2**30 bytes -> "3 GB")."""
     size = Decimal(count)
-    for unit, factor in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+    base = 1024 if sizes == "binary" else 1000
+    for unit, factor in (("TB", base**4), ("GB", base**3), ("MB", base**2), ("KB", base)):
         if abs(size) >= factor:
             scaled = (size / factor).quantize(Decimal("0.01")).normalize()
             return f"{scaled:f} {unit}"

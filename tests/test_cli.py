@@ -268,3 +268,23 @@ def test_validate_warns_about_polling_faster_than_useful(
     assert cli("--config", str(path), "config", "validate") == 0
     err = capsys.readouterr().err
     assert "warning: At 'lines.a.interval': airalo answers from a 20m server-side cache" in err
+
+
+def test_status_shows_sizes_as_the_lines_provider_counts(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(
+        '[lines.app]\nadapter = "demo"\ndata = "3072MiB"\ndata_total = "3072MiB"\n'
+        'sizes = "binary"\n'
+        '[lines.carrier]\nadapter = "demo"\ndata = "3072MiB"\ndata_total = "3072MiB"\n'
+    )
+    assert run_once(path) == 0
+    capsys.readouterr()
+    assert cli("--config", str(path), "status") == 0
+    table = {row.split()[0]: row for row in capsys.readouterr().out.splitlines()[1:]}
+    assert "3 GB of 3 GB" in table["app"]
+    assert "3.22 GB of 3.22 GB" in table["carrier"]
+    assert cli("--config", str(path), "status", "--json") == 0
+    rows = {r["line"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["app"]["data_remaining_bytes"] == 3072 * 2**20  # bytes in JSON, always
+    assert (rows["app"]["data_sizes"], rows["carrier"]["data_sizes"]) == ("binary", "decimal")

@@ -254,3 +254,31 @@ def test_a_partial_reading_is_no_recovery() -> None:
     assert events == []  # still the same critical spell: not alerted again
     state, events, _ = evaluate_reading(state, money("50"), POLICY, T0 + timedelta(hours=3))
     assert [e.type for e in events] == ["recovery"]
+
+
+def test_a_binary_line_reads_its_thresholds_and_figures_as_its_provider_shows_them() -> None:
+    # 1.05e9 bytes is above a decimal "1GB" but below the provider's "1 GB" (2**30 bytes)
+    t = Thresholds(data_warning="1GB", data_critical="200MB")
+    figure = reading(data_remaining=1_050_000_000, data_total=3072 * 2**20)
+    (decimal,) = judge(figure, t)
+    (binary,) = judge(figure, t, sizes="binary")
+    assert decimal.level is Level.OK and decimal.value == "1.05 GB"
+    assert binary.level is Level.WARNING
+    # the threshold sits beside the figure in the same convention
+    assert (binary.value, binary.threshold) == ("1001.36 MB", "1 GB")
+
+
+def test_event_facts_show_sizes_in_the_lines_convention() -> None:
+    policy = replace(
+        POLICY, thresholds=Thresholds(data_warning="1GB", data_critical="200MB"), sizes="binary"
+    )
+    _, events, _ = evaluate_reading(
+        LineState("l1", level=Level.OK, metrics={"data": Level.OK}),
+        reading(data_remaining=150 * 2**20, data_total=3072 * 2**20),
+        policy,
+        T0,
+    )
+    (event,) = events
+    assert event.type == "critical"
+    assert (event.facts["data_remaining"], event.facts["data_total"]) == ("150 MB", "3 GB")
+    assert event.facts["threshold"] == "200 MB"

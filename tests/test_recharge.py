@@ -24,7 +24,7 @@ from logwait import wait_for_log
 
 from monitor.adapters import demo
 from monitor.cli import load_settings, main
-from monitor.config import Recharge, Trigger
+from monitor.config import Recharge, Trigger, parse_trigger
 from monitor.model import Level, Reading, TopUpRequest, TopUpResult
 from monitor.recharge import Recharger, blocked, trigger_holds
 from monitor.store import Store, ts
@@ -220,6 +220,13 @@ def test_triggers(
     trigger: Trigger, level: Level, figures: dict[str, Any], holds: bool | None
 ) -> None:
     assert trigger_holds(trigger, level, Reading("a", T0, **figures)) is holds
+
+
+def test_a_data_trigger_reads_in_the_lines_size_convention() -> None:
+    trigger = parse_trigger("data < 300MB")
+    figure = Reading("a", T0, data_remaining=310 * 10**6)  # above 300 MB, below 300 MiB
+    assert trigger_holds(trigger, Level.OK, figure) is False
+    assert trigger_holds(trigger, Level.OK, figure, "binary") is True
 
 
 # ---- webhook ------------------------------------------------------------------------------

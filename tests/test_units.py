@@ -6,6 +6,7 @@ import pytest
 from monitor.errors import UnitError
 from monitor.units import (
     Percent,
+    Size,
     format_bytes,
     format_duration,
     humanize_duration,
@@ -13,6 +14,7 @@ from monitor.units import (
     parse_data_threshold,
     parse_duration,
     parse_money,
+    parse_size,
 )
 
 
@@ -97,3 +99,32 @@ def test_formatting() -> None:
     assert format_bytes(1_500_000_000) == "1.5 GB"
     assert format_bytes(999) == "999 B"
     assert format_bytes(250_000_000) == "250 MB"
+
+
+# ---- size conventions: a line's sizes read as its provider's own app shows them ----------
+
+
+def test_binary_sizes_read_as_the_provider_shows_them() -> None:
+    # Airalo's "3 GB - 30 Days" top-up is `amount: 3072` MB (providers.md, top-up catalogue)
+    assert format_bytes(3072 * 2**20, "binary") == "3 GB"
+    assert format_bytes(3072 * 2**20) == "3.22 GB"
+    assert format_bytes(512 * 2**20, "binary") == "512 MB"
+    assert format_bytes(1536, "binary") == "1.5 KB"
+    assert format_bytes(10**9, "decimal") == "1 GB"
+
+
+def test_a_size_means_the_providers_gb_on_a_binary_line() -> None:
+    one = parse_size("1GB")
+    assert one == 10**9 and one.of("decimal") == 10**9
+    assert one.of("binary") == 2**30
+    assert parse_size("1.5MB").of("binary") == int(Decimal("1.5") * 2**20)
+    # units with an "i", and plain bytes, mean the same on every line
+    assert parse_size("1GiB").of("decimal") == parse_size("1GiB").of("binary") == 2**30
+    assert parse_size(123).of("binary") == 123 and parse_size("7B").of("binary") == 7
+    assert type(parse_data_size("1GB")) is int
+
+
+def test_a_threshold_keeps_how_it_was_written() -> None:
+    threshold = parse_data_threshold("200MB")
+    assert isinstance(threshold, Size) and threshold.of("binary") == 200 * 2**20
+    assert parse_data_threshold(threshold) is threshold

@@ -23,7 +23,7 @@ from monitor.config import Settings, problems_from
 from monitor.errors import ConfigProblem, TopUpFailed, TopUpUnknown
 from monitor.model import Reading, TopUpRequest, TopUpResult
 from monitor.tokens import TokenCache
-from monitor.units import format_duration
+from monitor.units import Sizes, format_duration
 
 ENTRY_POINT_GROUP = "esim_monitor.adapters"
 
@@ -39,6 +39,10 @@ BUILTIN: dict[str, str] = {
     "command": "monitor.adapters.command:CommandAdapter",
     "http_json": "monitor.adapters.http_json:HttpJsonAdapter",
 }
+
+BINARY_SIZES: frozenset[str] = frozenset({"airalo", "1nce"})
+"""Built-in adapters whose provider counts data in 1024s (each class's `sizes` says so too;
+a test keeps the two in step). Kept here so showing a size never imports an HTTP client."""
 
 T = TypeVar("T")
 
@@ -94,6 +98,9 @@ class Adapter(ABC):
     max_concurrency: ClassVar[int | None] = None
     """Checks of one account in flight at once, under the provider's documented limit;
     None: `[monitor] account_concurrency`."""
+    sizes: ClassVar[Sizes] = "decimal"
+    """How the provider counts a "GB" (its own app's convention): sizes of this line are shown
+    in it, and a threshold of "1GB" means the provider's GB."""
     min_interval: ClassVar[timedelta | None] = None
     """Checking more often than this gains nothing (a provider's server-side cache, say):
     `config validate` warns about lines with a shorter interval."""
@@ -162,6 +169,20 @@ def load(name: str) -> type[Adapter]:
     if not (isinstance(cls, type) and issubclass(cls, Adapter)):
         raise TypeError(f"{target} is not an esim-monitor Adapter")
     return cls
+
+
+def line_sizes(settings: Settings, line_id: str) -> Sizes:
+    """The size convention of a line: its own `sizes` key, else its adapter's."""
+    line = settings.lines[line_id]
+    if line.sizes is not None:
+        return line.sizes
+    name = settings.adapter_name(line_id)
+    if name in BUILTIN:
+        return "binary" if name in BINARY_SIZES else "decimal"
+    try:
+        return load(name).sizes
+    except (UnknownAdapter, ImportError, AttributeError, TypeError):
+        return "decimal"
 
 
 def build(settings: Settings, line_id: str, context: AdapterContext) -> Adapter:

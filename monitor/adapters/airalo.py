@@ -98,6 +98,7 @@ class AiraloAdapter(HttpAdapter):
     description = "Airalo Partner API: eSIM data, expiry and status by ICCID, or partner credit."
     Options = AiraloLine
     AccountOptions = AiraloAccount
+    sizes = "binary"  # "3 GB" package is `amount: 3072` MB
     min_interval = timedelta(minutes=20)
     rate_limit = 4.0
     """Airalo allows 5 requests a second per company: stay below."""

@@ -83,6 +83,7 @@ class OnceAdapter(HttpAdapter):
     description = "1NCE Management API: data (and SMS) quota and expiry by ICCID."
     Options = OnceLine
     AccountOptions = OnceAccount
+    sizes = "binary"  # v2 OpenAPI `SimsQuota.volume`: "1 megabyte = 1024 kilobytes"
 
     def make_auth(self) -> Auth:
         options: OnceAccount = self.account_ref.options

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import adapters
+from monitor import adapters, config
 from monitor.cli import load_settings, main
 from monitor.cycle import Checker
 
@@ -158,3 +158,20 @@ def test_unknown_adapter_lists_what_is_installed(
     assert "unknown adapter 'acme'" in err
     for name in ("acme-carrier", "command", "demo", "http_json"):
         assert name in err
+
+
+def test_the_binary_size_table_agrees_with_each_builtin_adapter() -> None:
+    for name in adapters.BUILTIN:
+        expected = "binary" if name in adapters.BINARY_SIZES else "decimal"
+        assert adapters.load(name).sizes == expected, name
+
+
+def test_a_line_may_say_how_its_provider_counts(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[lines.a]\nadapter = "demo"\nbalance = 1\n'
+        '[lines.b]\nadapter = "demo"\nbalance = 1\nsizes = "binary"\n'
+    )
+    settings = config.load(path)
+    assert adapters.line_sizes(settings, "a") == "decimal"
+    assert adapters.line_sizes(settings, "b") == "binary"
