@@ -1,9 +1,9 @@
 """1NCE Management API: a SIM's data quota (and SMS quota when asked) by ICCID.
 
-Facts from the reference (providers.md, "1NCE Management API"): tokens come from
-`POST /oauth/token` with HTTP Basic and last an hour; quota volumes are megabytes as floats
-(read as decimal MB, the raw figure kept); 422 means the SIM has expired, which is an alert,
-not a failure. 1NCE has no money balance to watch, so every line names its ICCID.
+Facts from 1NCE's OpenAPI: tokens come from `POST /oauth/token` with HTTP Basic and last
+an hour; quota volumes are binary megabytes as floats ("1 megabyte = 1024 kilobytes", the
+raw figure kept); 422 means the SIM has expired, which is an alert, not a failure. 1NCE has
+no money balance to watch, so every line names its ICCID.
 
 Top-ups (the recharge `provider` action): `POST /v1/sims/{iccid}/topup?payment_method=...`
 buys the SIM's one standard top-up and answers 201 with the order in `Location`. It is sent
@@ -43,8 +43,8 @@ from monitor.adapters.http import (
 from monitor.errors import TopUpFailed, TopUpUnknown
 from monitor.model import Reading, TopUpRequest, TopUpResult
 
-MB = 10**6
-"""1NCE does not say which MB it means: decimal, as the reference advises."""
+MB = 2**20
+"""1NCE's megabyte: "1 megabyte = 1024 kilobytes" (v2 OpenAPI, `SimsQuota.volume`)."""
 
 EXPIRED = 422
 

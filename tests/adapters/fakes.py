@@ -286,3 +286,76 @@ class Harness:
         for context in self._contexts:
             context.close()
             context.tokens.close()
+
+
+# ---- contract files (tests/adapters/contracts/<provider>/<case>.json) --------------------
+
+
+@dataclass
+class ContractRoute:
+    """One documented answer of a contract file: served to every request whose method and
+    path match exactly and whose query holds `query` (a subset)."""
+
+    method: str
+    path: str
+    status: int
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    body_text: str | None = None
+
+    def matches(self, request: Request) -> bool:
+        return (
+            self.method == request.method
+            and self.path == request.path
+            and all(request.query.get(name) == [value] for name, value in self.query.items())
+        )
+
+    def reply(self) -> Reply:
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "content-type"}
+        content_type = next(
+            (v for k, v in self.headers.items() if k.lower() == "content-type"), None
+        )
+        if self.body_text is not None:
+            return Reply(self.status, self.body_text, headers, content_type or "text/plain")
+        if self.body is None:
+            return Reply(self.status, b"", headers, content_type)
+        return Reply(self.status, self.body, headers, content_type)
+
+
+class ContractProvider(FakeProvider):
+    """Serves a contract file's routes, nothing else: any other request is answered 599
+    and recorded in `unexpected`, which the contract test asserts empty."""
+
+    def __init__(self, routes: list[ContractRoute]) -> None:
+        self.contract_routes = routes
+        self.unexpected: list[str] = []
+
+    def handle(self, request: Request) -> Reply:
+        for route in self.contract_routes:
+            if route.matches(request):
+                return route.reply()
+        query = "&".join(f"{k}={v}" for k, values in request.query.items() for v in values)
+        self.unexpected.append(f"{request.method} {request.path}" + (f"?{query}" if query else ""))
+        return Reply(599, "no contract route for this request")
+
+
+def toml_value(value: Any) -> str:
+    """A JSON value written as TOML (strings, numbers, booleans, arrays, inline tables), so
+    a contract's account and line options go through the real config loader."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def toml_table(name: str, options: dict[str, Any]) -> str:
+    lines = [f"[{name}]"] + [f"{json.dumps(k)} = {toml_value(v)}" for k, v in options.items()]
+    return "\n".join(lines) + "\n"

@@ -124,10 +124,11 @@ def tokens(server: FakeServer) -> int:
     return len(server.seen("POST", r".*/oauth/token"))
 
 
-def test_data_quota_in_decimal_megabytes(harness: Harness, server: FakeServer) -> None:
+def test_data_quota_in_binary_megabytes(harness: Harness, server: FakeServer) -> None:
+    """v2 OpenAPI `SimsQuota.volume`: "1 megabyte = 1024 kilobytes"."""
     reading = harness.read(harness.settings(config_text(server.url)), "sensor")
-    assert reading.data_remaining == 435_787_951
-    assert reading.data_total == 500_000_000
+    assert reading.data_remaining == 456_956_786  # 435.787951 * 2**20, not 435_787_951
+    assert reading.data_total == 500 * 2**20
     assert reading.expires_at == datetime(2029, 1, 1, tzinfo=UTC)
     assert reading.extras == {}
     assert str(reading.raw["data"]["volume"]) == "435.787951"
@@ -200,7 +201,7 @@ def test_token_rejected_by_the_api_is_renewed_once(
     harness.read(settings, "sensor", context)
     fake.valid.clear()  # expired on the server's side
     reading = harness.read(settings, "sensor", context)
-    assert reading.data_total == 500_000_000
+    assert reading.data_total == 500 * 2**20
     assert tokens(server) == 2
 
 
