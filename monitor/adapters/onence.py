@@ -7,13 +7,16 @@ no money balance to watch, so every line names its ICCID.
 
 Top-ups (the recharge `provider` action): `POST /v1/sims/{iccid}/topup?payment_method=...`
 buys the SIM's one standard top-up and answers 201 with the order in `Location`. It is sent
-once, never retried; 1NCE documents no way to list a SIM's orders, so after a crash whether
-it went through cannot be told, and a person is asked to look.
+once, never retried. The Order Management API tells the rest: `GET /v1/orders/{order_number}`
+gives the order's price (`invoice_amount`, `currency`), and after a crash `GET /v1/orders`
+(TOPUP orders naming the SIM, placed since the intent) says whether it went through.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from typing import Any, Literal
 
@@ -21,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from monitor.adapters.http import (
     Auth,
+    BadAnswer,
     BaseUrl,
     BasicAuth,
     Budget,
@@ -33,14 +37,17 @@ from monitor.adapters.http import (
     dig,
     dig_object,
     parse_time,
+    raw_excerpt,
     segment,
     send_top_up,
     to_bytes,
     to_count,
+    to_currency,
+    to_decimal,
     token_key,
     top_up_refused,
 )
-from monitor.errors import TopUpFailed, TopUpUnknown
+from monitor.errors import CheckFailed, TopUpFailed, TopUpUnknown
 from monitor.model import Reading, TopUpRequest, TopUpResult
 
 MB = 2**20
@@ -51,7 +58,18 @@ EXPIRED = 422
 PACKAGE = "topup"
 """What `package` may say for a 1NCE line (or be left out): 1NCE sells one top-up per SIM."""
 
-PaymentMethod = Literal["banktransfer", "creditcard", "monthlyinvoice"]
+PaymentMethod = Literal["banktransfer", "creditcard", "monthlyinvoice", "boleto"]
+"""The SIM Management OpenAPI's `payment_method` enum for `POST /v1/sims/{iccid}/topup`."""
+
+ORDER_PAGE = 10
+"""`GET /v1/orders` pages hold at most 10 orders (`pageSize` maximum)."""
+
+ORDER_PAGES = 20
+"""Pages read at most when reconciling: /orders allows 100 requests per 5 minutes per IP."""
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""An order placed up to this long before the intent was written still counts as its own:
+1NCE's clock and ours may differ."""
 
 
 class OnceAccount(HttpAccountOptions):
@@ -64,7 +82,8 @@ class OnceAccount(HttpAccountOptions):
     payment_method: PaymentMethod = Field(
         default="banktransfer",
         description="how 1NCE bills a top-up: banktransfer (1NCE's own default), creditcard "
-        "(a card saved in the 1NCE portal) or monthlyinvoice (where the contract has it)",
+        "(a card saved in the 1NCE portal), monthlyinvoice (where the contract has it) or "
+        "boleto",
     )
 
 
@@ -91,6 +110,8 @@ class OnceAdapter(HttpAdapter):
         return TokenAuth(self.context.tokens, key, partial(fetch_token, options))
 
     def read(self) -> Reading:
+        """The data quota (and SMS quota when asked). A negative `volume` is overuse (the
+        v2 OpenAPI: it "can be negative"): none left, critical, the overuse named."""
         options: OnceLine = self.options
         session = self.session
         budget = session.budget()
@@ -99,18 +120,28 @@ class OnceAdapter(HttpAdapter):
             return self.reading(status="EXPIRED", critical_reason="expired", raw=data)
         extras: dict[str, int] = {}
         raw: dict[str, Any] = {"data": data}
+        overuse: list[str] = []
+        volume = to_decimal(dig(data, "volume"), "data volume")
+        if volume < 0:
+            overuse.append(f"data {_figure(-volume)} MB over the quota")
         if "sms" in options.quotas:
             expired, sms = self._quota(session, budget, options.iccid, "sms")
             if expired:
                 return self.reading(status="EXPIRED", critical_reason="expired", raw=sms)
             raw["sms"] = sms
-            extras["sms_remaining"] = to_count(dig(sms, "volume"), "SMS volume")
+            messages = to_decimal(dig(sms, "volume"), "SMS volume")
+            if messages < 0:
+                overuse.append(f"{_figure(-messages)} SMS over the quota")
+            extras["sms_remaining"] = to_count(max(messages, Decimal(0)), "SMS volume")
             extras["sms_total"] = to_count(dig(sms, "total_volume"), "SMS total_volume")
         expiry = data.get("expiry_date")
+        reason = "overuse: " + ", ".join(overuse) if overuse else None
         return self.reading(
-            data_remaining=to_bytes(dig(data, "volume"), MB, "data volume"),
+            data_remaining=to_bytes(max(volume, Decimal(0)), MB, "data volume"),
             data_total=to_bytes(dig(data, "total_volume"), MB, "data total_volume"),
             expires_at=parse_time(expiry, "expiry_date") if expiry else None,
+            status="OVERUSE: " + ", ".join(overuse) if overuse else None,
+            critical_reason=reason,
             extras=extras,
             raw=raw,
         )
@@ -154,22 +185,82 @@ class OnceAdapter(HttpAdapter):
             raise top_up_refused(self.session, response, what)
         location = response.headers.get("Location", "")
         match = re.search(r"/orders/([^/?#]+)", location)
-        return TopUpResult(
-            reference=match[1] if match else None,
-            detail=f"1NCE order {match[1]}" if match else f"1NCE answered {response.status_code}",
-        )
+        if not match:
+            return TopUpResult(detail=f"1NCE answered {response.status_code} without an order")
+        return self._priced(match[1])
 
     def find_top_up(self, request: TopUpRequest) -> TopUpResult | None:
-        """1NCE documents no way to list a SIM's top-up orders (the reference names none), so
-        an interrupted top-up cannot be looked up: unknown, and a person checks the portal."""
+        """After a crash: the account's orders (`GET /v1/orders`) hold a TOPUP naming the
+        SIM, placed since the intent, when the top-up went through; None when the whole list
+        since then has none. Unknown when the list cannot be read to that point."""
         try:
             self._check_request(request)
         except TopUpFailed:
             return None  # top_up refuses such a request before sending anything
-        raise TopUpUnknown(
-            f"1NCE cannot be asked whether the interrupted top-up of SIM "
-            f"{self.options.iccid} went through: check the orders in the 1NCE portal"
-        )
+        iccid = self.options.iccid
+        since = request.requested_at - CLOCK_SKEW
+        try:
+            order = self._order_since(iccid, since)
+        except CheckFailed as exc:
+            raise TopUpUnknown(
+                f"the orders of 1NCE account {self.account_ref.name} could not be read ({exc}): "
+                f"check whether the interrupted top-up of SIM {iccid} went through"
+            ) from None
+        if order is None:
+            return None
+        return _result(order)
+
+    def _priced(self, number: str) -> TopUpResult:
+        """The order the top-up created, with its price when 1NCE can say it; a top-up that
+        went through stays done when the order cannot be read."""
+        try:
+            order = dig_object(self.session.get_json(f"/v1/orders/{segment(number)}"), what="order")
+        except CheckFailed as exc:
+            return TopUpResult(
+                reference=number,
+                detail=f"1NCE order {number} (its price could not be read: {exc})",
+            )
+        return _result(order, number)
+
+    def _order_since(self, iccid: str, since: datetime) -> dict[str, Any] | None:
+        """The newest TOPUP order of the SIM placed at or after `since`, reading pages of
+        `GET /v1/orders` (oldest first by order number: the newest are on the last pages)."""
+        session = self.session
+        budget = session.budget()
+
+        def page(number: int) -> tuple[list[Any], Any]:
+            response = session.request(
+                "GET",
+                "/v1/orders",
+                params={"page": number, "pageSize": ORDER_PAGE},
+                budget=budget,
+            )
+            session.check_status(response)
+            orders = session.parse_json(response)
+            if not isinstance(orders, list):
+                raise BadAnswer(f"the 1NCE order list is not a list: {raw_excerpt(orders)}")
+            return orders, response.headers.get("X-Total-Pages")
+
+        first, total = page(1)
+        pages = int(total) if isinstance(total, str) and total.isdigit() else None
+        found: list[dict[str, Any]] = []
+        _collect(first, iccid, since, found)
+        if pages is None:  # no page count: read forward until a short page
+            number, orders = 1, first
+            while len(orders) >= ORDER_PAGE:
+                number += 1
+                if number > ORDER_PAGES:
+                    raise BadAnswer(f"more than {ORDER_PAGES} pages of orders")
+                orders, _ = page(number)
+                _collect(orders, iccid, since, found)
+        else:  # sorted by order number: the newest are last; back until a page predates it
+            for number in range(pages, 1, -1):
+                if pages - number >= ORDER_PAGES:
+                    raise BadAnswer(f"more than {ORDER_PAGES} pages of orders since the intent")
+                orders, _ = page(number)
+                if _collect(orders, iccid, since, found):
+                    break
+        return max(found, key=_placed) if found else None
 
     def _check_request(self, request: TopUpRequest) -> None:
         """Refuse, before sending, what 1NCE cannot sell, rather than buy something else."""
@@ -207,3 +298,44 @@ def fetch_token(options: OnceAccount, session: Session, budget: Budget) -> Token
     session.check_status(response)
     payload = dig_object(session.parse_json(response), what="token answer")
     return Token.lasting(dig(payload, "access_token"), payload.get("expires_in"))
+
+
+def _figure(amount: Decimal) -> str:
+    """An overuse as 1NCE states it (MB or messages), to two decimals at most."""
+    return f"{amount.quantize(Decimal('0.01')).normalize():f}"
+
+
+def _collect(orders: list[Any], iccid: str, since: datetime, found: list[dict[str, Any]]) -> bool:
+    """Add the SIM's TOPUP orders placed at or after `since`; True when the page also holds
+    an order placed before `since` (the list has reached back to the intent)."""
+    older = False
+    for order in orders:
+        if not isinstance(order, dict):
+            raise BadAnswer(f"an order is not an object: {raw_excerpt(order)}")
+        if _placed(order) < since:
+            older = True
+            continue
+        sims = order.get("sims") or []
+        named = any(isinstance(sim, dict) and sim.get("iccid") == iccid for sim in sims)
+        if order.get("order_type") == "TOPUP" and named:
+            found.append(order)
+    return older
+
+
+def _placed(order: dict[str, Any]) -> datetime:
+    return parse_time(dig(order, "order_date"), "order_date")
+
+
+def _result(order: dict[str, Any], number: str | None = None) -> TopUpResult:
+    """The ledger's view of a 1NCE order: its number, and its invoiced gross price."""
+    reference = str(order.get("order_number") or number or "") or None
+    amount, currency = order.get("invoice_amount"), order.get("currency")
+    price = to_decimal(amount, "invoice_amount") if amount not in (None, "") else None
+    status = order.get("order_status")
+    detail = f"1NCE order {reference}" + (f" ({status})" if status else "")
+    return TopUpResult(
+        reference=reference,
+        price=price,
+        currency=to_currency(currency) if price is not None and currency else None,
+        detail=detail,
+    )

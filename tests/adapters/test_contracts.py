@@ -117,7 +117,8 @@ def config_text(provider: str, contract: dict[str, Any], url: str) -> str:
 
 def top_up_request(contract: dict[str, Any]) -> TopUpRequest:
     fields = contract.get("top_up", {})
-    now = utcnow()
+    when = fields.get("requested_at")
+    now = datetime.fromisoformat(when) if when else utcnow()
     amount = fields.get("amount")
     return TopUpRequest(
         line=LINE,

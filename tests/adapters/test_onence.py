@@ -1,7 +1,9 @@
 """1NCE adapter against a loopback fake of the Management API, through the real HTTP client.
 
-The fake follows providers.md, section "1NCE Management API" (Basic-auth token request
-lasting an hour, quotas in MB floats, 400 BadCredentials, 404 unknown SIM, 422 expired).
+The fake serves what 1NCE's OpenAPI documents (help.1nce.com/api/ downloads: Authorization
+`POST /oauth/token`, SIM Management v1 `components.schemas.Quota`): a Basic-auth token
+request lasting an hour, quotas in binary MB floats (negative = overuse, v2
+`SimsQuota.volume`), 400 BadCredentials, and 401/404/422 with the empty bodies the spec gives.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ ICCID = "8988280666000000001"
 
 
 class FakeOnce(FakeProvider):
-    """providers.md, "1NCE Management API": `POST /oauth/token` (HTTP Basic, JSON grant) ->
-    `expires_in: 3600`; `GET /v1/sims/{iccid}/quota/data|sms`; 400 BadCredentials body."""
+    """1NCE's OpenAPI: `POST /oauth/token` (HTTP Basic, JSON grant) -> `expires_in: 3600`;
+    `GET /v1/sims/{iccid}/quota/data|sms` (the Quota schema's fields); 400 BadCredentials."""
 
     def __init__(self) -> None:
         self.expires_in = 3600
@@ -67,7 +69,11 @@ class FakeOnce(FakeProvider):
         }:
             return json_reply(
                 400,
-                {"statusCode": 400, "errorCode": "BadCredentials", "message": "Bad credentials"},
+                {
+                    "statusCode": 400,
+                    "errorCode": "BadCredentials",
+                    "message": "User does not exist.",
+                },
             )
         token = f"1nce-token-{next(self.numbers)}"
         self.valid.add(token)
@@ -83,11 +89,11 @@ class FakeOnce(FakeProvider):
 
     def quota(self, request: Request, match: Any) -> Reply:
         if request.bearer not in self.valid:
-            return json_reply(401, {"message": "Unauthorized"})
+            return Reply(401)
         if match["iccid"] in self.expired:
-            return json_reply(422, {"message": "SIM expired"})
+            return Reply(422)
         if match["iccid"] != ICCID:
-            return json_reply(404, {"message": "SIM not found"})
+            return Reply(404)
         return json_reply(200, self.quotas[match["kind"]])
 
 
@@ -135,6 +141,27 @@ def test_data_quota_in_binary_megabytes(harness: Harness, server: FakeServer) ->
     assert len(server.seen("GET", r".*/quota/sms")) == 0  # not asked for
 
 
+def test_negative_volume_is_overuse_a_critical_reading_of_no_data(
+    harness: Harness, server: FakeServer, fake: FakeOnce
+) -> None:
+    """v2 `SimsQuota.volume` "can be negative": used beyond the quota, not a failed read."""
+    fake.quotas["data"]["volume"] = -12.5
+    reading = harness.read(harness.settings(config_text(server.url)), "sensor")
+    assert reading.data_remaining == 0
+    assert reading.data_total == 500 * 2**20
+    assert reading.critical_reason == "overuse: data 12.5 MB over the quota"
+    assert reading.status == "OVERUSE: data 12.5 MB over the quota"
+
+
+def test_negative_sms_volume_is_overuse_too(
+    harness: Harness, server: FakeServer, fake: FakeOnce
+) -> None:
+    fake.quotas["sms"]["volume"] = -3
+    reading = harness.read(harness.settings(config_text(server.url)), "sensor-sms")
+    assert reading.extras == {"sms_remaining": 0, "sms_total": 50}
+    assert reading.critical_reason == "overuse: 3 SMS over the quota"
+
+
 def test_sms_quota_when_the_line_asks(harness: Harness, server: FakeServer) -> None:
     reading = harness.read(harness.settings(config_text(server.url)), "sensor-sms")
     assert reading.extras == {"sms_remaining": 42, "sms_total": 50}
@@ -162,7 +189,7 @@ def test_bad_credentials_are_an_authentication_failure(
     error = harness.fail(harness.settings(config_text(server.url, "nope-nope")), "sensor")
     assert isinstance(error, AuthenticationFailed)
     assert str(error).startswith("authentication failed for account iot")
-    assert "Bad credentials" in str(error)
+    assert "User does not exist." in str(error)
     assert "nope-nope" not in str(error)
 
 

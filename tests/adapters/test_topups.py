@@ -414,34 +414,84 @@ ONCE_ORDER = r"/management-api/v1/sims/[^/]+/topup"
 
 
 class TopUpOnce(FakeOnce):
-    """Adds providers.md "1NCE Top-up": `POST /v1/sims/{iccid}/topup?payment_method=...` ->
-    201, no body, `Location: .../v1/orders/N`; 400 bad payment method, 404, 422 expired."""
+    """Adds 1NCE's top-up (SIM Management OpenAPI `POST /v1/sims/{iccid}/topup`: 201, no
+    body, `Location: .../v1/orders/N`; 400 "Payment method used is not valid.", 403, 404,
+    422 with empty bodies) and the Order Management API (`GET /v1/orders` in pages of at most
+    10 with `X-Total-Pages`, oldest first by order number; `GET /v1/orders/{order_number}`),
+    orders in the `Order` schema's fields only."""
 
     def __init__(self) -> None:
         super().__init__()
         self.orders: list[str] = []
+        self.placed: list[dict[str, Any]] = []
         self.order_numbers = itertools.count(1234)
+        self.page_count = True  # the spec says the page count is "listed in the response header"
 
     def routes(self) -> list[tuple[str, str, Route]]:
         return [
             ("POST", r"/management-api/v1/sims/(?P<iccid>[^/]+)/topup", self.topup),
+            ("GET", r"/management-api/v1/orders", self.list_orders),
+            ("GET", r"/management-api/v1/orders/(?P<number>[^/]+)", self.order),
             *super().routes(),
         ]
 
+    def add_order(self, iccid: str, order_type: str = "TOPUP", **fields: Any) -> dict[str, Any]:
+        number = next(self.order_numbers)
+        order = {
+            "order_number": number,
+            "order_type": order_type,
+            "order_date": iso(datetime.now(UTC)),
+            "order_status": "COMPLETED",
+            "invoice_number": str(20000000 + number),
+            "invoice_amount": "19.99",
+            "currency": "EUR",
+            "sims": [
+                {
+                    "iccid": iccid,
+                    "_links": [
+                        {"rel": "self", "href": f"https://api.1nce.com/api/v1/sims/{iccid}"}
+                    ],
+                }
+            ],
+            "products": [{"product_id": 1001, "quantity": 1}],
+        }
+        order.update(fields)
+        self.placed.append(order)
+        return order
+
     def topup(self, request: Request, match: Any) -> Reply:
         if request.bearer not in self.valid:
-            return json_reply(401, {"message": "Unauthorized"})
+            return Reply(401)
         method = request.arg("payment_method")
-        if method not in ("banktransfer", "creditcard", "monthlyinvoice"):
-            return json_reply(400, {"message": "Invalid payment method"})
+        if method not in ("banktransfer", "creditcard", "monthlyinvoice", "boleto"):
+            return json_reply(400, {"message": "Payment method used is not valid."})
         if match["iccid"] in self.expired:
-            return json_reply(422, {"message": "SIM expired"})
+            return Reply(422)
         if match["iccid"] != test_onence.ICCID:
-            return json_reply(404, {"message": "SIM not found"})
+            return Reply(404)
         self.orders.append(method)
-        number = next(self.order_numbers)
+        number = self.add_order(match["iccid"])["order_number"]
         location = f"https://api.1nce.com/management-api/v1/orders/{number}"
         return Reply(201, None, headers={"Location": location})
+
+    def list_orders(self, request: Request, _: Any) -> Reply:
+        if request.bearer not in self.valid:
+            return Reply(401)
+        size = int(request.arg("pageSize") or 10)
+        page = int(request.arg("page") or 1)
+        assert size <= 10, "1NCE's pageSize maximum is 10"
+        pages = max(1, -(-len(self.placed) // size))
+        chunk = self.placed[(page - 1) * size : page * size]
+        headers = {"X-Total-Pages": str(pages)} if self.page_count else {}
+        return json_reply(200, chunk, **headers)
+
+    def order(self, request: Request, match: Any) -> Reply:
+        if request.bearer not in self.valid:
+            return Reply(401)
+        for order in self.placed:
+            if str(order["order_number"]) == match["number"]:
+                return json_reply(200, order)
+        return Reply(404)
 
 
 @pytest.fixture
@@ -463,18 +513,35 @@ def test_once_top_up_is_one_order_with_the_default_payment_method(
     harness: Harness, once_server: FakeServer, once: TopUpOnce
 ) -> None:
     result = once_adapter(harness, once_server.url).top_up(request("sensor", package=None))
-    assert result == TopUpResult(reference="1234", detail="1NCE order 1234")
+    assert result == TopUpResult(
+        reference="1234",
+        price=Decimal("19.99"),
+        currency="EUR",
+        detail="1NCE order 1234 (COMPLETED)",
+    )
+    assert once_server.seen("GET", r".*/v1/orders/1234")  # the price, from the order
     (sent,) = once_server.seen("POST", ONCE_ORDER)
     assert sent.query == {"payment_method": ["banktransfer"]}
     assert once.orders == ["banktransfer"]
 
 
+@pytest.mark.parametrize("method", ["monthlyinvoice", "creditcard", "boleto"])
 def test_once_payment_method_comes_from_the_account(
+    harness: Harness, once_server: FakeServer, once: TopUpOnce, method: str
+) -> None:
+    adapter = once_adapter(harness, once_server.url, f'payment_method = "{method}"\n')
+    adapter.top_up(request("sensor", package="topup"))
+    assert once.orders == [method]
+
+
+def test_once_top_up_that_went_through_stays_done_when_its_order_cannot_be_read(
     harness: Harness, once_server: FakeServer, once: TopUpOnce
 ) -> None:
-    adapter = once_adapter(harness, once_server.url, 'payment_method = "monthlyinvoice"\n')
-    adapter.top_up(request("sensor", package="topup"))
-    assert once.orders == ["monthlyinvoice"]
+    once_server.script("GET", r".*/v1/orders/1234", *[Reply(503)] * 10)
+    result = once_adapter(harness, once_server.url).top_up(request("sensor", package=None))
+    assert result.reference == "1234" and result.price is None
+    assert "price could not be read" in (result.detail or "")
+    assert once.orders == ["banktransfer"]
 
 
 def test_once_unknown_payment_method_is_a_config_error(
@@ -488,19 +555,20 @@ def test_once_unknown_payment_method_is_a_config_error(
 @pytest.mark.parametrize(
     ("status", "body", "shown"),
     [
-        (400, {"message": "Invalid payment method"}, "does not take the payment method"),
-        (403, {"message": "Forbidden"}, "not one of account iot's"),
-        (404, {"message": "SIM not found"}, "check the line's `iccid`"),
-        (422, {"message": "SIM expired"}, "has expired"),
+        (400, {"message": "Payment method used is not valid."}, "does not take the payment"),
+        (403, None, "not one of account iot's"),
+        (404, None, "check the line's `iccid`"),
+        (422, None, "has expired"),
     ],
 )
 def test_once_refusals_fail_after_one_order(
     harness: Harness, once_server: FakeServer, status: int, body: Any, shown: str
 ) -> None:
-    once_server.script("POST", ONCE_ORDER, json_reply(status, body))
+    once_server.script("POST", ONCE_ORDER, Reply(status, body))
     with pytest.raises(TopUpFailed) as info:
         once_adapter(harness, once_server.url).top_up(request("sensor", package=None))
-    assert shown in str(info.value) and body["message"] in str(info.value)
+    assert shown in str(info.value)
+    assert body is None or body["message"] in str(info.value)
     assert orders(once_server, ONCE_ORDER) == 1
 
 
@@ -540,13 +608,45 @@ def test_once_sells_one_top_up_only(
     assert once_server.seen("POST", ONCE_ORDER) == []
 
 
-def test_once_cannot_tell_whether_an_interrupted_top_up_went_through(
+@pytest.mark.parametrize("page_count", [True, False])
+def test_once_interrupted_top_up_is_found_among_the_orders(
+    harness: Harness, once_server: FakeServer, once: TopUpOnce, page_count: bool
+) -> None:
+    once.page_count = page_count
+    asked = request("sensor", package="topup")
+    once.add_order(test_onence.ICCID, order_date=iso(asked.requested_at - timedelta(days=3)))
+    once.add_order("8988280666000000777")  # another SIM's top-up
+    once.add_order(test_onence.ICCID, "ADDITIONAL_ORDER")
+    for _ in range(20):  # more than two pages of other orders first
+        once.add_order("8988280666000000777", order_date=iso(asked.requested_at))
+    ours = once.add_order(test_onence.ICCID, invoice_amount="9.50", currency="EUR")
+    found = once_adapter(harness, once_server.url).find_top_up(asked)
+    assert found == TopUpResult(
+        reference=str(ours["order_number"]),
+        price=Decimal("9.50"),
+        currency="EUR",
+        detail=f"1NCE order {ours['order_number']} (COMPLETED)",
+    )
+
+
+def test_once_no_order_since_the_intent_means_it_was_not_bought(
+    harness: Harness, once_server: FakeServer, once: TopUpOnce
+) -> None:
+    asked = request("sensor", package="topup")
+    for days in (40, 30, 20):  # the SIM's earlier top-ups
+        once.add_order(test_onence.ICCID, order_date=iso(asked.requested_at - timedelta(days=days)))
+    once.add_order("8988280666000000777")
+    assert once_adapter(harness, once_server.url).find_top_up(asked) is None
+
+
+def test_once_unreadable_order_list_leaves_the_top_up_unknown(
     harness: Harness, once_server: FakeServer
 ) -> None:
+    once_server.script("GET", r".*/v1/orders", *[Reply(503)] * 10)
     with pytest.raises(TopUpUnknown) as info:
         once_adapter(harness, once_server.url).find_top_up(request("sensor", package="topup"))
-    assert "1NCE portal" in str(info.value)
-    assert once_server.requests == []
+    assert "could not be read" in str(info.value)
+    assert once_server.seen("POST", ONCE_ORDER) == []
 
 
 # ---- eSIM Go ------------------------------------------------------------------------------
