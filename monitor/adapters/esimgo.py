@@ -1,8 +1,16 @@
 """eSIM Go API v2.5: an eSIM's bundles by ICCID, or the organisation's balance.
 
-Facts from the reference (providers.md, "eSIM Go API v2.5"): quantities are bytes, a
-line's data left is the sum over its active and queued data assignments, an unknown ICCID
-answers 400, a bad key 403, and 503 comes with `Retry-After` (the HTTP layer honours it).
+Facts from eSIM Go's API reference (docs.esim-go.com, v2.4/v2.5 "List Bundles applied to
+eSIM", "Get Current Organisation Details"): quantities are bytes; a line's data left is the
+sum over its processing, queued and active data assignments (a new assignment stays
+`processing` for up to about 10 minutes, and the eSIM works meanwhile); the list holds only
+the 15 most recent assignments and leaves used ones out unless asked (`limit`, up to 200,
+and `includeUsed`), so both are asked for, to see depleted, expired and lapsed bundles. The
+assignment carries no end time: eSIM Go documents a bundle's end only in its usage callback
+(`bundle.endTime`), which a poller does not receive, so no expiry is read. `balance` is
+"Organisational balance + test credit": the money is `balance - testCredit`. An unknown ICCID
+answers 400; 403 means a refused key or an ICCID "not accessible by the user"; 503 comes
+with `Retry-After` (the HTTP layer honours it).
 
 Top-ups (the recharge `provider` action) order a bundle for the line's eSIM with
 `POST /orders`, once, never retried; after a crash, the eSIM's bundle assignments tell
@@ -19,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from monitor.adapters.http import (
     Auth,
+    AuthenticationFailed,
     BadAnswer,
     BaseUrl,
     Budget,
@@ -42,8 +51,18 @@ from monitor.adapters.http import (
 from monitor.errors import CheckFailed, TopUpFailed, TopUpUnknown
 from monitor.model import Reading, TopUpRequest, TopUpResult
 
-LIVE_STATES = ("active", "queued")
-ENDED_STATES = {"expired": "expired", "lapsed": "expired", "revoked": "revoked"}
+LIVE_STATES = ("active", "queued", "processing")
+"""Assignments whose data the line has, in the order their state names the line's."""
+
+ENDED_STATES = {
+    "depleted": "depleted: no data left",
+    "expired": "expired",
+    "lapsed": "lapsed: expired without being used",
+    "revoked": "revoked",
+}
+
+BUNDLE_QUERY = {"includeUsed": "true", "limit": 200}
+"""Used and expired assignments too, and the most eSIM Go lists (default: the 15 newest)."""
 
 CLOCK_SKEW = timedelta(minutes=5)
 """An assignment made up to this long before the intent was written still counts as its
@@ -85,10 +104,7 @@ class EsimGoAdapter(HttpAdapter):
         return self._bundles(session, budget, options.iccid)
 
     def _bundles(self, session: Session, budget: Budget, iccid: str) -> Reading:
-        unknown = f"eSIM Go does not know the ICCID {iccid} (account {self.account_ref.name})"
-        payload = session.get_json(
-            f"/esims/{segment(iccid)}/bundles", budget=budget, errors={400: unknown, 404: unknown}
-        )
+        payload = self._bundle_list(session, budget, iccid)
         bundles = dig(payload, "bundles")
         if not isinstance(bundles, list):
             raise BadAnswer("eSIM Go sent no list of bundles", raw=raw_excerpt(payload))
@@ -100,9 +116,29 @@ class EsimGoAdapter(HttpAdapter):
         ]
         return self._summed(assignments, payload)
 
+    def _bundle_list(self, session: Session, budget: Budget, iccid: str) -> Any:
+        """`GET /esims/{iccid}/bundles` with used ones and the most assignments; 403 names
+        both documented causes (a refused key, or an ICCID the user cannot access)."""
+        name = self.account_ref.name
+        unknown = f"eSIM Go does not know the ICCID {iccid} (account {name})"
+        response = session.request(
+            "GET", f"/esims/{segment(iccid)}/bundles", params=BUNDLE_QUERY, budget=budget
+        )
+        if response.status_code == 403:
+            refused = session.auth_failed(response)
+            raise AuthenticationFailed(
+                f"{refused}: eSIM Go refused the API key, or the ICCID {iccid} is not "
+                f"accessible by this user (not an eSIM of account {name}'s organisation)",
+                raw=refused.raw,
+                status=403,
+            )
+        session.check_status(response, {400: unknown, 404: unknown})
+        return session.parse_json(response)
+
     def _summed(self, assignments: list[dict[str, Any]], payload: Any) -> Reading:
-        """Remaining = active + queued data; expiry only when nothing is queued behind the
-        active bundle (a queued bundle starts when it ends, so the line lives on)."""
+        """Remaining = processing + queued + active data. With none of those, the newest
+        assignment's state says why the line has no data (depleted, expired, lapsed,
+        revoked: critical). No expiry: the list gives no end time (see the module)."""
         live = [a for a in assignments if _state(a) in LIVE_STATES]
         if not live:
             latest = max(assignments, key=_assigned_at, default=None)
@@ -119,16 +155,11 @@ class EsimGoAdapter(HttpAdapter):
                 to_bytes(dig(a, "remainingQuantity"), 1, "remainingQuantity") for a in live
             )
             total = sum(to_bytes(dig(a, "initialQuantity"), 1, "initialQuantity") for a in live)
-        expires = None
-        if all(_state(a) == "active" for a in live):
-            ends = [parse_time(a["endTime"], "endTime") for a in live if a.get("endTime")]
-            expires = max(ends, default=None)
         states = {_state(a) for a in live}
         return self.reading(
             data_remaining=remaining,
             data_total=total,
-            expires_at=expires,
-            status="active" if "active" in states else "queued",
+            status=next(state for state in LIVE_STATES if state in states),
             raw=payload,
         )
 
@@ -207,13 +238,8 @@ class EsimGoAdapter(HttpAdapter):
             return None  # top_up refuses such a request before sending anything
         what = f"the interrupted eSIM Go order of {bundle} for ICCID {iccid}"
         session = self.session
-        unknown = f"eSIM Go does not know the ICCID {iccid}"
         try:
-            payload = session.get_json(
-                f"/esims/{segment(iccid)}/bundles",
-                budget=session.budget(),
-                errors={400: unknown, 404: unknown},
-            )
+            payload = self._bundle_list(session, session.budget(), iccid)
             bundles = dig(payload, "bundles")
             if not isinstance(bundles, list):
                 raise BadAnswer("eSIM Go sent no list of bundles", raw=raw_excerpt(payload))
@@ -262,16 +288,26 @@ class EsimGoAdapter(HttpAdapter):
         return options.iccid, request.package
 
     def _organisation(self, session: Session, budget: Budget) -> Reading:
+        """The organisation's own money: `balance` less `testCredit` (the v2.4 schema:
+        balance is "Organisational balance + test credit"); test credit named beside it."""
         payload = session.get_json("/organisation", budget=budget)
         organisation = payload
         if isinstance(payload, dict) and isinstance(payload.get("organisations"), list):
             if not payload["organisations"]:
                 raise BadAnswer("eSIM Go sent no organisation", raw=raw_excerpt(payload))
             organisation = payload["organisations"][0]  # v2.1 wrapped it in a list
+        balance = to_decimal(dig(organisation, "balance"), "balance")
+        currency = to_currency(dig(organisation, "currency"))
+        credit = organisation.get("testCredit") if isinstance(organisation, dict) else None
+        test_credit = to_decimal(credit, "testCredit") if credit is not None else Decimal(0)
+        status = None
+        if test_credit:
+            expiry = organisation.get("testCreditExpiry")
+            status = f"test credit {test_credit:f} {currency}" + (
+                f" until {expiry}" if expiry else ""
+            )
         return self.reading(
-            balance=to_decimal(dig(organisation, "balance"), "balance"),
-            currency=to_currency(dig(organisation, "currency")),
-            raw=payload,
+            balance=balance - test_credit, currency=currency, status=status, raw=payload
         )
 
 

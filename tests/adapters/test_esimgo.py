@@ -1,13 +1,15 @@
 """eSIM Go adapter against a loopback fake of API v2.5, through the real HTTP client.
 
-The fake follows providers.md, section "eSIM Go API v2.5" (X-API-Key, bundles with their
-assignments in bytes, the flat v2.5 organisation, 400/403/503 errors).
+The fake serves what eSIM Go's API reference documents (docs.esim-go.com, v2.4/v2.5 "List
+Bundles applied to eSIM": the v2.4 `Assignment` fields only, the 15 newest assignments unless
+`limit` says more, used ones only with `includeUsed`; "Get Current Organisation Details":
+`balance` is "Organisational balance + test credit"; errors `{"message"}`, 400 unknown ICCID,
+403 refused key or inaccessible ICCID, 503 with Retry-After).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,10 +22,16 @@ API_KEY = "esimgo-key-0123456789"
 ICCID = "8944538532008160990"
 
 
+USED = {"depleted", "expired", "lapsed", "revoked"}
+"""Left out of the list unless `includeUsed=true` ("to include expired and depleted bundles")."""
+
+
 def assignment(state: str, initial: int, remaining: int, **extra: Any) -> dict[str, Any]:
-    """providers.md, eSIM Go `GET /esims/{iccid}/bundles`: one assignment, bytes."""
+    """One assignment of `GET /esims/{iccid}/bundles` in the fields of eSIM Go's v2.4
+    `Assignment` schema (the guide's example values), quantities in bytes."""
     item = {
         "id": "215009266",
+        "assignmentReference": "3a6e2e40-c674-45e9-b289-b35027bf72a9-0",
         "callTypeGroup": "data",
         "initialQuantity": initial,
         "remainingQuantity": remaining,
@@ -45,27 +53,21 @@ def bundles(*assignments: dict[str, Any]) -> dict[str, Any]:
 
 
 class FakeEsimGo(FakeProvider):
-    """providers.md, "eSIM Go API v2.5": `X-API-Key` auth (403 when bad), bundles by
-    ICCID (400 when unknown), `GET /organisation` flat in v2.5; errors `{"message"}`."""
+    """eSIM Go's reference: `X-API-Key` auth (403 when bad), bundles by ICCID (400 when
+    unknown; newest first, `limit` default 15, used ones only with `includeUsed`), and
+    `GET /organisation` flat as in v2.5 (the documented example's values)."""
 
     def __init__(self) -> None:
         self.sims: dict[str, dict[str, Any]] = {
-            ICCID: bundles(
-                assignment(
-                    "active",
-                    1_000_000_000,
-                    750_000_000,
-                    startTime="2024-12-11T10:47:00Z",
-                    endTime="2024-12-18T10:47:00Z",
-                )
-            )
+            ICCID: bundles(assignment("active", 1_000_000_000, 750_000_000))
         }
         self.organisation: dict[str, Any] = {
             "name": "Acme Corp",
             "currency": "USD",
             "balance": 10000,
             "testCredit": 500,
-            "groups": [],
+            "testCreditExpiry": "2023-12-31",
+            "groups": ["Enterprise", "Tech"],
             "users": [],
         }
 
@@ -86,7 +88,23 @@ class FakeEsimGo(FakeProvider):
         sim = self.sims.get(match["iccid"])
         if sim is None:
             return json_reply(400, {"message": "ICCID not found"})
-        return json_reply(200, sim)
+        used = request.arg("includeUsed") == "true"
+        limit = int(request.arg("limit") or 15)
+        listed = [
+            (bundle, item)
+            for bundle in sim["bundles"]
+            for item in bundle["assignments"]
+            if used or item["bundleState"] not in USED
+        ]
+        listed.sort(key=lambda pair: pair[1]["assignmentDateTime"], reverse=True)
+        shown: list[dict[str, Any]] = []
+        for bundle, item in listed[:limit]:
+            entry = next((e for e in shown if e["name"] == bundle["name"]), None)
+            if entry is None:
+                entry = {**bundle, "assignments": []}
+                shown.append(entry)
+            entry["assignments"].append(item)
+        return json_reply(200, {"bundles": shown})
 
     def org(self, request: Request, _: Any) -> Reply:
         return self.denied(request) or json_reply(200, self.organisation)
@@ -118,28 +136,56 @@ account = "fleet"
 """
 
 
-def test_active_bundle_in_bytes_with_its_end(harness: Harness, server: FakeServer) -> None:
+def test_active_bundle_in_bytes_and_no_end_time(harness: Harness, server: FakeServer) -> None:
+    """The assignment has no end time (v2.4 schema, v2.5 example): no expiry is made up."""
     reading = harness.read(harness.settings(config_text(server.url)), "roam")
     assert reading.data_remaining == 750_000_000
     assert reading.data_total == 1_000_000_000
-    assert reading.expires_at == datetime(2024, 12, 18, 10, 47, tzinfo=UTC)
+    assert reading.expires_at is None
     assert reading.status == "active"
-    assert server.seen("GET")[0].headers["X-API-Key"] == API_KEY
+    (sent,) = server.seen("GET")
+    assert sent.headers["X-API-Key"] == API_KEY
+    assert sent.query == {"includeUsed": ["true"], "limit": ["200"]}
 
 
-def test_remaining_sums_active_and_queued_data_only(
+def test_a_processing_assignment_is_data_the_line_has(
+    harness: Harness, server: FakeServer, fake: FakeEsimGo
+) -> None:
+    """Up to about 10 minutes after every purchase, and the eSIM works meanwhile."""
+    fake.sims[ICCID] = bundles(assignment("processing", 1_000_000_000, 1_000_000_000))
+    reading = harness.read(harness.settings(config_text(server.url)), "roam")
+    assert reading.data_remaining == 1_000_000_000
+    assert reading.status == "processing"
+    assert reading.critical_reason is None
+
+
+def test_remaining_sums_processing_queued_and_active_data_only(
     harness: Harness, server: FakeServer, fake: FakeEsimGo
 ) -> None:
     fake.sims[ICCID] = bundles(
-        assignment("active", 1_000_000_000, 100_000_000, endTime="2024-12-18T10:47:00Z"),
+        assignment("active", 1_000_000_000, 100_000_000),
         assignment("queued", 2_000_000_000, 2_000_000_000),
+        assignment("processing", 500_000_000, 500_000_000),
         assignment("depleted", 1_000_000_000, 0),
         assignment("active", 100, 50, callTypeGroup="sms"),
     )
     reading = harness.read(harness.settings(config_text(server.url)), "roam")
-    assert reading.data_remaining == 2_100_000_000
-    assert reading.data_total == 3_000_000_000
-    assert reading.expires_at is None  # the queued bundle starts when the active one ends
+    assert reading.data_remaining == 2_600_000_000
+    assert reading.data_total == 3_500_000_000
+    assert reading.status == "active"
+
+
+def test_more_than_fifteen_assignments_are_all_read(
+    harness: Harness, server: FakeServer, fake: FakeEsimGo
+) -> None:
+    fake.sims[ICCID] = bundles(
+        *(
+            assignment("queued", 100, 100, assignmentDateTime=f"2024-12-{day:02d}T10:47:00Z")
+            for day in range(1, 21)
+        )
+    )
+    reading = harness.read(harness.settings(config_text(server.url)), "roam")
+    assert reading.data_remaining == 2000
 
 
 def test_unlimited_bundle_has_no_data_figure(
@@ -150,20 +196,34 @@ def test_unlimited_bundle_has_no_data_figure(
     assert reading.data_remaining is None and reading.data_total is None
 
 
-def test_only_expired_bundles_is_a_critical_reading(
-    harness: Harness, server: FakeServer, fake: FakeEsimGo
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        ("expired", "expired"),
+        ("lapsed", "lapsed: expired without being used"),
+        ("depleted", "depleted: no data left"),
+        ("revoked", "revoked"),
+    ],
+)
+def test_only_used_bundles_is_a_critical_reading(
+    harness: Harness, server: FakeServer, fake: FakeEsimGo, state: str, reason: str
 ) -> None:
-    fake.sims[ICCID] = bundles(assignment("expired", 1_000_000_000, 300_000_000))
+    """Used assignments are listed only when asked (`includeUsed`): the adapter asks."""
+    fake.sims[ICCID] = bundles(assignment(state, 1_000_000_000, 300_000_000))
     reading = harness.read(harness.settings(config_text(server.url)), "roam")
-    assert reading.critical_reason == "expired"
+    assert reading.critical_reason == reason
     assert reading.data_remaining == 0
-    assert reading.status == "expired"
+    assert reading.status == state
 
 
-def test_organisation_balance(harness: Harness, server: FakeServer) -> None:
+def test_organisation_money_is_the_balance_without_test_credit(
+    harness: Harness, server: FakeServer
+) -> None:
+    """v2.4 schema: `balance` is "Organisational balance + test credit"."""
     reading = harness.read(harness.settings(config_text(server.url)), "org")
-    assert reading.balance == Decimal(10000)
+    assert reading.balance == Decimal(9500)
     assert reading.currency == "USD"
+    assert reading.status == "test credit 500 USD until 2023-12-31"
 
 
 def test_organisation_in_the_older_wrapped_shape(
@@ -192,6 +252,15 @@ def test_unknown_iccid_answers_400_and_fails_naming_it(
     assert ICCID in str(error)
 
 
+def test_403_on_bundles_also_names_an_iccid_the_user_cannot_access(
+    harness: Harness, server: FakeServer
+) -> None:
+    error = harness.fail(harness.settings(config_text(server.url, "wrong-key-999")), "roam")
+    assert isinstance(error, AuthenticationFailed)
+    assert f"the ICCID {ICCID} is not accessible by this user" in str(error)
+    assert "wrong-key-999" not in str(error)
+
+
 def test_bad_key_is_an_authentication_failure(harness: Harness, server: FakeServer) -> None:
     error = harness.fail(harness.settings(config_text(server.url, "wrong-key-999")), "org")
     assert isinstance(error, AuthenticationFailed)
@@ -204,5 +273,5 @@ def test_503_retry_after_is_honoured(harness: Harness, server: FakeServer, clock
         "GET", r"/v2.5/organisation", json_reply(503, {"message": "busy"}, **{"Retry-After": "4"})
     )
     reading = harness.read(harness.settings(config_text(server.url)), "org")
-    assert reading.balance == Decimal(10000)
+    assert reading.balance == Decimal(9500)
     assert 4.0 in clock.slept
