@@ -111,6 +111,8 @@ def judge(
             )
     if reading.critical_reason:
         results.append(MetricResult("status", Level.CRITICAL, reading.critical_reason, None))
+    elif reading.warning_reason:
+        results.append(MetricResult("status", Level.WARNING, reading.warning_reason, None))
     results.extend(_judge_forecasts(reading, thresholds, forecasts))
     return results
 

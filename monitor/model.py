@@ -70,6 +70,9 @@ class Reading:
     """Further figures some lines ask for: sms_remaining, voice_minutes_remaining, ..."""
     critical_reason: str | None = None
     """Set when the provider reports a condition that is critical by itself (expired, recycled)."""
+    warning_reason: str | None = None
+    """Set when the provider reports a condition that is a warning by itself (a SIM being
+    disabled): the line is at least a warning whatever its figures."""
     raw: Any = None
     """The provider's own payload or reply, kept for debugging."""
 

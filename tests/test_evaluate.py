@@ -50,6 +50,8 @@ def money(amount: str) -> Reading:
         ({"expires_at": T0 + timedelta(hours=5)}, {"expiry": Level.CRITICAL}),
         ({"expires_at": T0 - timedelta(hours=1)}, {"expiry": Level.CRITICAL}),
         ({"critical_reason": "expired"}, {"status": Level.CRITICAL}),
+        ({"warning_reason": "disabling"}, {"status": Level.WARNING}),
+        ({"critical_reason": "disabled", "warning_reason": "x"}, {"status": Level.CRITICAL}),
         ({}, {}),
     ],
 )
@@ -197,6 +199,15 @@ def test_expired_status_is_an_alert_not_a_failure() -> None:
     assert state.level is Level.CRITICAL
     assert [e.type for e in events] == ["critical"]
     assert events[0].facts["value"] == "expired"
+
+
+def test_a_provider_warning_state_warns_whatever_the_figures() -> None:
+    """A SIM being disabled (Telnyx `disabling`) warns even with plenty of data left."""
+    r = reading(data_remaining=5 * 10**9, warning_reason="disabling", status="disabling")
+    state, events, _ = evaluate_reading(LineState("l1"), r, POLICY, T0)
+    assert state.level is Level.WARNING
+    assert [e.type for e in events] == ["warning"]
+    assert events[0].facts["value"] == "disabling"
 
 
 def test_state_after_restart_does_not_realert() -> None:

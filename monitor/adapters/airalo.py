@@ -8,6 +8,10 @@ endpoint allows three requests a minute, so the token lives in the database.
 Top-ups (the recharge `provider` action) buy a top-up package for the line's eSIM with
 `POST /v2/orders/topups`. Airalo takes no idempotency key, so the order is sent once and
 never retried; after a crash, the eSIM's package history tells whether it went through.
+The documented order answer carries `price` only, the package's retail price: what the
+partner credit pays is the `net_price` of the package in the eSIM's top-up catalogue
+(`GET /v2/sims/{iccid}/topups`), read just before the order. Without a `net_price` there,
+the price paid is unknown and the retail price is recorded as retail, in the detail.
 """
 
 from __future__ import annotations
@@ -169,6 +173,7 @@ class AiraloAdapter(HttpAdapter):
         iccid, package = self._top_up_target(request)
         session = self.session
         what = f"the Airalo top-up {package} for ICCID {iccid} (account {self.account_ref.name})"
+        net_price = self._net_price(session, iccid, package)
         response = send_top_up(
             session,
             "POST",
@@ -192,15 +197,39 @@ class AiraloAdapter(HttpAdapter):
                 f"{what} may have gone through: Airalo answered {response.status_code} without "
                 f"an order code ({excerpt(raw_excerpt(payload))}); check the account's orders"
             )
-        price, currency = _charged(data)
+        currency = _currency(data.get("currency"))
         retail = data.get("price")
+        paid = net_price if currency is not None else None
+        detail = f"Airalo order {reference}: {data.get('package_id') or package}"
+        if paid is None:
+            detail += ", price paid unknown (no net_price in the top-up catalogue)"
+        if retail is not None:
+            detail += f", retail price {retail} {currency or ''}".rstrip()
+            detail += " (not what the partner credit paid)"
         return TopUpResult(
             reference=str(reference),
-            price=price,
-            currency=currency,
-            detail=f"Airalo order {reference}: {data.get('package_id') or package}"
-            + (f", retail price {retail}" if retail is not None else ""),
+            price=paid,
+            currency=currency if paid is not None else None,
+            detail=detail,
         )
+
+    def _net_price(self, session: Session, iccid: str, package: str) -> Decimal | None:
+        """What the partner credit pays for the package: its `net_price` in the eSIM's top-up
+        catalogue. None when the catalogue cannot be read or does not say: the order goes
+        ahead, its price is unknown."""
+        try:
+            payload = session.get_json(f"/v2/sims/{segment(iccid)}/topups", budget=session.budget())
+        except CheckFailed:
+            return None
+        entries = payload.get("data") if isinstance(payload, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("id") == package:
+                try:
+                    net = entry.get("net_price")
+                    return to_decimal(net, "net_price") if net is not None else None
+                except BadAnswer:
+                    return None
+        return None
 
     def find_top_up(self, request: TopUpRequest) -> TopUpResult | None:
         """The eSIM's package history after a crash. It carries no order code or description,
@@ -334,20 +363,12 @@ def _moment(value: Any) -> datetime | None:
         return None
 
 
-def _charged(data: dict[str, Any]) -> tuple[Decimal | None, str | None]:
-    """What the partner credit paid, and in what currency: `net_price` (net pricing), else
-    `total_amount_paid` (discount pricing), else `price` (the retail price). None when the
-    figure or the currency is missing or malformed: the order stands, its price is unknown."""
-    figure = next(
-        (data[k] for k in ("net_price", "total_amount_paid", "price") if data.get(k) is not None),
-        None,
-    )
+def _currency(value: Any) -> str | None:
+    """The order's currency, or None when it is missing or malformed (the price is unknown)."""
     try:
-        if figure is None or data.get("currency") is None:
-            return None, None
-        return to_decimal(figure, "price"), to_currency(data["currency"])
+        return to_currency(value) if value is not None else None
     except BadAnswer:
-        return None, None
+        return None
 
 
 def _refusal(session: Session, response: httpx.Response) -> str:

@@ -1,8 +1,14 @@
-"""Hologram: the organisation's balance, or a SIM's data used this month against its plan.
+"""Hologram: the organisation's balance, or a SIM's data used in its current billing
+period against its plan.
 
-Facts from the reference (providers.md, "Hologram"): HTTP Basic with user `apikey`, amounts
-are strings, usage is in bytes and there is no per-SIM "remaining": it is computed from the
-plan allowance the line's config gives (`plan_data`), for the current calendar month (UTC).
+Facts from Hologram's API reference (docs.hologram.io/api/1/...): HTTP Basic with user
+`apikey`, amounts are strings (`GET /organizations/{orgId}/balance`), usage is in bytes. Plans
+bill "every 30 days beginning at the time the device was activated", not by calendar month:
+`GET /usage/data/billing?orgid=..&linkid=..` gives each SIM's bytes per billing period
+(`periods_back` "0" = the current one, `cur_period_end` its end, "YYYY-MM-DD HH:MM:SS" with no
+zone, read as UTC). There is no per-SIM "remaining": it is the plan allowance the line's
+config gives (`plan_data`) less the current period's use, and the period's end is the line's
+renewal.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from monitor.adapters.http import (
     ProviderRefused,
     Session,
     dig,
+    parse_time,
     provider_message,
     raw_excerpt,
     segment,
@@ -29,7 +36,7 @@ from monitor.adapters.http import (
     to_decimal,
 )
 from monitor.config import DataSize
-from monitor.model import Reading, utcnow
+from monitor.model import Reading
 
 
 class HologramAccount(HttpAccountOptions):
@@ -53,7 +60,8 @@ class HologramLine(BaseModel):
         default=None, gt=0, description="the SIM's link id; without it the line watches balance"
     )
     plan_data: DataSize | None = Field(
-        default=None, description="the monthly data allowance, such as '1GB' (with linkid)"
+        default=None,
+        description="the plan's data allowance per 30-day billing period, such as '1GB'",
     )
 
     @model_validator(mode="after")
@@ -68,7 +76,7 @@ class HologramLine(BaseModel):
 class HologramAdapter(HttpAdapter):
     name = "hologram"
     provider = "Hologram"
-    description = "Hologram: organisation balance, or a SIM's monthly data against its plan."
+    description = "Hologram: organisation balance, or a SIM's billing-period data against its plan."
     Options = HologramLine
     AccountOptions = HologramAccount
 
@@ -96,11 +104,12 @@ class HologramAdapter(HttpAdapter):
         )
 
     def _usage(self, session: Session, budget: Budget, linkid: int, plan: int) -> Reading:
+        account: HologramAccount = self.account_ref.options
         unknown = f"Hologram does not know the linkid {linkid} (account {self.account_ref.name})"
         payload = self._checked(
             session.get_json(
-                "/usage/data/monthly",
-                params={"linkid": linkid},
+                "/usage/data/billing",
+                params={"orgid": account.org_id, "linkid": linkid},
                 budget=budget,
                 errors={404: unknown},
             )
@@ -109,17 +118,19 @@ class HologramAdapter(HttpAdapter):
         if isinstance(records, dict):
             records = [records]
         if not isinstance(records, list):
-            raise BadAnswer("Hologram sent no monthly usage", raw=raw_excerpt(payload))
-        now = utcnow()
-        used = sum(
-            to_bytes(dig(record, "bytes"), 1, "bytes")
-            for record in records
-            if _month(record) == (now.year, now.month) and _same_link(record, linkid)
-        )
+            raise BadAnswer("Hologram sent no billing-period usage", raw=raw_excerpt(payload))
+        current = [r for r in records if _same_link(r, linkid) and _periods_back(r) == 0]
+        used = sum(to_bytes(dig(record, "bytes"), 1, "bytes") for record in current)
+        ends = [parse_time(dig(r, "cur_period_end"), "cur_period_end") for r in current]
+        extras: dict[str, Any] = {"data_used": used}
+        renewal = max(ends) if ends else None
+        if renewal is not None:
+            extras["period_ends_at"] = renewal.isoformat()
         return self.reading(
             data_remaining=max(plan - used, 0),
             data_total=plan,
-            extras={"data_used": used},
+            renewal_at=renewal,
+            extras=extras,
             raw=payload,
         )
 
@@ -134,11 +145,12 @@ class HologramAdapter(HttpAdapter):
         return payload
 
 
-def _month(record: Any) -> tuple[int, int]:
+def _periods_back(record: Any) -> int:
+    """How many billing periods back a record is (0 = current); Hologram sends a string."""
     try:
-        return int(str(dig(record, "year"))), int(str(dig(record, "month")))
+        return int(str(dig(record, "periods_back")))
     except ValueError:
-        raise BadAnswer(f"Hologram sent a usage month that is not a number: {record!r}") from None
+        raise BadAnswer(f"Hologram sent a periods_back that is not a number: {record!r}") from None
 
 
 def _same_link(record: dict[str, Any], linkid: int) -> bool:

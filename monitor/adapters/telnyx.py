@@ -1,8 +1,13 @@
-"""Telnyx: the account's balance, or a SIM card's data consumed against its data limit.
+"""Telnyx: the account's balance, or a SIM card's data consumed against its data limit
+and its SIM card group's.
 
-Facts from the reference (providers.md, "Telnyx"): Bearer API key, amounts as decimal
-strings, data figures as `{amount, unit}` where MB is read as decimal (10^6) and the raw
-figure is kept.
+Facts from Telnyx's OpenAPI spec (team-telnyx/openapi, openapi/spec3.json): Bearer API key,
+amounts as decimal strings (`UserBalance`), data figures as `{amount, unit}` (`SIMCard.
+data_limit`, `current_billing_period_consumed_data`; MB or GB, read as decimal: Telnyx does
+not say which, the raw figure is kept), `SIMCard.status.value` one of the eight
+`SIMCardStatus` values, and a group limit (`SIMCardGroup.data_limit`: "Upper limit on the
+amount of data the SIM cards, within the group, can use", against the group's
+`consumed_data`); SIMs over either limit enter `data_limit_exceeded`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,16 @@ from monitor.model import Reading
 
 UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 """Telnyx does not say which MB it means: decimal, as the reference advises."""
+
+NOT_IN_SERVICE = {"registering": "being registered", "enabling": "being enabled"}
+"""States on the way into service: ok, the status says so (not yet in service)."""
+WARNING_STATES = {"disabling": "being disabled", "setting_standby": "being set to standby"}
+CRITICAL_STATES = {
+    "disabled": "disabled: the SIM card cannot be used",
+    "standby": "in standby: the SIM card is not in service",
+    "data_limit_exceeded": "data limit exceeded: the SIM card has no data until the limit rises",
+}
+IN_SERVICE = "enabled"
 
 
 class TelnyxAccount(HttpAccountOptions):
@@ -91,17 +106,65 @@ class TelnyxAdapter(HttpAdapter):
         )
         data = dig_object(payload, "data", what="SIM card")
         used = _size(data.get("current_billing_period_consumed_data"), "consumed data")
+        limits: list[tuple[int, int, str]] = []  # (remaining, limit, whose)
         limit = _size(data.get("data_limit"), "data_limit")
-        status = data.get("status")
-        if isinstance(status, dict):
-            status = status.get("value")
+        if limit is not None:
+            limits.append((max(limit - (used or 0), 0), limit, "SIM card"))
+        raw: dict[str, Any] = {"sim_card": payload}
+        group_id = data.get("sim_card_group_id")
+        if group_id:
+            group = self._group(session, budget, str(group_id))
+            raw["sim_card_group"] = group
+            group_limit = _size(group.get("data_limit"), "group data_limit")
+            if group_limit is not None:
+                group_used = _size(group.get("consumed_data"), "group consumed_data") or 0
+                limits.append((max(group_limit - group_used, 0), group_limit, "SIM card group"))
+        extras: dict[str, Any] = {"data_used": used} if used is not None else {}
+        remaining = total = None
+        if limits:
+            remaining, total, whose = min(limits)
+            extras["data_limit_of"] = whose
+        status, warning, critical = _status(data.get("status"))
         return self.reading(
-            data_remaining=max(limit - (used or 0), 0) if limit is not None else None,
-            data_total=limit,
-            status=str(status) if status is not None else None,
-            extras={"data_used": used} if used is not None else {},
-            raw=payload,
+            data_remaining=remaining,
+            data_total=total,
+            status=status,
+            warning_reason=warning,
+            critical_reason=critical,
+            extras=extras,
+            raw=raw,
         )
+
+    def _group(self, session: Session, budget: Budget, group_id: str) -> dict[str, Any]:
+        """The SIM's card group: its data limit counts for the SIM as well."""
+        unknown = f"Telnyx does not know the SIM card group {group_id}"
+        payload = session.get_json(
+            f"/v2/sim_card_groups/{segment(group_id)}", budget=budget, errors={404: unknown}
+        )
+        return dig_object(payload, "data", what="SIM card group")
+
+
+def _status(status: Any) -> tuple[str | None, str | None, str | None]:
+    """(status text, warning reason, critical reason) of `SIMCardStatus`: enabled is judged
+    by the figures; on the way in, ok with the state named; on the way out, a warning; out
+    of service, critical. A value Telnyx does not document is a warning, never ignored."""
+    reason = None
+    if isinstance(status, dict):
+        reason = status.get("reason")
+        status = status.get("value")
+    if status is None:
+        return None, None, None
+    value = str(status)
+    text = value + (f" ({reason})" if reason else "")
+    if value == IN_SERVICE:
+        return value, None, None
+    if value in NOT_IN_SERVICE:
+        return f"{value}: not yet in service, {NOT_IN_SERVICE[value]}", None, None
+    if value in WARNING_STATES:
+        return text, WARNING_STATES[value], None
+    if value in CRITICAL_STATES:
+        return text, None, CRITICAL_STATES[value]
+    return text, f"status {value!r} is not one Telnyx documents", None
 
 
 def _size(figure: Any, what: str) -> int | None:

@@ -1,15 +1,19 @@
 """Twilio: the account's balance, or a Super SIM's data used this billing period against
 its Fleet's data limit.
 
-Facts from the reference (providers.md, "Twilio"): HTTP Basic `Sid:AuthToken`, balance as
-a string with its currency, Super SIM on a second host (`supersim_base_url`), usage in
-bytes, the Fleet's `data_limit` in decimal MB per billing period.
+Facts from Twilio's OpenAPI (twilio/twilio-oai, spec/json/twilio_api_v2010.json and
+twilio_supersim_v1.json): HTTP Basic `Sid:AuthToken`, balance as a string with its currency,
+Super SIM on a second host (`supersim_base_url`), usage in bytes (`data_total`), the Fleet's
+`data_limit` in decimal MB per billing period, `BillingPeriods` paged (`PageSize` default 50,
+`meta.next_page_url`), and the Super SIM `status` one of new, ready, active, inactive,
+scheduled.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -35,6 +39,15 @@ from monitor.model import Reading, utcnow
 
 MB = 10**6
 """Twilio's MB is decimal: a fleet limit runs "from 1 MB (1) to 2 TB (2,000,000)"."""
+
+MAX_PAGES = 20
+"""Billing-period pages followed at most (50 periods each: four years of monthly periods)."""
+
+NOT_IN_SERVICE = {
+    "new": "new: not yet in service (the Super SIM has not been activated)",
+    "scheduled": "scheduled: a status change is pending",
+}
+"""Ok, with the status named: thresholds judge active and ready, inactive is critical."""
 
 
 class TwilioAccount(HttpAccountOptions):
@@ -129,10 +142,15 @@ class TwilioAdapter(HttpAdapter):
         extras: dict[str, Any] = {"data_used": used}
         if period is not None:
             extras["period_ends_at"] = period[1].isoformat()
+        status = record.get("status")
+        status = str(status) if status is not None else None
         return self.reading(
             data_remaining=remaining,
             data_total=total,
-            status=record.get("status"),
+            status=NOT_IN_SERVICE.get(status or "", status),
+            critical_reason="inactive: the Super SIM cannot connect"
+            if status == "inactive"
+            else None,
             extras=extras,
             raw=raw,
         )
@@ -140,21 +158,38 @@ class TwilioAdapter(HttpAdapter):
     def _current_period(
         self, session: Session, budget: Budget, host: str, sid: str
     ) -> tuple[datetime, datetime] | None:
-        """The billing period that contains now, else the latest; None before activation."""
-        payload = session.get_json(f"{host}/v1/Sims/{segment(sid)}/BillingPeriods", budget=budget)
-        periods = dig(payload, "billing_periods")
-        if not isinstance(periods, list):
-            raise BadAnswer("Twilio sent no billing periods", raw=raw_excerpt(payload))
-        spans = [
-            (
-                parse_time(dig(p, "start_time"), "start_time"),
-                parse_time(dig(p, "end_time"), "end_time"),
-            )
-            for p in periods
-        ]
+        """The billing period that contains now, on whichever page it is, else the latest;
+        None before activation. Each next page is asked of the configured host: only the
+        path and query of `meta.next_page_url` are taken."""
+        url: str | None = f"{host}/v1/Sims/{segment(sid)}/BillingPeriods"
+        spans: list[tuple[datetime, datetime]] = []
         now = utcnow()
-        current = [span for span in spans if span[0] <= now < span[1]]
-        return (current or sorted(spans))[-1] if spans else None
+        for _ in range(MAX_PAGES):
+            if url is None:
+                break
+            payload = session.get_json(url, budget=budget)
+            periods = dig(payload, "billing_periods")
+            if not isinstance(periods, list):
+                raise BadAnswer("Twilio sent no billing periods", raw=raw_excerpt(payload))
+            for period in periods:
+                span = (
+                    parse_time(dig(period, "start_time"), "start_time"),
+                    parse_time(dig(period, "end_time"), "end_time"),
+                )
+                if span[0] <= now < span[1]:
+                    return span
+                spans.append(span)
+            url = _next_page(payload, host)
+        return max(spans) if spans else None
+
+
+def _next_page(payload: Any, host: str) -> str | None:
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    link = meta.get("next_page_url") if isinstance(meta, dict) else None
+    if not isinstance(link, str) or not link:
+        return None
+    parts = urlsplit(link)
+    return f"{host}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
 
 def _iso(moment: datetime) -> str:

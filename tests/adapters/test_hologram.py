@@ -1,7 +1,8 @@
 """Hologram adapter against a loopback fake, through the real HTTP client.
 
-The fake follows providers.md, section "Hologram" (Basic `apikey:KEY`, organisation
-balance as strings, monthly usage in bytes per linkid).
+The fake serves the shapes of Hologram's API reference (Basic `apikey:KEY`;
+docs.hologram.io/api/1/organizations/orgid/balance/get: the balance as strings;
+docs.hologram.io/api/1/usage/data/billing/get: bytes per SIM per 30-day billing period).
 """
 
 from __future__ import annotations
@@ -23,22 +24,32 @@ LINK = 7788
 
 
 class FakeHologram(FakeProvider):
-    """providers.md, "Hologram": `GET /organizations/{orgId}/balance` and
-    `GET /usage/data/monthly?linkid=...` under Basic auth (user `apikey`). The usage body's
-    envelope (`success`, `data` list) is assumed like the balance's (unsure)."""
+    """`GET /organizations/{orgId}/balance` and `GET /usage/data/billing?orgid=..&linkid=..`
+    under Basic auth (user `apikey`), in the documented envelope (`success`, `limit`,
+    `size`, `continues`, `lastid`, `data`)."""
 
     def __init__(self) -> None:
-        now = datetime.now(UTC)
-        last = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
-        self.months = [
-            {"bytes": 250_000_000, "month": now.month, "year": now.year, "linkid": LINK},
-            {"bytes": 900_000_000, "month": last[1], "year": last[0], "linkid": LINK},
+        self.periods = [
+            {
+                "linkid": LINK,
+                "cur_period_end": "2026-12-11 17:24:43",
+                "periods_back": "0",
+                "record_id": "22357230",
+                "bytes": 250_000_000,
+            },
+            {
+                "linkid": LINK,
+                "cur_period_end": "2026-11-11 17:24:48",
+                "periods_back": "1",
+                "record_id": "22357231",
+                "bytes": 900_000_000,
+            },
         ]
 
     def routes(self) -> list[tuple[str, str, Route]]:
         return [
             ("GET", r"/api/1/organizations/(?P<org>\d+)/balance", self.balance),
-            ("GET", r"/api/1/usage/data/monthly", self.monthly),
+            ("GET", r"/api/1/usage/data/billing", self.billing),
         ]
 
     def denied(self, request: Request) -> Any:
@@ -64,18 +75,30 @@ class FakeHologram(FakeProvider):
             },
         )
 
-    def monthly(self, request: Request, _: Any) -> Any:
+    def billing(self, request: Request, _: Any) -> Any:
         if denied := self.denied(request):
             return denied
+        if request.arg("orgid") != str(ORG):
+            return json_reply(200, {"success": False, "error": "Organization not found"})
         link = int(request.arg("linkid") or 0)
-        return json_reply(
-            200, {"success": True, "data": [m for m in self.months if m["linkid"] == link]}
-        )
+        data = [p for p in self.periods if p["linkid"] == link]
+        body = {"success": True, "limit": 100, "size": len(data), "continues": False}
+        return json_reply(200, {**body, "lastid": "22357231", "data": data})
 
 
 @pytest.fixture
-def server(serve: Callable[[FakeProvider], FakeServer]) -> FakeServer:
-    return serve(FakeHologram())
+def fake() -> FakeHologram:
+    return FakeHologram()
+
+
+@pytest.fixture
+def fake_periods(fake: FakeHologram) -> list[dict[str, Any]]:
+    return fake.periods
+
+
+@pytest.fixture
+def server(serve: Callable[[FakeProvider], FakeServer], fake: FakeHologram) -> FakeServer:
+    return serve(fake)
 
 
 def config_text(url: str, key: str = API_KEY, org: int = ORG) -> str:
@@ -102,12 +125,36 @@ def test_organisation_balance_from_strings(harness: Harness, server: FakeServer)
     assert reading.currency == "USD"
 
 
-def test_monthly_usage_against_the_plan_allowance(harness: Harness, server: FakeServer) -> None:
+def test_current_billing_period_against_the_plan_allowance(
+    harness: Harness, server: FakeServer
+) -> None:
+    """The SIM's own 30-day period (periods_back 0), not the calendar month; its end is the
+    line's renewal."""
     reading = harness.read(harness.settings(config_text(server.url)), "tracker")
     assert reading.data_total == 1_000_000_000
-    assert reading.data_remaining == 750_000_000  # last month's usage does not count
-    assert reading.extras == {"data_used": 250_000_000}
-    assert server.seen("GET", r".*/monthly")[0].arg("linkid") == str(LINK)
+    assert reading.data_remaining == 750_000_000  # the previous period's use does not count
+    assert reading.extras["data_used"] == 250_000_000
+    assert reading.renewal_at == datetime(2026, 12, 11, 17, 24, 43, tzinfo=UTC)
+    request = server.seen("GET", r".*/usage/data/billing")[0]
+    assert (request.arg("linkid"), request.arg("orgid")) == (str(LINK), str(ORG))
+
+
+def test_a_period_that_began_last_month_keeps_its_use(
+    harness: Harness, server: FakeServer, fake_periods: list[dict[str, Any]]
+) -> None:
+    """Use since activation day counts even across the 1st (a calendar month would reset)."""
+    fake_periods[0]["bytes"] = 990_000_000
+    reading = harness.read(harness.settings(config_text(server.url)), "tracker")
+    assert reading.data_remaining == 10_000_000
+
+
+def test_no_record_for_the_current_period_is_no_use_yet(
+    harness: Harness, server: FakeServer, fake_periods: list[dict[str, Any]]
+) -> None:
+    del fake_periods[0]
+    reading = harness.read(harness.settings(config_text(server.url)), "tracker")
+    assert reading.data_remaining == 1_000_000_000
+    assert reading.renewal_at is None
 
 
 def test_bad_key_is_an_authentication_failure(harness: Harness, server: FakeServer) -> None:

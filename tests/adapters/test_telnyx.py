@@ -1,7 +1,8 @@
 """Telnyx adapter against a loopback fake, through the real HTTP client.
 
-The fake follows providers.md, section "Telnyx" (Bearer key, `/v2/balance` with decimal
-strings, `/v2/sim_cards/{id}` with `{amount, unit}` data figures).
+The fake serves the shapes of Telnyx's OpenAPI spec (team-telnyx/openapi, openapi/spec3.json:
+`UserBalance`, `SIMCard`, `SIMCardStatus`, `SIMCardGroup`, `Errors`), with the schema's own
+example values; nothing the spec does not have.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from monitor.adapters.http import AuthenticationFailed, BadAnswer, ProviderRefus
 
 API_KEY = "KEY0123telnyx"
 SIM_ID = "6a09cdc3-8948-47f0-aa62-74ac943d6c58"
+GROUP_ID = "b34c1683-cd85-4493-b9a5-315eb4bc5e19"
 
 
 class FakeTelnyx(FakeProvider):
-    """providers.md, "Telnyx": `GET /v2/balance` and `GET /v2/sim_cards/{id}`, Bearer.
-    Error bodies `{"errors": [{code, title, detail}]}` follow Telnyx's API (copy)."""
+    """`GET /v2/balance`, `GET /v2/sim_cards/{id}` and `GET /v2/sim_card_groups/{id}`,
+    Bearer. Error bodies `{"errors": [{code, title, detail}]}` (spec: `Errors`)."""
 
     def __init__(self) -> None:
         self.sim: dict[str, Any] = {
@@ -32,11 +34,20 @@ class FakeTelnyx(FakeProvider):
             "data_limit": {"amount": "2048.1", "unit": "MB"},
             "current_billing_period_consumed_data": {"amount": "1024.05", "unit": "MB"},
         }
+        self.group: dict[str, Any] = {
+            "id": GROUP_ID,
+            "record_type": "sim_card_group",
+            "default": False,
+            "name": "My Test Group",
+            "data_limit": None,
+            "consumed_data": {"amount": "0", "unit": "MB"},
+        }
 
     def routes(self) -> list[tuple[str, str, Route]]:
         return [
             ("GET", r"/v2/balance", self.balance),
             ("GET", r"/v2/sim_cards/(?P<id>[^/]+)", self.sim_card),
+            ("GET", r"/v2/sim_card_groups/(?P<id>[^/]+)", self.sim_card_group),
         ]
 
     def handle(self, request: Request) -> Any:
@@ -65,6 +76,12 @@ class FakeTelnyx(FakeProvider):
             error = {"code": "10005", "title": "Resource not found", "detail": "no such SIM"}
             return json_reply(404, {"errors": [error]})
         return json_reply(200, {"data": self.sim})
+
+    def sim_card_group(self, request: Request, match: Any) -> Any:
+        if match["id"] != GROUP_ID:
+            error = {"code": "10005", "title": "Resource not found", "detail": "no such group"}
+            return json_reply(404, {"errors": [error]})
+        return json_reply(200, {"data": self.group})
 
 
 @pytest.fixture
@@ -106,7 +123,7 @@ def test_sim_card_data_in_decimal_megabytes(harness: Harness, server: FakeServer
     assert reading.data_total == 2_048_100_000
     assert reading.data_remaining == 2_048_100_000 - 1_024_050_000
     assert reading.status == "enabled"
-    assert reading.raw["data"]["data_limit"] == {"amount": "2048.1", "unit": "MB"}
+    assert reading.raw["sim_card"]["data"]["data_limit"] == {"amount": "2048.1", "unit": "MB"}
 
 
 def test_consumption_over_the_limit_is_zero_left_not_negative(
@@ -146,3 +163,68 @@ def test_bad_key_is_an_authentication_failure(harness: Harness, server: FakeServ
     assert str(error).startswith("authentication failed for account telnyx")
     assert "bad key" in str(error)
     assert "KEYwrong999" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("value", "warning", "critical", "named"),
+    [
+        ("enabled", None, None, "enabled"),
+        ("registering", None, None, "not yet in service"),
+        ("enabling", None, None, "not yet in service"),
+        ("disabling", "being disabled", None, "disabling"),
+        ("setting_standby", "being set to standby", None, "setting_standby"),
+        ("disabled", None, "disabled", "disabled"),
+        ("standby", None, "standby", "standby"),
+        ("data_limit_exceeded", None, "data limit exceeded", "data_limit_exceeded"),
+    ],
+)
+def test_every_documented_sim_state_has_its_level(
+    harness: Harness,
+    server: FakeServer,
+    fake: FakeTelnyx,
+    value: str,
+    warning: str | None,
+    critical: str | None,
+    named: str,
+) -> None:
+    """SIMCardStatus.value: enabled is judged by the figures, registering/enabling are ok
+    (not yet in service), disabling/setting_standby warn, disabled/standby/over the limit
+    are critical whatever the figures."""
+    fake.sim["status"] = {"value": value, "reason": "as Telnyx says"}
+    reading = harness.read(harness.settings(config_text(server.url)), "modem")
+    assert named in (reading.status or "")
+    assert (reading.warning_reason is None) == (warning is None)
+    assert warning is None or warning in (reading.warning_reason or "")
+    assert (reading.critical_reason is None) == (critical is None)
+    assert critical is None or critical in (reading.critical_reason or "")
+
+
+def test_an_undocumented_state_warns(
+    harness: Harness, server: FakeServer, fake: FakeTelnyx
+) -> None:
+    fake.sim["status"] = {"value": "teleported"}
+    reading = harness.read(harness.settings(config_text(server.url)), "modem")
+    assert "teleported" in (reading.warning_reason or "")
+
+
+def test_the_sim_card_groups_limit_counts(
+    harness: Harness, server: FakeServer, fake: FakeTelnyx
+) -> None:
+    """The group's limit (against the group's consumption) binds before the SIM's own."""
+    fake.sim["sim_card_group_id"] = GROUP_ID
+    fake.group["data_limit"] = {"amount": "1.5", "unit": "GB"}
+    fake.group["consumed_data"] = {"amount": "1200", "unit": "MB"}
+    reading = harness.read(harness.settings(config_text(server.url)), "modem")
+    assert reading.data_total == 1_500_000_000
+    assert reading.data_remaining == 300_000_000
+    assert reading.extras["data_limit_of"] == "SIM card group"
+    assert server.seen("GET", rf"/v2/sim_card_groups/{GROUP_ID}")
+
+
+def test_a_group_without_a_limit_leaves_the_sims_own(
+    harness: Harness, server: FakeServer, fake: FakeTelnyx
+) -> None:
+    fake.sim["sim_card_group_id"] = GROUP_ID
+    reading = harness.read(harness.settings(config_text(server.url)), "modem")
+    assert reading.data_total == 2_048_100_000
+    assert reading.extras["data_limit_of"] == "SIM card"

@@ -76,23 +76,52 @@ def history_entry(number: int, package: str, **times: str | None) -> dict[str, A
     return entry
 
 
+def catalogue_entry(package: str, **prices: float) -> dict[str, Any]:
+    """One top-up of `GET /v2/sims/{iccid}/topups`, in the shape of Airalo's documented
+    example (developers.partners.airalo.com/get-top-up-package-list-11883031e0). The example
+    has `price` only; `net_price` is what the partner pays where the pricing model gives it
+    (airalo-python-sdk README, the `topup` packages of "Packages": price 5, net_price 4)."""
+    return {
+        "id": package,
+        "type": "topup",
+        "amount": 3072,
+        "day": 30,
+        "is_unlimited": False,
+        "title": "3 GB - 30 Days",
+        "data": "3 GB",
+        "short_info": None,
+        **prices,
+    }
+
+
 class TopUpAiralo(FakeAiralo):
-    """Adds providers.md "Top-up order" (multipart `package_id`, `iccid`, `description` ->
-    200 with the order) and the package history, where each order appears at once with
-    `activated_at` = when it was bought (unsure: the reference says only "ISO times")."""
+    """Adds the top-up order (multipart `package_id`, `iccid`, `description` -> 200 with the
+    order in the fields of the documented answer, developers.partners.airalo.com/submit-top-
+    up-order-11883026e0: `price` only), the eSIM's top-up catalogue, and the package
+    history, where each order appears at once with `activated_at` = when it was bought
+    (unsure: the reference says only "ISO times")."""
 
     def __init__(self) -> None:
         super().__init__()
         self.orders: list[dict[str, str]] = []
         self.history: list[dict[str, Any]] = []
         self.order_numbers = itertools.count(111)
+        self.catalogue = [catalogue_entry(PACKAGE, price=10, net_price=8)]
 
     def routes(self) -> list[tuple[str, str, Route]]:
         return [
             ("POST", ORDER, self.order),
             ("GET", r"/v2/sims/(?P<iccid>[^/]+)/packages", self.packages),
+            ("GET", r"/v2/sims/(?P<iccid>[^/]+)/topups", self.topups),
             *super().routes(),
         ]
+
+    def topups(self, request: Request, match: Any) -> Reply:
+        if not self.authorized(request):
+            return json_reply(401, {"message": "Unauthenticated."})
+        if match["iccid"] not in self.sims:
+            return json_reply(404, {"data": [], "meta": {"message": "messages.resource_not_found"}})
+        return json_reply(200, {"data": self.catalogue})
 
     def order(self, request: Request, _: Any) -> Reply:
         if not self.authorized(request):
@@ -109,16 +138,22 @@ class TopUpAiralo(FakeAiralo):
             200,
             {
                 "data": {
-                    "id": number,
-                    "code": f"20251118-{number:06d}",
                     "package_id": form["package_id"],
-                    "currency": "USD",
-                    "quantity": 1,
+                    "quantity": "1",
                     "type": "topup",
                     "description": form.get("description"),
-                    "price": 4.5,
-                    "net_price": 3.6,
+                    "esim_type": "Prepaid",
+                    "validity": 30,
+                    "package": "Bonbon Mobile 2-3 GB - 30 Days",
+                    "data": "3 GB",
+                    "price": 10,
                     "created_at": now.strftime("%Y-%m-%d %H:%M:%S"),
+                    "id": number,
+                    "code": f"20251118-{number:06d}",
+                    "currency": "USD",
+                    "manual_installation": "",
+                    "qrcode_installation": "",
+                    "installation_guides": {"en": "http://airalo.local:8080/installation-guide"},
                 },
                 "meta": {"message": "success"},
             },
@@ -160,8 +195,8 @@ def test_airalo_order_is_sent_once_with_the_key_and_reports_what_was_paid(
     assert adapter.supports_top_up
     result = adapter.top_up(wanted)
     assert result.reference == "20251118-000111"
-    assert result.price == Decimal("3.6") and result.currency == "USD"  # net: what is charged
-    assert "retail price 4.5" in (result.detail or "")
+    assert result.price == Decimal("8") and result.currency == "USD"  # net: what is charged
+    assert "retail price 10 USD (not what the partner credit paid)" in (result.detail or "")
     (sent,) = airalo_server.seen("POST", ORDER)
     assert sent.headers["Content-Type"].startswith("multipart/form-data")
     assert sent.bearer == "airalo-token-1"
@@ -172,6 +207,48 @@ def test_airalo_order_is_sent_once_with_the_key_and_reports_what_was_paid(
             "description": f"esim-monitor {wanted.key}",
         }
     ]
+
+
+def test_airalo_price_paid_is_the_catalogues_net_price_not_the_orders_retail_price(
+    harness: Harness, airalo_server: FakeServer, airalo: TopUpAiralo
+) -> None:
+    """The documented order answer has `price` (retail) only; the ledger gets the catalogue's
+    net_price of the package bought, read before the one order."""
+    airalo.catalogue = [
+        catalogue_entry("bonbon-mobile-30days-5gb-topup", price=15, net_price=12),
+        catalogue_entry(PACKAGE, price=10, net_price=7.5),
+    ]
+    result = airalo_adapter(harness, airalo_server.url).top_up(request("trip"))
+    assert result.price == Decimal("7.5") and result.currency == "USD"
+    seen = [r.path for r in airalo_server.seen() if r.method != "POST" or ORDER in r.path]
+    assert seen.index(f"/v2/sims/{test_airalo.ICCID}/topups") < seen.index("/v2/orders/topups")
+
+
+@pytest.mark.parametrize(
+    "catalogue",
+    [
+        [catalogue_entry(PACKAGE, price=10)],  # the documented example: no net_price
+        [catalogue_entry("another-topup", price=5, net_price=4)],  # the package is not listed
+    ],
+)
+def test_airalo_without_a_net_price_the_price_paid_is_unknown_and_retail_says_so(
+    harness: Harness, airalo_server: FakeServer, airalo: TopUpAiralo, catalogue: Any
+) -> None:
+    airalo.catalogue = catalogue
+    result = airalo_adapter(harness, airalo_server.url).top_up(request("trip"))
+    assert result.price is None and result.currency is None
+    assert "price paid unknown" in (result.detail or "")
+    assert "retail price 10 USD (not what the partner credit paid)" in (result.detail or "")
+    assert orders(airalo_server) == 1
+
+
+def test_airalo_catalogue_that_cannot_be_read_does_not_stop_the_order(
+    harness: Harness, airalo_server: FakeServer
+) -> None:
+    airalo_server.script("GET", r".*/topups", Reply(200, "<html>maintenance</html>"))
+    result = airalo_adapter(harness, airalo_server.url).top_up(request("trip"))
+    assert result.reference == "20251118-000111" and result.price is None
+    assert orders(airalo_server) == 1
 
 
 @pytest.mark.parametrize(
@@ -291,7 +368,7 @@ def test_airalo_order_refused_for_its_token_is_sent_again_with_a_new_one(
     # so a new token and one more send are safe (send_once's `reauth`).
     adapter = airalo_adapter(harness, airalo_server.url)
     adapter.read()
-    airalo.revoke()
+    airalo_server.script("POST", ORDER, json_reply(401, {"message": "Unauthenticated."}))
     result = adapter.top_up(request("trip"))
     assert result.reference == "20251118-000111"
     first, second = airalo_server.seen("POST", ORDER)
@@ -878,7 +955,7 @@ def test_one_low_spell_buys_exactly_once(
     assert first[0].facts["reference"] == "20251118-000111"
     assert orders(airalo_server) == 1 and len(airalo.orders) == 1
     (row,) = store.recharges("trip")
-    assert (row["reference"], row["price"], row["currency"]) == ("20251118-000111", "3.6", "USD")
+    assert (row["reference"], row["price"], row["currency"]) == ("20251118-000111", "8", "USD")
     assert airalo.orders[0]["description"] == f"esim-monitor {row['key']}"
 
 

@@ -1,9 +1,10 @@
 """Twilio adapter against two loopback fakes (the main API and the Super SIM host), through
 the real HTTP client.
 
-The fakes follow providers.md, section "Twilio" (Basic `Sid:AuthToken`, Balance.json with a
-string balance, Super SIM usage in bytes against the Fleet's `data_limit` in decimal MB,
-errors `{"code", "message", "status"}`).
+The fakes serve the shapes of Twilio's OpenAPI (twilio/twilio-oai, spec/json/twilio_api_v2010.json
+and twilio_supersim_v1.json: Balance.json, Sim, BillingPeriods paged with `meta`,
+UsageRecords, Fleet), nothing the spec does not have. Errors `{"code", "message",
+"more_info", "status"}` follow Twilio's error documentation (the OAI has no error schema).
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ FLEET_SID = "HF" + "b" * 32
 
 
 def twilio_error(status: int, code: int, message: str) -> Any:
-    return json_reply(status, {"code": code, "message": message, "status": status})
+    more = f"https://www.twilio.com/docs/errors/{code}"
+    return json_reply(
+        status, {"code": code, "message": message, "more_info": more, "status": status}
+    )
 
 
 class FakeTwilioApi(FakeProvider):
@@ -40,15 +44,22 @@ class FakeTwilioApi(FakeProvider):
         return json_reply(200, {"account_sid": SID, "balance": "12.34", "currency": "USD"})
 
 
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class FakeSuperSim(FakeProvider):
-    """providers.md, "Twilio" Super SIM host: the SIM (for its fleet), its billing periods,
-    usage records (`data_total` bytes) and the Fleet (`data_limit` MB). The SIM and billing
-    period bodies follow Twilio's public resource shapes (copy, medium)."""
+    """The Super SIM host: the SIM (for its fleet and status), its billing periods (oldest
+    first, `page_size` a page, `meta.next_page_url` to the next), usage records
+    (`data_total` bytes) and the Fleet (`data_limit` MB)."""
 
     def __init__(self) -> None:
         now = datetime.now(UTC).replace(microsecond=0)
         self.start = now - timedelta(days=10)
         self.end = now + timedelta(days=20)
+        self.status = "active"
+        self.page_size = 50
+        self.spans = [(self.start - timedelta(days=30), self.start), (self.start, self.end)]
 
     def routes(self) -> list[tuple[str, str, Route]]:
         return [
@@ -66,67 +77,130 @@ class FakeSuperSim(FakeProvider):
     def sim(self, request: Request, match: Any) -> Any:
         if match["sim"] not in (SIM_SID, "tracker-1"):
             return twilio_error(404, 20404, "The requested resource was not found")
+        url = f"https://supersim.twilio.com/v1/Sims/{SIM_SID}"
         return json_reply(
             200,
             {
                 "sid": SIM_SID,
-                "unique_name": "tracker-1",
                 "account_sid": SID,
+                "unique_name": "tracker-1",
+                "status": self.status,
                 "fleet_sid": FLEET_SID,
-                "status": "active",
                 "iccid": "89883070000123456789",
+                "date_created": "2015-07-30T20:00:00Z",
+                "date_updated": "2015-07-30T20:00:00Z",
+                "url": url,
+                "links": {
+                    "billing_periods": f"{url}/BillingPeriods",
+                    "sim_ip_addresses": f"{url}/IpAddresses",
+                },
             },
         )
 
     def periods(self, request: Request, match: Any) -> Any:
+        page = int(request.arg("Page") or 0)
+        size = self.page_size
+        base = f"https://supersim.twilio.com/v1/Sims/{SIM_SID}/BillingPeriods"
+        chunk = self.spans[page * size : (page + 1) * size]
+        more = (page + 1) * size < len(self.spans)
+        link = f"{base}?PageSize={size}&Page={{}}&PageToken=PAHB{page}"
         return json_reply(
             200,
             {
                 "billing_periods": [
                     {
-                        "sid": "HB" + "c" * 32,
+                        "sid": f"HB{page:02d}{n:030d}",
+                        "account_sid": SID,
                         "sim_sid": SIM_SID,
-                        "start_time": (self.start - timedelta(days=30)).isoformat(),
-                        "end_time": self.start.isoformat(),
                         "period_type": "active",
-                    },
-                    {
-                        "sid": "HB" + "d" * 32,
-                        "sim_sid": SIM_SID,
-                        "start_time": self.start.isoformat().replace("+00:00", "Z"),
-                        "end_time": self.end.isoformat().replace("+00:00", "Z"),
-                        "period_type": "active",
-                    },
+                        "start_time": stamp(start),
+                        "end_time": stamp(end),
+                        "date_created": stamp(start),
+                        "date_updated": stamp(start),
+                    }
+                    for n, (start, end) in enumerate(chunk)
                 ],
-                "meta": {"page": 0, "page_size": 50},
+                "meta": {
+                    "page": page,
+                    "page_size": size,
+                    "first_page_url": f"{base}?PageSize={size}&Page=0",
+                    "previous_page_url": link.format(page - 1) if page else None,
+                    "url": link.format(page),
+                    "next_page_url": link.format(page + 1) if more else None,
+                    "key": "billing_periods",
+                },
             },
         )
 
     def usage(self, request: Request, _: Any) -> Any:
         assert request.arg("Sim") == SIM_SID
-        assert request.arg("StartTime") == self.start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert request.arg("StartTime") == stamp(self.start)
         return json_reply(
             200,
             {
                 "usage_records": [
                     {
-                        "period": {"start_time": request.arg("StartTime")},
+                        "period": {
+                            "start_time": request.arg("StartTime"),
+                            "end_time": request.arg("EndTime"),
+                        },
+                        "account_sid": SID,
                         "data_upload": 50_000_000,
                         "data_download": 200_000_000,
                         "data_total": 250_000_000,
+                        "data_total_billed": "0.03",
+                        "billed_unit": "USD",
+                        "sim_sid": SIM_SID,
+                        "fleet_sid": None,
+                        "network_sid": None,
+                        "iso_country": None,
                     }
                 ],
-                "meta": {"page": 0},
+                "meta": {
+                    "first_page_url": "https://supersim.twilio.com/v1/UsageRecords?PageSize=50&Page=0",
+                    "key": "usage_records",
+                    "next_page_url": None,
+                    "page": 0,
+                    "page_size": 50,
+                    "previous_page_url": None,
+                    "url": "https://supersim.twilio.com/v1/UsageRecords?PageSize=50&Page=0",
+                },
             },
         )
 
     def fleet(self, request: Request, match: Any) -> Any:
-        return json_reply(200, {"sid": match["fleet"], "data_limit": 1000, "data_enabled": True})
+        return json_reply(
+            200,
+            {
+                "account_sid": SID,
+                "unique_name": "unique_name",
+                "data_enabled": True,
+                "data_limit": 1000,
+                "data_metering": "payg",
+                "date_created": "2019-07-30T20:00:00Z",
+                "date_updated": "2019-07-30T20:00:00Z",
+                "sms_commands_enabled": True,
+                "sms_commands_method": "POST",
+                "sms_commands_url": None,
+                "ip_commands_method": "POST",
+                "ip_commands_url": None,
+                "network_access_profile_sid": "HA" + "a" * 32,
+                "sid": match["fleet"],
+                "url": f"https://supersim.twilio.com/v1/Fleets/{match['fleet']}",
+            },
+        )
 
 
 @pytest.fixture
-def servers(serve: Callable[[FakeProvider], FakeServer]) -> tuple[FakeServer, FakeServer]:
-    return serve(FakeTwilioApi()), serve(FakeSuperSim())
+def supersim() -> FakeSuperSim:
+    return FakeSuperSim()
+
+
+@pytest.fixture
+def servers(
+    serve: Callable[[FakeProvider], FakeServer], supersim: FakeSuperSim
+) -> tuple[FakeServer, FakeServer]:
+    return serve(FakeTwilioApi()), serve(supersim)
 
 
 def config_text(api: str, supersim: str, token: str = TOKEN, sim: str = SIM_SID) -> str:
@@ -188,3 +262,49 @@ def test_bad_token_is_an_authentication_failure(
         assert isinstance(error, AuthenticationFailed)
         assert str(error).startswith("authentication failed for account twilio")
         assert "bad-token-00" not in str(error)
+
+
+def test_the_current_billing_period_on_a_later_page(
+    harness: Harness, servers: tuple[FakeServer, FakeServer], supersim: FakeSuperSim
+) -> None:
+    """BillingPeriods is paged (PageSize 50 by default): a SIM with more periods than a page
+    has its current one further on, reached by `meta.next_page_url` on the configured host."""
+    api, host = servers
+    old = supersim.start - timedelta(days=30 * 60)
+    supersim.spans = [
+        (old + timedelta(days=30 * n), old + timedelta(days=30 * (n + 1))) for n in range(60)
+    ] + [(supersim.start, supersim.end)]
+    reading = harness.read(harness.settings(config_text(api.url, host.url)), "tracker")
+    assert reading.extras["period_ends_at"] == supersim.end.isoformat()
+    assert reading.data_remaining == 750_000_000
+    pages = host.seen("GET", r"/v1/Sims/.*/BillingPeriods")
+    assert [r.arg("Page") for r in pages] == [None, "1"]
+    assert pages[1].arg("PageToken") == "PAHB0"
+
+
+@pytest.mark.parametrize(
+    ("status", "named", "critical"),
+    [
+        ("active", "active", False),
+        ("ready", "ready", False),
+        ("new", "not yet in service", False),
+        ("scheduled", "scheduled", False),
+        ("inactive", "inactive", True),
+    ],
+)
+def test_every_super_sim_status_has_its_level(
+    harness: Harness,
+    servers: tuple[FakeServer, FakeServer],
+    supersim: FakeSuperSim,
+    status: str,
+    named: str,
+    critical: bool,
+) -> None:
+    """active and ready are judged by the figures; new and scheduled are ok with the status
+    named; inactive is critical whatever the figures."""
+    api, host = servers
+    supersim.status = status
+    reading = harness.read(harness.settings(config_text(api.url, host.url)), "tracker")
+    assert named in (reading.status or "")
+    assert (reading.critical_reason is not None) == critical
+    assert reading.warning_reason is None
