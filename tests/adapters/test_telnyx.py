@@ -63,7 +63,6 @@ class FakeTelnyx(FakeProvider):
                 "data": {
                     "record_type": "balance",
                     "balance": "300.00",
-                    "pending": "10.00",
                     "credit_limit": "100.00",
                     "available_credit": "400.00",
                     "currency": "USD",
