@@ -1007,3 +1007,89 @@ def test_interrupted_intent_is_reconciled_and_never_bought_again(
     else:
         assert orders(airalo_server) == 0
         assert len(store.recharges("trip")) == 1
+
+
+# ---- the ledger with 1NCE's Order Management API ----------------------------------------
+
+
+@pytest.fixture
+def once_recharger(tmp_path: Path, once_server: FakeServer) -> Iterator[tuple[Recharger, Store]]:
+    path = tmp_path / "once.toml"
+    path.write_text(
+        test_onence.config_text(f"{once_server.url}")
+        + f"""
+[monitor]
+database = "{tmp_path / "o.db"}"
+
+[recharge]
+enabled = true
+
+[lines.sensor.recharge]
+action = "provider"
+when = "data < 300MB"
+"""
+    )
+    settings = load_settings(path)
+    store = Store.open(tmp_path / "o.db")
+    context = adapters.AdapterContext(TokenCache(None))
+    yield Recharger(settings, store, lambda line: adapters.build(settings, line, context)), store
+    context.close()
+    store.close()
+
+
+def once_low(now: datetime) -> Reading:
+    return Reading(line="sensor", checked_at=now, data_remaining=10 * MIB, data_total=500 * MIB)
+
+
+def test_once_top_up_price_is_recorded_in_the_ledger(
+    once_recharger: tuple[Recharger, Store], once: TopUpOnce
+) -> None:
+    policy, store = once_recharger
+    now = utcnow()
+    policy.after_check("sensor", Level.CRITICAL, once_low(now), now)
+    (row,) = store.recharges("sensor")
+    assert (row["state"], row["reference"], row["price"], row["currency"]) == (
+        "submitted",
+        "1234",
+        "19.99",
+        "EUR",
+    )
+
+
+@pytest.mark.parametrize("went_through", [True, False])
+def test_once_interrupted_intent_is_reconciled_from_the_orders(
+    once_recharger: tuple[Recharger, Store],
+    once_server: FakeServer,
+    once: TopUpOnce,
+    went_through: bool,
+) -> None:
+    policy, store = once_recharger
+    since = utcnow() - timedelta(minutes=2)
+    store.set_need("sensor", since)  # as if the daemon died after writing its intent
+    store.add_recharge(
+        {
+            "line": "sensor",
+            "key": f"sensor:{ts(since)}",
+            "action": "provider",
+            "package": None,
+            "dry_run": 0,
+            "manual": 0,
+            "requested_at": ts(since),
+            "baseline_data": 10 * MIB,
+            "state": "requested",
+        }
+    )
+    if went_through:
+        once.add_order(test_onence.ICCID, invoice_amount="9.50")
+    now = utcnow()
+    policy.after_check("sensor", Level.CRITICAL, once_low(now), now)
+    rows = store.recharges("sensor")
+    if went_through:
+        (row,) = rows
+        assert (row["state"], row["reference"], row["price"]) == ("submitted", "1234", "9.50")
+        assert orders(once_server, ONCE_ORDER) == 0
+    else:
+        assert rows[0]["state"] == "failed"  # nothing was bought: the need can be met anew
+        later = now + timedelta(hours=8)
+        policy.after_check("sensor", Level.CRITICAL, once_low(later), later)
+        assert orders(once_server, ONCE_ORDER) == 1
