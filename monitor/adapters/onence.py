@@ -224,7 +224,10 @@ class OnceAdapter(HttpAdapter):
 
     def _order_since(self, iccid: str, since: datetime) -> dict[str, Any] | None:
         """The newest TOPUP order of the SIM placed at or after `since`, reading pages of
-        `GET /v1/orders` (oldest first by order number: the newest are on the last pages)."""
+        `GET /v1/orders` (sorted by order number, the newest last): page 1, then back from
+        the last page until one holds an older order. The page count: `X-Total-Pages`, the
+        header 1NCE's SIM lists carry (the orders spec says only "listed in the response
+        header"); without it, forward until a short page."""
         session = self.session
         budget = session.budget()
 
