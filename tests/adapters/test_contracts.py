@@ -22,6 +22,7 @@ import pytest
 from fakes import ContractProvider, ContractRoute, FakeProvider, FakeServer, Harness, toml_table
 
 from monitor import adapters
+from monitor.cli import main
 from monitor.errors import CheckFailed, TopUpFailed, TopUpUnknown
 from monitor.model import Reading, TopUpRequest, TopUpResult, utcnow
 from monitor.store import ts
@@ -228,3 +229,53 @@ def test_every_provider_directory_names_an_adapter() -> None:
     for directory in CONTRACTS.iterdir():
         if directory.is_dir():
             adapters.load(ADAPTER.get(directory.name, directory.name))
+
+
+@pytest.mark.parametrize(
+    ("case", "shown"),
+    [
+        (
+            "onence/quota-data-overuse",
+            {
+                "state": "critical",
+                "data_remaining_bytes": 0,
+                "data_total_bytes": 524288000,
+                "status": "OVERUSE: data 1.5 MB over the quota",
+            },
+        ),
+        (
+            "esimgo/bundles-processing",
+            {"state": "ok", "data_remaining_bytes": 1000000000, "status": "processing"},
+        ),
+        (
+            "esimgo/organisation",
+            {
+                "balance": "9500",
+                "currency": "USD",
+                "status": "test credit 500 USD until 2023-12-31",
+            },
+        ),
+    ],
+)
+def test_check_json_shows_the_documented_meaning(
+    case: str,
+    shown: dict[str, Any],
+    tmp_path: Path,
+    serve: Callable[[FakeProvider], FakeServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """End to end: `esim-monitor check --json` on a documented example."""
+    path = CONTRACTS / f"{case}.json"
+    contract = load(path)
+    provider = ContractProvider(routes(contract))
+    server = serve(provider)
+    name = ADAPTER.get(path.parent.name, path.parent.name)
+    config = tmp_path / "check.toml"
+    config.write_text(
+        f'[monitor]\ndatabase = "{tmp_path / "h.db"}"\n' + config_text(name, contract, server.url)
+    )
+    code = main(["--config", str(config), "check", "--json"])
+    (row,) = json.loads(capsys.readouterr().out)
+    assert {key: row.get(key) for key in shown} == shown, row
+    assert code == 0 and row["error"] is None
+    assert not provider.unexpected
