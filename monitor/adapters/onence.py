@@ -159,8 +159,8 @@ class OnceAdapter(HttpAdapter):
 
     def top_up(self, request: TopUpRequest) -> TopUpResult:
         """Buy the SIM's standard top-up once, billed by the account's `payment_method`. 1NCE
-        answers 201 with no body: the order id (from `Location`) is the reference, and the
-        price is not said (a spend cap uses the configured `price`)."""
+        answers 201 with no body: the order number (from `Location`) is the reference, and
+        that order (`GET /v1/orders/{order_number}`) gives the price."""
         self._check_request(request)
         options: OnceLine = self.options
         account: OnceAccount = self.account_ref.options
@@ -201,26 +201,24 @@ class OnceAdapter(HttpAdapter):
         since = request.requested_at - CLOCK_SKEW
         try:
             order = self._order_since(iccid, since)
+            return None if order is None else _result(order)
         except CheckFailed as exc:
             raise TopUpUnknown(
                 f"the orders of 1NCE account {self.account_ref.name} could not be read ({exc}): "
                 f"check whether the interrupted top-up of SIM {iccid} went through"
             ) from None
-        if order is None:
-            return None
-        return _result(order)
 
     def _priced(self, number: str) -> TopUpResult:
         """The order the top-up created, with its price when 1NCE can say it; a top-up that
         went through stays done when the order cannot be read."""
         try:
             order = dig_object(self.session.get_json(f"/v1/orders/{segment(number)}"), what="order")
+            return _result(order, number)
         except CheckFailed as exc:
             return TopUpResult(
                 reference=number,
                 detail=f"1NCE order {number} (its price could not be read: {exc})",
             )
-        return _result(order, number)
 
     def _order_since(self, iccid: str, since: datetime) -> dict[str, Any] | None:
         """The newest TOPUP order of the SIM placed at or after `since`, reading pages of

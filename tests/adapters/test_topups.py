@@ -685,6 +685,16 @@ def test_once_sells_one_top_up_only(
     assert once_server.seen("POST", ONCE_ORDER) == []
 
 
+def test_once_top_up_with_a_garbled_price_stays_done_without_one(
+    harness: Harness, once_server: FakeServer, once: TopUpOnce
+) -> None:
+    garbled = {"order_number": 1234, "invoice_amount": "n/a", "currency": "EUR"}
+    once_server.script("GET", r".*/v1/orders/1234", json_reply(200, garbled))
+    result = once_adapter(harness, once_server.url).top_up(request("sensor", package=None))
+    assert result.reference == "1234" and result.price is None
+    assert "invoice_amount is not a number" in (result.detail or "")
+
+
 @pytest.mark.parametrize("page_count", [True, False])
 def test_once_interrupted_top_up_is_found_among_the_orders(
     harness: Harness, once_server: FakeServer, once: TopUpOnce, page_count: bool
