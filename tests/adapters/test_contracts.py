@@ -84,6 +84,7 @@ def load(path: Path) -> dict[str, Any]:
     assert not (failing and set(expect) - FAILURE_KEYS), "a failing case expects only the failure"
     if contract["call"] == "read":
         assert not set(expect) & RESULT_KEYS, "a read has no top-up result"
+        assert "top_up" not in contract, "`top_up` is for the top-up calls"
     else:
         assert not (set(expect) - RESULT_KEYS - FAILURE_KEYS), "a top-up expects its result"
     return contract
@@ -222,6 +223,43 @@ def test_contract(
     else:
         assert outcome is None or isinstance(outcome, TopUpResult)
         check_result(outcome, expect)
+
+
+VALID = {
+    "source": "https://example.invalid/spec#/paths/x",
+    "verbatim": True,
+    "call": "read",
+    "line": {"iccid": "1"},
+    "routes": [{"method": "GET", "path": "/x", "status": 200, "body": {}}],
+    "expect": {"data_remaining": 1},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"source": ""}, "`source`"),
+        ({"verbatim": False}, "`note`"),
+        ({"verbatim": "yes"}, "`verbatim`"),
+        ({"call": "buy"}, "`call`"),
+        ({"account": {"base_url": "http://elsewhere"}}, "base_url"),
+        ({"routes": []}, "`routes`"),
+        ({"routes": [{"method": "GET", "path": "x", "status": 200}]}, "starts with /"),
+        ({"expect": {"data_left": 1}}, "unknown expect keys"),
+        ({"expect": {"error": "x", "balance": "1"}}, "only the failure"),
+        ({"expect": {"reference": "r"}}, "no top-up result"),
+        ({"surprise": 1}, "unknown keys"),
+    ],
+)
+def test_a_file_that_breaks_the_format_fails(
+    tmp_path: Path, change: dict[str, Any], problem: str
+) -> None:
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(VALID))
+    load(path)  # the valid one loads
+    path.write_text(json.dumps({**VALID, **change}))
+    with pytest.raises(AssertionError, match=problem):
+        load(path)
 
 
 def test_every_provider_directory_names_an_adapter() -> None:
