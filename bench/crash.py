@@ -84,6 +84,20 @@ TOPUP_SECONDS = 0.2
 # ---- the loopback provider and receiver ----------------------------------------------------
 
 
+class Server(ThreadingHTTPServer):
+    """A threaded server on 127.0.0.1 that takes a client killed mid-request calmly."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Provider:
     """A JSON API on 127.0.0.1: GET /lines/ID answers {"balance": B, "currency": "USD"}.
 
@@ -118,9 +132,7 @@ class Provider:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = Server(Handler)
 
     def answer(self, line: str) -> str:
         with self._lock:
@@ -198,9 +210,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = Server(Handler)
 
     def url(self, channel: str) -> str:
         return f"json://127.0.0.1:{self.server.server_address[1]}/{channel}"
