@@ -742,9 +742,10 @@ ESIMGO_ORDER = r"/v2.5/orders"
 
 
 class TopUpEsimGo(FakeEsimGo):
-    """Adds providers.md "eSIM Go Orders" (`POST /orders`, body shape: copy, medium). The
-    answer follows eSIM Go's order detail (`order`, `total`, `currency`, `status`,
-    `orderReference`: copy); an assigned bundle appears among the eSIM's bundles, queued."""
+    """Adds eSIM Go's `POST /orders` (request body shape from providers.md: copy, medium).
+    The answer has the fields of eSIM Go's order detail (docs.esim-go.com, "Get order
+    detail": `order[]`, `total`, `currency`, `status`, `statusMessage`, `orderReference`,
+    `createDate`); an assigned bundle appears among the eSIM's bundles, queued."""
 
     def __init__(self) -> None:
         super().__init__()
