@@ -107,6 +107,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             data_total=reading.data_total if reading else None,
             expires_at=reading.expires_at.isoformat() if reading and reading.expires_at else None,
             status=reading.status if reading else None,
+            renewal_at=reading.renewal_at.isoformat() if reading and reading.renewal_at else None,
+            renewal_price=reading.renewal_price if reading else None,
         )
         row["error"] = item.result.error
         if item.result.raw:
@@ -146,6 +148,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             data_total=s.get("data_total"),
             expires_at=s.get("expires_at"),
             status=s.get("status"),
+            renewal_at=s.get("renewal_at"),
+            renewal_price=Decimal(s["renewal_price"]) if s.get("renewal_price") else None,
         )
         control = controls.get(line_id)
         row.update(
@@ -646,6 +650,7 @@ def _row(settings: config.Settings, line: str, **values: Any) -> dict[str, Any]:
     from monitor.adapters import line_sizes
 
     balance = values.pop("balance")
+    renewal_price = values.pop("renewal_price")
     return {
         "line": line,
         "label": settings.label(line),
@@ -657,6 +662,9 @@ def _row(settings: config.Settings, line: str, **values: Any) -> dict[str, Any]:
         "data_total_bytes": values.pop("data_total"),
         "data_sizes": line_sizes(settings, line),
         "expires_at": values.pop("expires_at"),
+        "status": values.pop("status"),
+        "renewal_at": values.pop("renewal_at"),
+        "renewal_price": f"{renewal_price:f}" if renewal_price is not None else None,
         **values,
     }
 

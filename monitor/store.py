@@ -687,7 +687,7 @@ class Store:
             """
             SELECT s.line, s.level, s.checked_at, s.last_success_at, s.failures, s.last_error,
                    s.low_since, r.checked_at, r.balance, r.currency, r.data_remaining,
-                   r.data_total, r.expires_at, r.status, s.forecast
+                   r.data_total, r.expires_at, r.status, r.renewal_at, r.renewal_price, s.forecast
             FROM line_state s LEFT JOIN readings r ON r.id = s.last_reading_id
             """
         ).fetchall()
@@ -706,6 +706,8 @@ class Store:
             "data_total",
             "expires_at",
             "status",
+            "renewal_at",
+            "renewal_price",
             "forecast",
         )
         result = {row[0]: dict(zip(keys, row, strict=True)) for row in rows}

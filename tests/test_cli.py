@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +290,26 @@ def test_status_shows_sizes_as_the_lines_provider_counts(
     rows = {r["line"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["app"]["data_remaining_bytes"] == 3072 * 2**20  # bytes in JSON, always
     assert (rows["app"]["data_sizes"], rows["carrier"]["data_sizes"]) == ("binary", "decimal")
+
+
+def test_check_and_status_show_when_the_plan_renews(
+    write_config: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a Hologram line's billing period end, or T-Mobile's renewal date, is its renewal
+    script = tmp_path / "renews.py"
+    script.write_text(
+        "import json\nprint(json.dumps({'balance': '12.5', 'currency': 'USD', "
+        "'renewal_at': '2026-12-30T00:00:00Z', 'renewal_price': '10'}))\n"
+    )
+    path = write_config(
+        f'[lines.plan]\nadapter = "command"\nargv = ["{sys.executable}", "{script}"]\n'
+    )
+    assert cli("--config", str(path), "check", "plan", "--json") == 0
+    (checked,) = json.loads(capsys.readouterr().out)
+    assert cli("--config", str(path), "run", "--once") == 0
+    capsys.readouterr()
+    assert cli("--config", str(path), "status", "--json") == 0
+    (status,) = json.loads(capsys.readouterr().out)
+    for row in (checked, status):
+        assert datetime.fromisoformat(row["renewal_at"]) == datetime(2026, 12, 30, tzinfo=UTC)
+        assert row["renewal_price"] == "10"
