@@ -168,7 +168,6 @@ class Recharger:
                 events += self._reconcile(line, interrupted, now)
             elif self.settings.recharge.enabled and reading is not None:
                 events += self._consider(line, recharge, level, reading, now)
-        self._record(events, now)
         return events
 
     def manual(self, line: str, reading: Reading | None, now: datetime, dry_run: bool) -> Event:
@@ -183,7 +182,6 @@ class Recharger:
                     f"{MANUAL_WAIT:g} s; try again"
                 )
             events = self._perform(line, recharge, key, reading, now, dry_run, manual=True)
-        self._record(events, now)
         return events[-1]
 
     # ---- the steps ---------------------------------------------------------------------
@@ -230,37 +228,39 @@ class Recharger:
             if self.store.recharge_by_key(skip_key) is not None:
                 return []
             detail = f"{block.cap} ({block.detail}) until {block.frees_at.isoformat()}"
-            self.store.add_recharge({**base, "key": skip_key, "state": "skipped", "detail": detail})
-            log.warning("top-up skipped", line=line, cap=block.cap)
-            return [
-                self._event(
-                    "recharge-skipped",
-                    line,
-                    now,
-                    what=what,
-                    cap=block.cap,
-                    cap_detail=block.detail,
-                    frees_at=block.frees_at.isoformat(),
+            skipped = self._event(
+                "recharge-skipped",
+                line,
+                now,
+                what=what,
+                cap=block.cap,
+                cap_detail=block.detail,
+                frees_at=block.frees_at.isoformat(),
+            )
+            with self._writing(now, skipped):
+                self.store.add_recharge(
+                    {**base, "key": skip_key, "state": "skipped", "detail": detail}
                 )
-            ]
+            log.warning("top-up skipped", line=line, cap=block.cap)
+            return [skipped]
         facts = _line_facts(self.settings, line, reading)
         pin_hash = None
         if recharge.action == "ussd-pin":
             used = self.store.used_pins()
             unused = [p for p in actions.pins(recharge) if actions.pin_hash(p) not in used]
             if not unused:
-                self.store.add_recharge(
-                    {**base, "state": "failed", "detail": "no unused refill PIN left"}
+                failed = self._event(
+                    "recharge-failed",
+                    line,
+                    now,
+                    what=what,
+                    error="no unused refill PIN is left: add PINs to `pins`",
                 )
-                return [
-                    self._event(
-                        "recharge-failed",
-                        line,
-                        now,
-                        what=what,
-                        error="no unused refill PIN is left: add PINs to `pins`",
+                with self._writing(now, failed):
+                    self.store.add_recharge(
+                        {**base, "state": "failed", "detail": "no unused refill PIN left"}
                     )
-                ]
+                return [failed]
             facts["pin"] = unused[0]
             facts["pins_left"] = len(unused) - 1
             pin_hash = actions.pin_hash(unused[0])
@@ -274,11 +274,13 @@ class Recharger:
             facts=facts,
         )
         if dry_run:
-            self.store.add_recharge(
-                {**base, "state": "dry-run", "detail": "dry run: nothing called"}
-            )
+            event = self._event("recharge-requested", line, now, what=what, dry_run=True)
+            with self._writing(now, event):
+                self.store.add_recharge(
+                    {**base, "state": "dry-run", "detail": "dry run: nothing called"}
+                )
             log.info("top-up dry run", line=line)
-            return [self._event("recharge-requested", line, now, what=what, dry_run=True)]
+            return [event]
         recharge_id = self.store.add_recharge({**base, "state": "requested"}, pin_hash)
         log.info("top-up requested", line=line, action=recharge.action, key=key)
         try:
@@ -293,28 +295,30 @@ class Recharger:
             log.exception("top-up action raised", line=line)
             detail = f"internal error in the {recharge.action} action: {type(exc).__name__}"
             return [self._settle(recharge_id, line, now, "unknown", detail, what=what)]
-        self.store.update_recharge(recharge_id, **_submitted(result, now))
-        log.info("top-up submitted", line=line, reference=result.reference)
         extra = {"pins_left": facts["pins_left"]} if "pins_left" in facts else {}
-        return [
-            self._event(
-                "recharge-requested",
-                line,
-                now,
-                what=what,
-                reference=result.reference,
-                price=format_money(result.price, result.currency) if result.price else None,
-                **extra,
-            )
-        ]
+        event = self._event(
+            "recharge-requested",
+            line,
+            now,
+            what=what,
+            reference=result.reference,
+            price=format_money(result.price, result.currency) if result.price else None,
+            **extra,
+        )
+        with self._writing(now, event):
+            self.store.update_recharge(recharge_id, **_submitted(result, now))
+        log.info("top-up submitted", line=line, reference=result.reference)
+        return [event]
 
     def _settle(
         self, recharge_id: int, line: str, now: datetime, state: str, detail: str, **facts: Any
     ) -> Event:
-        self.store.update_recharge(recharge_id, state=state, settled_at=ts(now), detail=detail)
-        log.error("top-up " + state, line=line, detail=detail)
         outcome = "unknown: not retried; check the account" if state == "unknown" else "failed"
-        return self._event("recharge-failed", line, now, error=detail, outcome=outcome, **facts)
+        event = self._event("recharge-failed", line, now, error=detail, outcome=outcome, **facts)
+        with self._writing(now, event):
+            self.store.update_recharge(recharge_id, state=state, settled_at=ts(now), detail=detail)
+        log.error("top-up " + state, line=line, detail=detail)
+        return event
 
     def _verify(
         self, line: str, recharge: Recharge, reading: Reading | None, now: datetime
@@ -324,23 +328,25 @@ class Recharger:
             if row["state"] != "submitted":
                 continue
             if reading is not None and _went_up(row, reading):
-                self.store.update_recharge(row["id"], state="confirmed", settled_at=ts(now))
+                event = self._event("recharge-confirmed", line, now, what=_what(recharge))
+                with self._writing(now, event):
+                    self.store.update_recharge(row["id"], state="confirmed", settled_at=ts(now))
                 log.info("top-up confirmed", line=line, key=row["key"])
-                events.append(self._event("recharge-confirmed", line, now, what=_what(recharge)))
+                events.append(event)
                 continue
             submitted = parse_ts(row["submitted_at"]) or parse_ts(row["requested_at"])
             if submitted is not None and now - submitted >= recharge.verify_within:
-                self.store.update_recharge(row["id"], state="unconfirmed", settled_at=ts(now))
-                log.warning("top-up unconfirmed", line=line, key=row["key"])
-                events.append(
-                    self._event(
-                        "recharge-unconfirmed",
-                        line,
-                        now,
-                        what=_what(recharge),
-                        verify_within=format_duration(recharge.verify_within),
-                    )
+                event = self._event(
+                    "recharge-unconfirmed",
+                    line,
+                    now,
+                    what=_what(recharge),
+                    verify_within=format_duration(recharge.verify_within),
                 )
+                with self._writing(now, event):
+                    self.store.update_recharge(row["id"], state="unconfirmed", settled_at=ts(now))
+                log.warning("top-up unconfirmed", line=line, key=row["key"])
+                events.append(event)
         return events
 
     def _reconcile(self, line: str, rows: list[dict[str, Any]], now: datetime) -> list[Event]:
@@ -368,12 +374,13 @@ class Recharger:
                 continue
             if found is None:
                 # Nothing was bought: the need's key is freed, so the need can be met again.
-                self.store.update_recharge(row["id"], key=f"{row['key']}:interrupted")
-                events.append(
-                    self._settle(
-                        row["id"], line, now, "failed", "interrupted before the call was made"
+                with self.store.transaction():
+                    self.store.update_recharge(row["id"], key=f"{row['key']}:interrupted")
+                    events.append(
+                        self._settle(
+                            row["id"], line, now, "failed", "interrupted before the call was made"
+                        )
                     )
-                )
             else:
                 self.store.update_recharge(row["id"], **_submitted(found, now))
                 log.info("interrupted top-up found by reconciliation", line=line)
@@ -415,12 +422,15 @@ class Recharger:
             base["payment_url"] = payment_url
         return Event(kind, line, now, {**base, **{k: v for k, v in facts.items() if v is not None}})
 
-    def _record(self, events: list[Event], now: datetime) -> None:
-        if events:
-            self.store.add_events(
-                [(e, render(e, None, self.settings)[0], route(self.settings, e)) for e in events],
-                now,
-            )
+    @contextmanager
+    def _writing(self, now: datetime, event: Event) -> Iterator[None]:
+        """The ledger write inside and the alert it calls for, in one transaction: with
+        two, a crash between them would lose the alert for good (a top-up, or a top-up
+        whose outcome is unknown, that nobody hears of)."""
+        with self.store.transaction():
+            yield
+            message = render(event, None, self.settings)[0]
+            self.store.add_events([(event, message, route(self.settings, event))], now)
 
 
 def _what(recharge: Recharge) -> str:

@@ -640,6 +640,12 @@ class Store:
         with self._writing() as db:
             db["recharges"].update(recharge_id, fields)
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The writes inside, all or none: a ledger outcome and the alert it calls for."""
+        with self._writing():
+            yield
+
     def release_pin(self, pin_hash: str) -> None:
         """A PIN whose redeem code never left the modem may be used again."""
         with self._writing() as db:

@@ -209,3 +209,36 @@ def test_sigkill_loses_no_pending_alert_and_sends_none_twice(
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=10)
     assert sink.titles() == ["[CRITICAL] a is critical: balance 3.00 USD"]
+
+
+KILL_AFTER_OUTCOME = """
+import os, signal, sys
+from monitor import cli, store
+real = store.Store.update_recharge
+def update(self, recharge_id, **fields):
+    real(self, recharge_id, **fields)
+    if fields.get("state") == "submitted":  # the top-up's outcome is written: die here
+        os.kill(os.getpid(), signal.SIGKILL)
+store.Store.update_recharge = update
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_sigkill_after_a_top_up_outcome_loses_no_alert(write_config: Callable[..., Path]) -> None:
+    """A top-up's outcome and its alert are one transaction: a SIGKILL between the two
+    writes leaves both or neither (then the restart reconciles it, and says so)."""
+    path = write_config(
+        "[defaults.thresholds]\nbalance_critical = 5\n[recharge]\nenabled = true\n"
+        '[lines.a]\nadapter = "demo"\nbalance = 3\ndrain = 0\n'
+        f'[lines.a.recharge]\naction = "command"\nargv = ["{sys.executable}", "-c", "print(1)"]\n'
+    )
+    once = ["--config", str(path), "run", "--once"]
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_OUTCOME, *once], timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    subprocess.run([sys.executable, "-m", "monitor", *once], check=True, timeout=60)
+    store = Store.open(load_settings(path).database_path())
+    (row,) = store.recharges("a")
+    kinds = [e["type"] for e in store.events(datetime(2000, 1, 1, tzinfo=UTC))]
+    store.close()
+    alert = {"submitted": "recharge-requested", "unknown": "recharge-failed"}[row["state"]]
+    assert alert in kinds, (row["state"], kinds)
