@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -39,6 +40,7 @@ from pydantic_settings.sources import NestedSecretsSettingsSource
 
 from monitor.errors import ConfigError, ConfigProblem, UnitError
 from monitor.model import EVENT_TYPES
+from monitor.redact import Redactor, url_secrets
 from monitor.units import (
     DigestSchedule,
     Percent,
@@ -660,7 +662,78 @@ def effective(settings: Settings) -> dict[str, Any]:
     }
     if not data["accounts"]:
         del data["accounts"]
-    return _plain(data)
+    # Second wall: a secret repeated under a harmless key (an argv URL, a header) is
+    # blotted out too.
+    return Redactor(secret_values(settings)).data(_plain(data))
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret, by the rules `config show` masks by: `SecretStr` values
+    (a URL also by its password and tokens), values of secret-named keys at any depth of
+    adapter and account options, `env` tables, and secrets in an `argv`. The cycle, the
+    HTTP sessions and `config show` redact them, in every form, from what they pass on."""
+    found: list[str] = []
+    _collect(settings.model_dump(), "", found)
+    return found
+
+
+def _collect(value: Any, key: str, found: list[str], parent: str = "") -> None:
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            _collect(item, str(name), found, key)
+    elif key == "argv" and isinstance(value, list):
+        found.extend(argv_secrets([str(v) for v in value]))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect(item, key, found, parent)
+    elif isinstance(value, SecretStr):
+        _add_secret(value.get_secret_value(), found)
+    elif isinstance(value, str):
+        if parent == "env" or SECRET_KEY.search(key):
+            _add_secret(value, found)
+        elif "://" in value:
+            found.extend(url_credentials(value))
+
+
+def _add_secret(text: str, found: list[str]) -> None:
+    found.append(text)
+    if "://" in text:
+        found.extend(url_secrets(text))
+    elif re.search(r"[,\s]", text.strip()):  # a list of refill PINs
+        found.extend(part for part in re.split(r"[,\s]+", text) if part)
+
+
+def argv_secrets(argv: list[str]) -> list[str]:
+    """The secrets in a program's arguments: what follows a secret-named flag
+    (`--token X`, `--token=X`), and the password and tokens of a URL argument."""
+    found = []
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        if eq and flag.startswith("-") and SECRET_KEY.search(flag):
+            found.append(value)
+        elif (
+            i
+            and argv[i - 1].startswith("-")
+            and "=" not in argv[i - 1]
+            and SECRET_KEY.search(argv[i - 1])
+        ):
+            found.append(arg)
+        elif "://" in arg:
+            found.extend(url_credentials(arg))
+    return found
+
+
+def url_credentials(url: str) -> list[str]:
+    """What is secret in an ordinary URL: its password, and secret-named query values
+    (`?token=...`); a URL that is a secret as a whole goes through `url_secrets`."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return []
+    found = [password, unquote(password)] if password else []
+    found += [v for k, v in parse_qsl(parts.query) if SECRET_KEY.search(k)]
+    return found
 
 
 def _masked_options(data: Mapping[str, Any], parent: str = "") -> dict[str, Any]:

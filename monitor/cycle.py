@@ -23,12 +23,14 @@ import structlog
 
 from monitor import adapters
 from monitor.config import Settings
+from monitor.config import secret_values as secrets_of
 from monitor.errors import CheckFailed, StoreError
 from monitor.evaluate import Policy, evaluate_failure, evaluate_reading, summarize
 from monitor.forecast import MAX_POINTS, Forecast, forecast
 from monitor.model import Controls, Event, LineState, MetricResult, Reading, utcnow
 from monitor.notify import render, route
 from monitor.recharge import Recharger
+from monitor.redact import Redactor
 from monitor.store import Store
 from monitor.tokens import TokenCache
 
@@ -72,7 +74,9 @@ class Checker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.context = adapters.AdapterContext(TokenCache(settings.database_path()))
+        self.context = adapters.AdapterContext(
+            TokenCache(settings.database_path()), secrets_of(settings)
+        )
         self._adapters: dict[str, adapters.Adapter] = {}
         self._pool = WorkerPool(settings.monitor.workers)
         self.breakers: dict[str, Breaker] = {
@@ -116,9 +120,8 @@ class Checker:
                 adapter = self._adapter(line_id)
             except Exception as exc:
                 log.exception("adapter could not be set up", line=line_id)
-                first.append(
-                    CheckResult(line_id, utcnow(), 0, error=f"adapter could not be set up: {exc}")
-                )
+                why = self.context.redactor.text(f"adapter could not be set up: {exc}")
+                first.append(CheckResult(line_id, utcnow(), 0, error=why))
                 continue
             key = account_key(adapter)
             breaker = self.breakers.get(key) if key else None
@@ -501,6 +504,35 @@ def line_forecasts(
 
 
 def _read_one(line_id: str, adapter: adapters.Adapter, starts: dict[str, float]) -> CheckResult:
+    """Read one line; what comes out of the adapter passes through the redactor first."""
+    return _redacted(_read_raw(line_id, adapter, starts), adapter.context.redactor)
+
+
+def _redacted(result: CheckResult, redactor: Redactor) -> CheckResult:
+    """The result with every configured secret (and fetched token), in every form a client
+    sends it, blotted out of its error, its raw reply and its reading's text and payload: a
+    provider that echoes credentials must not put them into logs, alerts or the database."""
+    if not redactor:
+        return result
+    reading = result.reading
+    if reading is not None:
+        reading = dataclasses.replace(
+            reading,
+            currency=redactor.optional(reading.currency),
+            status=redactor.optional(reading.status),
+            critical_reason=redactor.optional(reading.critical_reason),
+            extras=redactor.data(reading.extras),
+            raw=redactor.data(reading.raw),
+        )
+    return dataclasses.replace(
+        result,
+        reading=reading,
+        error=redactor.optional(result.error),
+        raw=redactor.optional(result.raw),
+    )
+
+
+def _read_raw(line_id: str, adapter: adapters.Adapter, starts: dict[str, float]) -> CheckResult:
     started = starts[line_id] = time.monotonic()
     checked_at = utcnow()
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from monitor import __version__
+from monitor.redact import Redactor, url_secrets
 
 DEFAULT_TIMEOUT = 10.0
 MAX_BODY = 64 * 1024
@@ -71,19 +72,16 @@ def _refusal(body: bytes) -> str | None:
     except ValueError:
         return None
     if isinstance(data, dict) and data.get("ok") is False:
-        return f"refused: {str(data.get('msg') or 'ok is false')[:200]}"
+        return f"refused: {data.get('msg') or 'ok is false'}"
     return None
 
 
 def _scrub(text: str, url: str) -> str:
-    """Remove the URL and each of its parts from `text`, whatever produced it."""
+    """Remove the URL and each of its parts, in every form a server may echo them (decoded,
+    URL-encoded, Base64), from `text`, whatever produced it; then bound it."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "invalid URL"
-    for piece in sorted(
-        {url, parts.netloc, parts.path, parts.query, *parts.path.split("/")}, key=len, reverse=True
-    ):
-        if len(piece) >= 4:
-            text = text.replace(piece, "***")
-    return text[:300]
+    pieces = {parts.netloc, parts.path, parts.query, *url_secrets(url, 4)}
+    return Redactor(pieces).excerpt(text, 300)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from monitor.config import Settings, problems_from
 from monitor.errors import ConfigProblem, TopUpFailed, TopUpUnknown
 from monitor.model import Reading, TopUpRequest, TopUpResult
+from monitor.redact import Redactor
 from monitor.tokens import TokenCache
 from monitor.units import Sizes, format_duration
 
@@ -52,13 +53,16 @@ class NoOptions(BaseModel):
 
 
 class AdapterContext:
-    """What adapters share across lines and checks: clients, sessions, and a token cache
-    that outlives restarts (Airalo allows three token requests a minute)."""
+    """What adapters share across lines and checks: clients, sessions, a token cache that
+    outlives restarts (Airalo allows three token requests a minute), and the redactor."""
 
-    def __init__(self, tokens: TokenCache | None = None) -> None:
+    def __init__(self, tokens: TokenCache | None = None, secrets: Iterable[str] = ()) -> None:
         self._shared: dict[Any, Any] = {}
         self._lock = threading.Lock()
         self.tokens = tokens or TokenCache(None)
+        self.redactor = Redactor(secrets)
+        """Every configured secret and every fetched token: what leaves an adapter
+        (readings, failures, log lines) passes through it."""
 
     def shared(self, key: Any, factory: Callable[[], T]) -> T:
         """One object per key (an account's HTTP session, say), made on first use."""

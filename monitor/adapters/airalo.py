@@ -131,7 +131,7 @@ class AiraloAdapter(HttpAdapter):
             raise ProviderRefused(
                 f"Airalo refused the usage of ICCID {iccid} for account "
                 f"{self.account_ref.name}: {reason} (code {code})",
-                raw=session.redact(response.text[:2000]),
+                raw=session.redactor.excerpt(response.text, 2000),
                 status=422,
             )
         session.check_status(

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -40,9 +40,10 @@ from monitor.adapters.fields import (
     to_money,
     to_text,
 )
-from monitor.config import PositiveDuration
+from monitor.config import PositiveDuration, argv_secrets
 from monitor.errors import CheckFailed
 from monitor.model import Reading, utcnow
+from monitor.redact import Redactor
 
 ENV_PREFIX = "ESIM_MONITOR_"
 STDOUT_LIMIT = 1 << 20
@@ -106,10 +107,12 @@ class CommandAdapter(Adapter):
         try:
             return self._reading(result)
         except CheckFailed as exc:
-            # A program that echoes its environment must not put a key into an alert.
-            secrets = [v.get_secret_value() for v in o.env.values()]
-            raw = redact(exc.raw, secrets) if exc.raw else None
-            raise CheckFailed(redact(str(exc), secrets), raw=raw) from None
+            # A program that echoes its environment or its arguments must not put a key
+            # into an alert (the cycle redacts again, with every configured secret).
+            redactor = Redactor(
+                [*(v.get_secret_value() for v in o.env.values()), *argv_secrets(o.argv)]
+            )
+            raise CheckFailed(redactor.text(str(exc)), raw=redactor.optional(exc.raw)) from None
 
     def _reading(self, result: Completed) -> Reading:
         o: CommandOptions = self.options
@@ -134,14 +137,6 @@ class CommandAdapter(Adapter):
             return parse_output(self.line_id, result.stdout, utcnow())
         except ValueError as exc:
             raise CheckFailed(f"{program}: {exc}", raw=raw) from None
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Blot out secret values (shorter ones would blot out ordinary words and digits)."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return text
 
 
 @dataclass(frozen=True)

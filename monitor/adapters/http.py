@@ -52,13 +52,23 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import structlog
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 
 from monitor import __version__
 from monitor.adapters import AccountRef, Adapter, AdapterContext
 from monitor.config import PositiveDuration
 from monitor.errors import CheckFailed, TopUpFailed, TopUpUnknown
 from monitor.model import Reading, utcnow
+from monitor.redact import Redactor
 from monitor.tokens import TokenCache
 
 log = structlog.get_logger("monitor.adapters.http")
@@ -71,7 +81,6 @@ logging.getLogger("httpcore").setLevel(logging.WARNING)
 USER_AGENT = f"esim-monitor/{__version__}"
 EXCERPT_CHARS = 80
 RAW_CHARS = 2000
-_REDACTED = "[redacted]"
 
 
 # ---- failures ---------------------------------------------------------------------------
@@ -370,7 +379,9 @@ class BasicAuth(Auth):
         return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
     def secrets(self) -> Iterable[str]:
-        return (self._password.get_secret_value(),)
+        # The pair too: its Base64 is what the header carries, and what a server echoes.
+        password = self._password.get_secret_value()
+        return (password, f"{self._username}:{password}")
 
 
 @dataclass(frozen=True)
@@ -474,6 +485,7 @@ class Session:
         auth: Auth | None = None,
         headers: Mapping[str, str] | None = None,
         secrets: Iterable[str] = (),
+        redactor: Redactor | None = None,
         rate_limit: float | None = None,
         backoff: Backoff | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -487,10 +499,8 @@ class Session:
         self.timeout = seconds
         self.auth = auth
         self.backoff = backoff or DEFAULT_BACKOFF
-        self._secrets: set[str] = set()
-        self._secrets_lock = threading.Lock()
-        for value in (*secrets, *(auth.secrets() if auth else ())):
-            self.add_secret(value)
+        self.redactor = redactor if redactor is not None else Redactor()
+        self.redactor.update((*secrets, *(auth.secrets() if auth else ())))
         self._interval = 1.0 / rate_limit if rate_limit else 0.0
         self._next_slot = 0.0
         self._cooldown: dict[str, float] = {}
@@ -548,17 +558,12 @@ class Session:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     def add_secret(self, value: str) -> None:
-        """Redact this value from every message and excerpt (tokens as they are fetched)."""
-        if value and len(value) >= 4:
-            with self._secrets_lock:
-                self._secrets.add(value)
+        """Redact this value, in every form, from every message and excerpt (tokens as they
+        are fetched); the redactor is the adapters' context's, so the cycle redacts it too."""
+        self.redactor.add(value)
 
     def redact(self, text: str) -> str:
-        with self._secrets_lock:
-            secrets = sorted(self._secrets, key=len, reverse=True)
-        for secret in secrets:
-            text = text.replace(secret, _REDACTED)
-        return text
+        return self.redactor.text(text)
 
     # -- reads --
 
@@ -641,7 +646,7 @@ class Session:
             if delay >= budget.remaining():
                 raise ProviderUnavailable(
                     self._gave_up(problem, attempts, budget),
-                    raw=self.redact(last.text[:RAW_CHARS]) if last is not None else None,
+                    raw=self.redactor.excerpt(last.text, RAW_CHARS) if last is not None else None,
                     status=last.status_code if last is not None else None,
                 )
             log.info(
@@ -721,7 +726,7 @@ class Session:
         status = response.status_code
         if 200 <= status < 300:
             return
-        raw = self.redact(response.text[:RAW_CHARS])
+        raw = self.redactor.excerpt(response.text, RAW_CHARS)
         if errors and status in errors:
             raise ProviderRefused(errors[status], raw=raw, status=status)
         if status in (401, 403):
@@ -759,7 +764,7 @@ class Session:
         status = None
         if response is not None:
             status = response.status_code
-            raw = self.redact(response.text[:RAW_CHARS])
+            raw = self.redactor.excerpt(response.text, RAW_CHARS)
             message += f" ({self.provider}, HTTP {status}: {self._detail(response)})"
         return AuthenticationFailed(message, raw=raw, status=status)
 
@@ -808,7 +813,7 @@ class Session:
             message = f"code {payload['code']}"
         text = message or response.reason_phrase or "no details"
         if message is None and response.text.strip():
-            text = excerpt(response.text)
+            text = excerpt(self.redact(response.text))
         return excerpt(self.redact(text), 160)
 
     def _headers(
@@ -876,7 +881,7 @@ class Session:
             raise RateLimited(
                 self._rate_message(retry_at),
                 retry_at=retry_at,
-                raw=self.redact(response.text[:RAW_CHARS]),
+                raw=self.redactor.excerpt(response.text, RAW_CHARS),
             )
         log.info(
             "rate limited: waiting",
@@ -1003,6 +1008,10 @@ def _base_url(value: str) -> str:
     return url
 
 
+_USER_KEYS = ("username", "user", "client_id", "account_sid")
+"""Account keys that name the user half of a provider's credentials."""
+
+
 BaseUrl = Annotated[str, AfterValidator(_base_url)]
 """A URL prefix: everything before the provider's documented paths, no trailing slash."""
 
@@ -1018,6 +1027,36 @@ class HttpAccountOptions(BaseModel):
         default=timedelta(seconds=20),
         description="time budget of one check, retries included",
     )
+
+    credential_keys: ClassVar[str | None] = None
+    """How a config error names the keys that carry the credentials; by default the
+    account's secret keys and its user key, in the order they are declared."""
+
+    @field_validator("*")
+    @classmethod
+    def _no_userinfo(cls, value: Any, info: ValidationInfo) -> Any:
+        """A `user:password@` in a base URL would replace the configured credentials
+        (httpx sends it as Basic auth) and be shown wherever the URL is: refuse it."""
+        name = info.field_name or ""
+        if name.endswith("base_url") and isinstance(value, str) and "@" in urlsplit(value).netloc:
+            raise ValueError(
+                f"{name} cannot carry a user or password (it would override the account's "
+                f"credentials): remove the `user:password@` and set {cls._credential_keys()}"
+            )
+        return value
+
+    @classmethod
+    def _credential_keys(cls) -> str:
+        if cls.credential_keys:
+            return cls.credential_keys
+        keys = [
+            f"`{name}`"
+            for name, f in cls.model_fields.items()
+            if name in _USER_KEYS or "SecretStr" in str(f.annotation)
+        ]
+        if not keys:
+            return "the provider's credential keys"
+        return keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + " and " + keys[-1]
 
 
 class HttpAdapter(Adapter):
@@ -1059,6 +1098,7 @@ class HttpAdapter(Adapter):
             timeout=options.timeout,
             auth=self.make_auth(),
             secrets=_secret_values(options),
+            redactor=self.context.redactor,
             rate_limit=self.rate_limit,
         )
 

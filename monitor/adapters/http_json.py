@@ -196,6 +196,9 @@ class HttpJsonAccount(HttpAccountOptions, Request):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    credential_keys: ClassVar[str | None] = (
+        '`auth = "basic"` with `username` and `password` (or `token`, `api_key`)'
+    )
 
     auth: Literal["none", "bearer", "basic", "header"] = Field(
         default="none",
@@ -461,8 +464,7 @@ class HttpJsonAdapter(HttpAdapter):
     AccountOptions = HttpJsonAccount
 
     def make_session(self) -> Session:
-        """As the base does, but messages name the API's host: "api.acme.example sent HTML"
-        (the host alone: a base_url may carry a user and password)."""
+        """As the base does, but messages name the API's host: "api.acme.example sent HTML"."""
         options: HttpJsonAccount = self.account_ref.options
         secrets = [
             s.get_secret_value() for s in (options.token, options.password, options.api_key) if s
@@ -474,6 +476,7 @@ class HttpJsonAdapter(HttpAdapter):
             timeout=options.timeout,
             auth=self.make_auth(),
             secrets=secrets,
+            redactor=self.context.redactor,
             rate_limit=self.rate_limit,
         )
 

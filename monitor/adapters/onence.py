@@ -275,7 +275,7 @@ class OnceAdapter(HttpAdapter):
         """(expired, body): 1NCE answers 422 for an expired SIM, else the quota object."""
         response = session.request("GET", f"/v1/sims/{segment(iccid)}/quota/{kind}", budget=budget)
         if response.status_code == EXPIRED:
-            return True, session.redact(response.text[:2000])
+            return True, session.redactor.excerpt(response.text, 2000)
         session.check_status(
             response,
             {404: f"1NCE does not know the ICCID {iccid} (account {self.account_ref.name})"},
