@@ -8,6 +8,7 @@ None of them retries a call that spends money.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -57,12 +58,30 @@ class ProviderAction:
         self.adapter = adapter
 
     def execute(self, request: TopUpRequest) -> TopUpResult:
-        result: TopUpResult = self.adapter.top_up(request)
-        return result
+        return self._redacted(self.adapter.top_up, request)
 
     def reconcile(self, request: TopUpRequest) -> TopUpResult | None:
-        result: TopUpResult | None = self.adapter.find_top_up(request)
-        return result
+        return self._redacted(self.adapter.find_top_up, request)
+
+    def _redacted(self, call: Callable[[TopUpRequest], Any], request: TopUpRequest) -> Any:
+        """What the provider said, through the adapters' redactor: it goes into the ledger,
+        the log and an alert."""
+        redactor = getattr(getattr(self.adapter, "context", None), "redactor", None)
+        if redactor is None:  # an adapter built without the context
+            return call(request)
+        try:
+            result = call(request)
+        except TopUpFailed as exc:
+            raise TopUpFailed(redactor.text(str(exc)), sent=exc.sent) from None
+        except TopUpUnknown as exc:
+            raise TopUpUnknown(redactor.text(str(exc))) from None
+        if result is None:
+            return None
+        return dataclasses.replace(
+            result,
+            reference=redactor.optional(result.reference),
+            detail=redactor.optional(result.detail),
+        )
 
 
 class AppriseAction(_CannotLookUp):

@@ -363,7 +363,9 @@ def cmd_recharge(args: argparse.Namespace) -> int:
     if recharge is None:
         raise UsageError(f"line {line!r} has no [lines.{line}.recharge] table")
     store = Store.open(settings.database_path())
-    context = adapters.AdapterContext(TokenCache(settings.database_path()))
+    context = adapters.AdapterContext(
+        TokenCache(settings.database_path()), config.secret_values(settings)
+    )
     try:
         reading = _latest_reading(store, line)
         recharger = Recharger(

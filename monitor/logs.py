@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import structlog
 
+from monitor.redact import scrub_log_event
+
 LogFormat = Literal["auto", "console", "json"]
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -56,10 +58,12 @@ def setup(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> N
         )
         renderer: Any = structlog.processors.JSONRenderer()
     else:
+        shared.append(structlog.processors.format_exc_info)
         renderer = structlog.dev.ConsoleRenderer(
             colors=stream.isatty() and not journal,
             exception_formatter=structlog.dev.plain_traceback,
         )
+    shared.append(scrub_log_event)  # after tracebacks are rendered: they are scrubbed too
     if journal:
         shared.append(_journal_priority)
         renderer = _PriorityPrefix(renderer)

@@ -14,6 +14,7 @@ import base64
 import json
 import re
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
@@ -92,6 +93,8 @@ class Redactor:
         self._cores: tuple[str, ...] = ()
         self._heads: frozenset[str] = frozenset()
         self.update(secrets)
+        with _LIVE_LOCK:
+            _LIVE.add(self)
 
     def add(self, secret: str | None) -> None:
         """Redact this value, in every form, from now on."""
@@ -185,6 +188,22 @@ class Redactor:
         shown = str(value)
         cleaned = self.text(shown)
         return value if cleaned == shown else cleaned
+
+
+_LIVE: weakref.WeakSet[Redactor] = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
+
+
+def scrub_log_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A structlog processor, the last wall for log lines: every value of the event (a
+    rendered traceback too) through every redactor alive in the process (the cycle's,
+    whose secrets are the whole config's). Redaction at the source comes first; this
+    catches what a library or an exception message carries."""
+    with _LIVE_LOCK:
+        live = [redactor for redactor in _LIVE if redactor]
+    for redactor in live:
+        event = {key: redactor.data(value) for key, value in event.items()}
+    return event
 
 
 def _cut_head(text: str, heads: frozenset[str], longest: int) -> str:

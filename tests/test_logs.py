@@ -74,3 +74,25 @@ def test_a_run_never_logs_its_secrets(
         assert secret not in err, secret
         assert secret not in out, secret
     assert "alert delivery failed" in err
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_traceback_carrying_a_secret_is_scrubbed(fmt: str) -> None:
+    """The last wall: an exception message that echoes a configured secret (here as HTTP
+    Basic carries it) is redacted from the rendered traceback."""
+    import base64
+
+    from monitor.redact import Redactor
+
+    redactor = Redactor(["tr4ceback-secret"])
+    echoed = base64.b64encode(b"user:tr4ceback-secret").decode()
+    stream = io.StringIO()
+    logs.setup("info", fmt, stream)  # type: ignore[arg-type]
+    try:
+        raise KeyError(f"Basic {echoed}")
+    except KeyError:
+        structlog.get_logger("test").exception("adapter raised", echo="tr4ceback-secret")
+    out = stream.getvalue()
+    assert "adapter raised" in out and "KeyError" in out and "[redacted]" in out
+    assert echoed not in out and "tr4ceback-secret" not in out
+    assert redactor  # alive while the line is logged
