@@ -22,8 +22,7 @@ from typing import Any
 import structlog
 
 from monitor import adapters
-from monitor.config import Settings
-from monitor.config import secret_values as secrets_of
+from monitor.config import Settings, secret_values
 from monitor.errors import CheckFailed, StoreError
 from monitor.evaluate import Policy, evaluate_failure, evaluate_reading, summarize
 from monitor.forecast import MAX_POINTS, Forecast, forecast
@@ -75,7 +74,7 @@ class Checker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.context = adapters.AdapterContext(
-            TokenCache(settings.database_path()), secrets_of(settings)
+            TokenCache(settings.database_path()), secret_values(settings)
         )
         self._adapters: dict[str, adapters.Adapter] = {}
         self._pool = WorkerPool(settings.monitor.workers)
