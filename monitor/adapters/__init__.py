@@ -71,6 +71,16 @@ class AdapterContext:
                 self._shared[key] = factory()
             return self._shared[key]
 
+    def abort(self, thread_id: int) -> None:
+        """A check running on that thread was abandoned: whatever shared object can end
+        its part of it (an HTTP session shuts the check's sockets) does so now."""
+        with self._lock:
+            items = list(self._shared.values())
+        for item in items:
+            abort = getattr(item, "abort", None)
+            if callable(abort):
+                abort(thread_id)
+
     def close(self) -> None:
         with self._lock:
             for item in self._shared.values():

@@ -30,6 +30,7 @@ Tests make waiting virtual by replacing `DEFAULT_BACKOFF` (its `sleep` and `cloc
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import itertools
@@ -38,9 +39,12 @@ import logging
 import math
 import random
 import re
+import socket
 import ssl
 import threading
 import time
+import urllib.request
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +54,7 @@ from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
+import httpcore
 import httpx
 import structlog
 from pydantic import (
@@ -311,9 +316,302 @@ class Budget:
         self.seconds = seconds
         self._clock = clock
         self.deadline = clock() + seconds
+        self.cancelled = False
 
     def remaining(self) -> float:
+        if self.cancelled:
+            return 0.0
         return self.deadline - self._clock()
+
+    def cancel(self) -> None:
+        """The check was abandoned: no time is left for anything it would still do."""
+        self.cancelled = True
+
+
+# ---- bounded answers -------------------------------------------------------------------
+#
+# httpx's timeouts bound each socket operation, not a whole answer: a provider that sends
+# one byte a second never trips them, and a few kilobytes of nested gzip inflate to
+# gigabytes. So every attempt has one deadline for its connect, request, headers and body
+# (kept by the connection pool's sockets, `_BoundedBackend`, and again between the body's
+# chunks), the body is decoded here as it streams in, counting decoded bytes against a
+# cap, and a check abandoned by the cycle has its sockets shut (`Session.abort`).
+
+MAX_RESPONSE_BYTES = 1 << 20
+"""Largest answer (decoded) read from a provider: a reading is a few kilobytes; more is a
+broken or hostile server. An adapter whose provider documents bigger answers raises it."""
+ACCEPT_ENCODING = "gzip, deflate"
+"""The content encodings asked for and decoded: one layer, never nested."""
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_ANSWER_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+_local = threading.local()
+
+
+class _Refused(Exception):
+    """An answer not read to its end: what was wrong with it, for the failure's message."""
+
+
+class _Attempt:
+    """One request's deadline for its whole answer (real monotonic time, whatever clock
+    the budget uses) and the sockets it uses, so that another thread can end it."""
+
+    def __init__(self, deadline: float, budget: Budget) -> None:
+        self.deadline = deadline
+        self.budget = budget
+        self._streams: list[_BoundedStream] = []
+        self._lock = threading.Lock()
+
+    def timeout(
+        self, asked: float | None, late: type[Exception], abandoned: type[Exception]
+    ) -> float:
+        """What is left of the deadline for one socket operation (at most `asked`)."""
+        if self.budget.cancelled:
+            raise abandoned("the check was abandoned")
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise late("the answer took longer than the check's time budget")
+        return left if asked is None else min(asked, left)
+
+    def use(self, stream: _BoundedStream) -> None:
+        with self._lock:
+            if stream not in self._streams:
+                self._streams.append(stream)
+            cancelled = self.budget.cancelled
+        if cancelled:
+            stream.shutdown()
+
+    def abort(self) -> None:
+        """End the attempt from another thread: its blocked reads return at once."""
+        self.budget.cancel()
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.shutdown()
+
+
+def _current_attempt() -> _Attempt | None:
+    attempt: _Attempt | None = getattr(_local, "attempt", None)
+    return attempt
+
+
+class _BoundedStream(httpcore.NetworkStream):
+    """A pooled connection's socket whose every read and write ends by the deadline of the
+    attempt using it (the thread's `_Attempt`), and that another thread can shut."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        attempt = _current_attempt()
+        if attempt is not None:
+            attempt.use(self)
+            timeout = attempt.timeout(timeout, httpcore.ReadTimeout, httpcore.ReadError)
+        return self._inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        attempt = _current_attempt()
+        if attempt is not None:
+            attempt.use(self)
+            timeout = attempt.timeout(timeout, httpcore.WriteTimeout, httpcore.WriteError)
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        attempt = _current_attempt()
+        if attempt is not None:
+            timeout = attempt.timeout(timeout, httpcore.ConnectTimeout, httpcore.ConnectError)
+        stream = _BoundedStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+        if attempt is not None:
+            attempt.use(stream)
+        return stream
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+    def shutdown(self) -> None:
+        """Shut the socket both ways (a read blocked in another thread returns at once);
+        the thread using it closes it. The plain socket call, even under TLS: it must not
+        touch the TLS object another thread is reading with."""
+        sock = self._inner.get_extra_info("socket")
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _BoundedBackend(httpcore.NetworkBackend):
+    """The standard sockets, connected by the attempt's deadline and wrapped as
+    `_BoundedStream`: httpcore's documented way to own a pool's network I/O."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        attempt = _current_attempt()
+        if attempt is not None:
+            timeout = attempt.timeout(timeout, httpcore.ConnectTimeout, httpcore.ConnectError)
+        inner = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return self._bounded(inner, attempt)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        attempt = _current_attempt()
+        if attempt is not None:
+            timeout = attempt.timeout(timeout, httpcore.ConnectTimeout, httpcore.ConnectError)
+        return self._bounded(
+            self._inner.connect_unix_socket(path, timeout, socket_options), attempt
+        )
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+    @staticmethod
+    def _bounded(inner: httpcore.NetworkStream, attempt: _Attempt | None) -> _BoundedStream:
+        stream = _BoundedStream(inner)
+        if attempt is not None:
+            attempt.use(stream)
+        return stream
+
+
+class _BoundedTransport(httpx.HTTPTransport):
+    """httpx's own transport, over a connection pool on `_BoundedBackend`."""
+
+    def __init__(self, *, verify: ssl.SSLContext, limits: httpx.Limits) -> None:
+        super().__init__(verify=verify, limits=limits)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=verify,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_BoundedBackend(),
+        )
+
+
+def _bounded_transport(verify: ssl.SSLContext, limits: httpx.Limits) -> httpx.BaseTransport | None:
+    """Our transport, unless the environment names a proxy: a transport of our own would
+    make httpx ignore it, so then httpx's proxying transports are kept, and the deadline
+    holds between the body's chunks only (a proxy is the operator's own server)."""
+    proxies = urllib.request.getproxies()
+    if any(proxies.get(scheme) for scheme in ("http", "https", "all")):
+        return None
+    return _BoundedTransport(verify=verify, limits=limits)
+
+
+def _content_encoding(response: httpx.Response) -> str:
+    """The answer's one content encoding ("" for none); nested or unknown ones refused."""
+    names = [
+        name.strip().lower()
+        for value in response.headers.get_list("Content-Encoding")
+        for name in value.split(",")
+    ]
+    names = [name for name in names if name and name != "identity"]
+    if len(names) > 1:
+        raise _Refused(f"nested content encodings ({', '.join(names)})")
+    if names and names[0] not in _WBITS:
+        raise _Refused(f"an unsupported content encoding ({excerpt(names[0], 40)!r})")
+    return names[0] if names else ""
+
+
+class _Body:
+    """A body decoded as it arrives, refused past `limit` decoded bytes: the decompressor
+    never makes more than the room left (plus one byte, to notice the excess)."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self._encoding = encoding
+        self._limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._inflater = zlib.decompressobj(_WBITS[encoding]) if encoding else None
+        self._first = True
+
+    def feed(self, data: bytes) -> None:
+        if self._inflater is None:
+            self._keep(data)
+            return
+        first, self._first = self._first, False
+        try:
+            self._inflate(data)
+        except zlib.error:
+            if not (first and self._encoding == "deflate" and not self._chunks):
+                raise _Refused(f"a {self._encoding} body that does not decompress") from None
+            # "deflate" without its zlib header, as some servers send it (httpx does the same)
+            self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            try:
+                self._inflate(data)
+            except zlib.error:
+                raise _Refused("a deflate body that does not decompress") from None
+
+    def _inflate(self, data: bytes) -> None:
+        assert self._inflater is not None
+        while data and not self._inflater.eof:
+            self._keep(self._inflater.decompress(data, self._limit - self._size + 1))
+            data = self._inflater.unconsumed_tail
+
+    def _keep(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._limit:
+            raise _Refused(f"more than {_size_text(self._limit)}")
+        if data:
+            self._chunks.append(data)
+
+    def content(self) -> bytes:
+        return b"".join(self._chunks)
+
+
+def _size_text(size: int) -> str:
+    for unit, factor in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+def _read_answer(response: httpx.Response, deadline: float, limit: int) -> httpx.Response:
+    """Read a streamed answer whole by `deadline` (monotonic), at most `limit` bytes once
+    decoded, and return it as a complete response (body decoded, no encoding headers).
+    Raises `_Refused` for an answer not worth reading on, `httpx.ReadTimeout` past the
+    deadline. The caller closes the streamed response, which drops its connection when
+    it was not read to its end."""
+    encoding = _content_encoding(response)
+    length = response.headers.get("Content-Length", "")
+    if not encoding and length.isdigit() and int(length) > limit:
+        raise _Refused(f"more than {_size_text(limit)} (Content-Length {length})")
+    body = _Body(encoding, limit)
+    for chunk in response.iter_raw():
+        body.feed(chunk)
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout(
+                "the answer took longer than the check's time budget", request=response.request
+            )
+    return httpx.Response(
+        response.status_code,
+        headers=[
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in _ANSWER_HEADERS
+        ],
+        content=body.content(),
+        request=response.request,
+        extensions={
+            k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")
+        },
+    )
 
 
 # ---- auth ------------------------------------------------------------------------------
@@ -473,6 +771,8 @@ class Session:
     `provider` and `account` name the failures ("authentication failed for account travel").
     `timeout` is the per-check budget; one attempt may use at most half of it, so a timeout
     leaves room for a retry. `rate_limit` paces requests (per second) below a documented limit.
+    Each attempt's deadline bounds its whole answer, body included, and an answer larger
+    than `max_body` bytes once decoded is refused unread (see "bounded answers").
     """
 
     def __init__(
@@ -489,6 +789,7 @@ class Session:
         rate_limit: float | None = None,
         backoff: Backoff | None = None,
         transport: httpx.BaseTransport | None = None,
+        max_body: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.provider = provider
         self.account = account
@@ -501,23 +802,31 @@ class Session:
         self.backoff = backoff or DEFAULT_BACKOFF
         self.redactor = redactor if redactor is not None else Redactor()
         self.redactor.update((*secrets, *(auth.secrets() if auth else ())))
+        self.max_body = max_body
         self._interval = 1.0 / rate_limit if rate_limit else 0.0
         self._next_slot = 0.0
         self._cooldown: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._attempts: dict[int, _Attempt] = {}
+        self._budgets: dict[int, Budget] = {}
+        """Per thread: the attempt under way, and the budget of the check it last served."""
         # The cycle's dispatcher bounds an account's checks in flight; the pools must not
         # be narrower, and keep that many connections open for the next cycle. Several
         # small pools, one per group of threads: httpcore scans every connection of a pool
         # on each request, so one wide pool costs far more CPU than a few narrow ones.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE // POOLS)
         self._clients = [
             httpx.Client(
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
+                headers={
+                    "User-Agent": USER_AGENT,
+                    "Accept": "application/json",
+                    "Accept-Encoding": ACCEPT_ENCODING,
+                    **(headers or {}),
+                },
                 follow_redirects=False,
                 verify=_tls_context(),
-                transport=transport,
-                limits=httpx.Limits(
-                    max_connections=None, max_keepalive_connections=KEEPALIVE // POOLS
-                ),
+                transport=transport or _bounded_transport(_tls_context(), limits),
+                limits=limits,
             )
             for _ in range(POOLS)
         ]
@@ -538,6 +847,18 @@ class Session:
     def close(self) -> None:
         for client in self._clients:
             client.close()
+
+    def abort(self, thread_id: int) -> None:
+        """The check running on that thread was abandoned (past `check_timeout`): shut the
+        sockets its request is using, so the thread ends now rather than when the provider
+        lets go, and spend its budget, so it sends nothing more."""
+        with self._lock:
+            attempt = self._attempts.get(thread_id)
+            budget = self._budgets.get(thread_id)
+        if budget is not None:
+            budget.cancel()
+        if attempt is not None:
+            attempt.abort()
 
     def __enter__(self) -> Session:
         return self
@@ -599,7 +920,7 @@ class Session:
         waits for Retry-After, a 401 renews the token once, all inside the budget. Returns
         the final response whatever its status (see `check_status`). Only for requests that
         are safe to repeat: reads and token requests."""
-        budget = budget or self.budget()
+        budget = self._serving(budget)
         url = self.url(path)
         key = f"{method} {url}"
         attempts = 0
@@ -614,15 +935,16 @@ class Session:
             attempts += 1
             wait: float | None = None
             try:
-                response = self._client.request(
+                response = self._send(
                     method,
                     url,
+                    budget,
+                    timeout,
                     params=params,
                     headers=sent,
                     json=json,
                     data=data,
                     files=files,
-                    timeout=timeout,
                 )
             except httpx.TimeoutException:
                 problem, last = f"no answer within {timeout:.1f}s", None
@@ -680,7 +1002,7 @@ class Session:
         certainly not sent, `OutcomeUnknown` when it may have been processed. With `reauth`,
         a 401 renews the token and sends again once: a 401 means it was not processed.
         The response is returned unmapped: use `check_status` and `parse_json`."""
-        budget = budget or self.budget()
+        budget = self._serving(budget)
         url = self.url(path)
         key = f"{method} {url}"
         renewed = False
@@ -690,16 +1012,22 @@ class Session:
             timeout = self._attempt_timeout(budget, 0, "not sent")
             sent = self._headers(headers, budget, authenticate=True)
             try:
-                response = self._client.request(
+                response = self._send(
                     method,
                     url,
+                    budget,
+                    timeout,
                     params=params,
                     headers=sent,
                     json=json,
                     data=data,
                     files=files,
-                    timeout=timeout,
                 )
+            except BadAnswer as exc:
+                raise OutcomeUnknown(
+                    f"{exc}; the {method} may have been processed: verify before sending it again",
+                    status=exc.status,
+                ) from None
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 raise ProviderUnavailable(
                     f"{self.provider} could not be reached for account {self.account} "
@@ -716,6 +1044,50 @@ class Session:
                 if renewed:
                     continue
             return response
+
+    # -- one attempt --
+
+    def _serving(self, budget: Budget | None) -> Budget:
+        """The check's budget (a fresh one if none), remembered for `abort`."""
+        budget = budget or self.budget()
+        with self._lock:
+            self._budgets[threading.get_ident()] = budget
+        return budget
+
+    def _send(
+        self, method: str, url: str, budget: Budget, timeout: float, **content: Any
+    ) -> httpx.Response:
+        """Send once and read the whole answer within `timeout` seconds: connect, headers
+        and body (a deadline on the whole answer, not on each read), at most `max_body`
+        bytes once decoded. Raises httpx's errors (past the deadline: a timeout) and
+        `BadAnswer` for an answer refused unread."""
+        attempt = _Attempt(time.monotonic() + timeout, budget)
+        thread = threading.get_ident()
+        outer = _current_attempt()
+        _local.attempt = attempt
+        with self._lock:
+            self._attempts[thread] = attempt
+        try:
+            client = self._client
+            request = client.build_request(method, url, timeout=timeout, **content)
+            streamed = client.send(request, stream=True)
+            try:
+                return _read_answer(streamed, attempt.deadline, self.max_body)
+            except _Refused as exc:
+                raise BadAnswer(
+                    f"{self.provider} sent {exc} for account {self.account} "
+                    f"(HTTP {streamed.status_code}): refused unread",
+                    status=streamed.status_code,
+                ) from None
+            finally:
+                streamed.close()
+        finally:
+            _local.attempt = outer
+            with self._lock:
+                if outer is None:
+                    self._attempts.pop(thread, None)
+                else:
+                    self._attempts[thread] = outer
 
     # -- mapping answers --
 
@@ -1067,6 +1439,8 @@ class HttpAdapter(Adapter):
     """How messages name the provider ("Airalo")."""
     rate_limit: ClassVar[float | None] = None
     """Requests per second per account, below a documented limit."""
+    max_response_bytes: ClassVar[int] = MAX_RESPONSE_BYTES
+    """Largest answer read (decoded); raise it only where the provider documents bigger."""
 
     def __init__(
         self,
@@ -1100,6 +1474,7 @@ class HttpAdapter(Adapter):
             secrets=_secret_values(options),
             redactor=self.context.redactor,
             rate_limit=self.rate_limit,
+            max_body=self.max_response_bytes,
         )
 
     def make_auth(self) -> Auth | None:

@@ -478,6 +478,7 @@ class HttpJsonAdapter(HttpAdapter):
             secrets=secrets,
             redactor=self.context.redactor,
             rate_limit=self.rate_limit,
+            max_body=self.max_response_bytes,
         )
 
     def make_auth(self) -> Auth | None:

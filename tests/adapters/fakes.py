@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -107,7 +109,9 @@ class Request:
 @dataclass
 class Reply:
     """What the fake answers. A dict or list body is JSON; `hold` keeps the client waiting
-    that many seconds (released at teardown); `drop` closes the connection unanswered."""
+    that many seconds (released at teardown); `drop` closes the connection unanswered;
+    `reset` resets it (TCP RST) unanswered; `drip` sends the reply one byte every `drip`
+    seconds (from the status line, or once the headers are out with `drip_body`)."""
 
     status: int = 200
     body: Any = None
@@ -115,6 +119,9 @@ class Reply:
     content_type: str | None = None
     hold: float = 0.0
     drop: bool = False
+    reset: bool = False
+    drip: float = 0.0
+    drip_body: bool = False
 
 
 def json_reply(status: int, body: Any, **headers: str) -> Reply:
@@ -177,6 +184,16 @@ class FakeServer:
                 if reply.drop:
                     self.close_connection = True
                     return
+                if reply.reset:
+                    self.close_connection = True
+                    linger = struct.pack("ii", 1, 0)  # close at once with an RST, not a FIN
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                    self.connection.close()
+                    return
+                if reply.drip:
+                    self.close_connection = True
+                    self._drip(reply)
+                    return
                 body, content_type = _encode(reply)
                 self.send_response(reply.status)
                 self.send_header("Content-Type", content_type)
@@ -185,6 +202,21 @@ class FakeServer:
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _drip(self, reply: Reply) -> None:
+                body, content_type = _encode(reply)
+                head = f"HTTP/1.1 {reply.status} Slow\r\nContent-Type: {content_type}\r\n"
+                head += f"Content-Length: {len(body)}\r\n"
+                head += "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items()) + "\r\n"
+                data = head.encode() + body
+                start = len(head) if reply.drip_body else 0
+                self.wfile.write(data[:start])
+                self.wfile.flush()
+                for i in range(start, len(data)):
+                    if fake.release.wait(reply.drip):
+                        return
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
@@ -241,6 +273,24 @@ def _encode(reply: Reply) -> tuple[bytes, str]:
         return reply.body, reply.content_type or "application/octet-stream"
     text = "" if reply.body is None else str(reply.body)
     return text.encode(), reply.content_type or "text/plain; charset=utf-8"
+
+
+def finishes(call: Callable[[], Any], within: float) -> Any:
+    """What `call` returned or raised, run in a thread; fails the test if it is still
+    running after `within` seconds: a bound on a hang, not a measure of speed."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within)
+    assert not thread.is_alive(), f"still running after {within:g} s"
+    return outcome[0]
 
 
 # ---- reading lines through the real config and adapters ----------------------------------

@@ -1,9 +1,13 @@
 """The shared HTTP layer on its own: requests that must not repeat, Retry-After dates,
-redaction, redirects, one token for many threads, pacing, and the payload helpers."""
+redaction, redirects, one token for many threads, pacing, the payload helpers, and bounded
+answers (one deadline on a whole answer, a size cap on its decoded body, abort)."""
 
 from __future__ import annotations
 
+import gzip
 import threading
+import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,7 +15,16 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
-from fakes import FakeProvider, FakeServer, Reply, Request, Route, VirtualClock, json_reply
+from fakes import (
+    FakeProvider,
+    FakeServer,
+    Reply,
+    Request,
+    Route,
+    VirtualClock,
+    finishes,
+    json_reply,
+)
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from monitor.adapters import http
@@ -289,3 +302,124 @@ def test_iccid_option() -> None:
     assert IccidLine(iccid="8901 2601 2345 6789 012").iccid == "8901260123456789012"
     with pytest.raises(ValidationError, match="18 to 22 digits"):
         IccidLine(iccid="8901-abc")
+
+
+# ---- bounded answers (issue 11.4, 11.5) --------------------------------------------------
+
+BIG = 2 << 20  # twice the cap
+
+
+def json_bytes(size: int) -> bytes:
+    """A valid JSON object of about `size` bytes."""
+    return b'{"amount": 1, "padding": "' + b"0" * size + b'"}'
+
+
+@pytest.mark.parametrize("drip_body", [False, True], ids=["headers", "body"])
+def test_a_drip_fed_answer_ends_by_the_checks_budget(server: FakeServer, drip_body: bool) -> None:
+    # one byte every 50 ms never trips a per-read timeout: only a deadline on the whole
+    # answer ends it (4000 bytes would take 200 s)
+    slow = Reply(200, {"amount": "1.00", "padding": "x" * 4000}, drip=0.05, drip_body=drip_body)
+    server.script("GET", r"/ok", *[slow] * 10)
+    with Session(provider="Echo", account="main", base_url=server.url, timeout=1) as session:
+        failure = finishes(lambda: session.get_json("/ok"), within=20)
+    assert isinstance(failure, ProviderUnavailable), failure
+    assert "no answer within" in str(failure)
+
+
+def test_an_answer_past_the_size_cap_is_refused(session: Session, server: FakeServer) -> None:
+    server.script("GET", r"/ok", Reply(200, json_bytes(BIG), content_type="application/json"))
+    with pytest.raises(BadAnswer, match=r"more than 1 MiB .*refused unread"):
+        session.get_json("/ok")
+    assert len(server.seen("GET", r"/ok")) == 1  # refused, not retried
+
+
+def test_a_gzip_bomb_is_refused_once_decoded_past_the_cap(
+    session: Session, server: FakeServer
+) -> None:
+    bomb = gzip.compress(json_bytes(64 << 20))  # 64 MiB that travel as about 64 KiB
+    server.script("GET", r"/ok", Reply(200, bomb, {"Content-Encoding": "gzip"}, "application/json"))
+    tracemalloc.start()
+    try:
+        with pytest.raises(BadAnswer, match="more than 1 MiB"):
+            session.get_json("/ok")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+def test_one_content_encoding_is_decoded_nested_ones_refused(
+    session: Session, server: FakeServer
+) -> None:
+    data = b'{"amount": 1.10, "n": 3}'
+    for encoding, body in (
+        ("gzip", gzip.compress(data)),
+        ("deflate", zlib.compress(data)),
+        ("deflate", _raw_deflate(data)),  # deflate without its zlib header, as some send it
+    ):
+        server.script(
+            "GET", r"/ok", Reply(200, body, {"Content-Encoding": encoding}, "application/json")
+        )
+        assert session.get_json("/ok") == {"amount": Decimal("1.10"), "n": 3}, encoding
+    assert server.seen("GET", r"/ok")[0].headers["Accept-Encoding"] == "gzip, deflate"
+    twice = gzip.compress(gzip.compress(data))
+    server.script(
+        "GET", r"/ok", Reply(200, twice, {"Content-Encoding": "gzip, gzip"}, "application/json")
+    )
+    with pytest.raises(BadAnswer, match=r"nested content encodings \(gzip, gzip\)"):
+        session.get_json("/ok")
+
+
+def test_an_order_answered_past_the_cap_may_have_gone_through(
+    session: Session, server: FakeServer
+) -> None:
+    server.script("POST", r"/order", Reply(200, json_bytes(BIG), content_type="application/json"))
+    with pytest.raises(OutcomeUnknown, match=r"more than 1 MiB.*verify before sending it again"):
+        session.send_once("POST", "/order")
+
+
+def test_an_adapter_may_allow_bigger_answers(server: FakeServer) -> None:
+    server.script("GET", r"/ok", Reply(200, json_bytes(BIG), content_type="application/json"))
+    with Session(
+        provider="Echo", account="main", base_url=server.url, timeout=10, max_body=4 << 20
+    ) as session:
+        assert session.get_json("/ok")["amount"] == 1
+
+
+def test_abort_ends_a_check_waiting_on_a_silent_provider(server: FakeServer) -> None:
+    server.script("GET", r"/ok", Reply(hold=60))
+    session = Session(provider="Echo", account="main", base_url=server.url, timeout=120)
+    worker: list[int] = []
+
+    def check() -> Any:
+        worker.append(threading.get_ident())
+        return session.get_json("/ok")
+
+    def abandon_it() -> Any:
+        runner = threading.Thread(target=lambda: outcome.append(_outcome(check)), daemon=True)
+        runner.start()
+        while not server.seen("GET", r"/ok"):
+            runner.join(0.01)
+        session.abort(worker[0])  # what the cycle does past check_timeout
+        runner.join()
+        return outcome[0]
+
+    outcome: list[Any] = []
+    try:
+        failure = finishes(abandon_it, within=20)
+    finally:
+        session.close()
+    assert isinstance(failure, ProviderUnavailable), failure
+    assert len(server.seen("GET", r"/ok")) == 1  # and nothing sent after the abort
+
+
+def _outcome(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except Exception as exc:
+        return exc
