@@ -98,7 +98,10 @@ class Checker:
         return [results[line_id] for line_id in line_ids]
 
     def rounds(
-        self, line_ids: Sequence[str], tick: Callable[[], None] | None = None
+        self,
+        line_ids: Sequence[str],
+        tick: Callable[[], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> Iterator[list[CheckResult]]:
         """Read the lines concurrently, yielding the results as they come, in rounds: what
         finished since the last look (so the caller can write a round in one transaction).
@@ -108,8 +111,10 @@ class Checker:
         accounts, so one slow or hanging provider cannot take every worker. An account
         whose circuit breaker is open is not asked at all: its lines fail at once. Every
         check has a hard deadline (`check_timeout`): past it, the check is a failure and
-        its worker is abandoned (a fresh one takes its place). `tick` runs at least every
-        half second, so the caller can ping a watchdog while checks are under way.
+        its worker is abandoned: the check's sockets are shut, so the worker comes back,
+        and a fresh one takes its place meanwhile. `tick` runs at least every half second,
+        so the caller can ping a watchdog while checks are under way; once `stop` says so,
+        the checks under way are abandoned unrecorded and the rounds end.
         """
         queues: dict[str | None, deque[tuple[str, adapters.Adapter]]] = {}
         first: list[CheckResult] = []
@@ -150,6 +155,12 @@ class Checker:
         limit = self.settings.monitor.check_timeout.total_seconds()
         progress = time.monotonic()
         while pending:
+            if stop is not None and stop():
+                for future in pending:
+                    if not future.cancel():
+                        self._pool.abandon(future, self.context.abort)
+                log.warning("checks interrupted: stopping", lines=len(pending))
+                return
             done, _ = wait(pending, timeout=TICK, return_when=FIRST_COMPLETED)
             if done:  # gather what finishes soon after, so a round is worth a transaction
                 done, _ = wait(pending, timeout=ROUND_WINDOW, return_when=ALL_COMPLETED)
@@ -169,7 +180,7 @@ class Checker:
                     if future.cancel():
                         why = f"not started within {limit:g} s: every worker was busy"
                     else:
-                        self._pool.abandon()
+                        self._pool.abandon(future, self.context.abort)
                         why = f"no answer within {limit:g} s (check_timeout)"
                     log.warning("check abandoned", line=line_id, reason=why)
                     batch.append(CheckResult(line_id, utcnow(), int(limit * 1000), error=why))
@@ -277,17 +288,19 @@ class Checker:
         line_ids: Sequence[str],
         tick: Callable[[], None] | None = None,
         direct: Callable[[Event], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> list[Judged]:
         """Check the lines and record each outcome with its events in the outbox. Results
         are written as they arrive, a round at a time, each round in one transaction (all
         of a check or none of it, and thousands of lines without a commit each). When the
         database cannot be written, `direct` sends the events at once instead, so a full
-        disk does not silence alerts."""
+        disk does not silence alerts. Once `stop` says so, checks still under way are
+        dropped unrecorded (see `rounds`)."""
         started = time.monotonic()
         judged: list[Judged] = []
         controls = store.controls()
         states = store.states()  # one query for the batch, not one per line
-        for batch in self.rounds(line_ids, tick):
+        for batch in self.rounds(line_ids, tick, stop):
             now = utcnow()
             read = [r.line for r in batch if r.reading is not None]
             histories = store.series_many(read, now - HISTORY, MAX_POINTS) if read else {}
@@ -439,30 +452,43 @@ class WorkerPool:
     """A bounded pool of daemon threads.
 
     Unlike ThreadPoolExecutor, whose workers the interpreter joins at exit, a worker stuck
-    in a hung call here never blocks a clean stop; `abandon` lets one more worker start in
-    its place, up to twice the size, so one hanging provider cannot starve the rest."""
+    in a hung call here never blocks a clean stop. `abandon` ends the task's I/O through
+    its `abort` hook (so the worker comes back) and lets one more worker start in its place
+    until it does, up to twice the size, so one hanging provider cannot starve the rest."""
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._abandoned = 0
+        self._running: dict[Future[Any], int] = {}
+        """Task under way -> the id of the thread running it."""
+        self._abandoned: set[Future[Any]] = set()
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
         self._tasks.put((future, fn, args))
         with self._lock:  # workers end only at shutdown: no dead ones to prune here
-            wanted = min(self._size + self._abandoned, 2 * self._size)
+            wanted = min(self._size + len(self._abandoned), 2 * self._size)
             if len(self._threads) < wanted:
                 thread = threading.Thread(target=self._work, name="check", daemon=True)
                 thread.start()
                 self._threads.append(thread)
         return future
 
-    def abandon(self) -> None:
+    def abandon(self, future: Future[Any], abort: Callable[[int], None] | None = None) -> None:
+        """Give up waiting for a running task; `abort(thread_id)` ends its I/O. Under the
+        lock, so the thread cannot have moved on to another task meanwhile."""
         with self._lock:
-            self._abandoned += 1
+            thread = self._running.get(future)
+            if thread is None:
+                return  # it has just finished
+            self._abandoned.add(future)
+            if abort is not None:
+                try:
+                    abort(thread)
+                except Exception:  # a failed abort leaves the worker busy, nothing worse
+                    log.exception("abandoned check could not be aborted")
 
     def shutdown(self) -> None:
         with self._lock:
@@ -476,12 +502,23 @@ class WorkerPool:
             if item is None:
                 return
             future, fn, args = item
-            if not future.set_running_or_notify_cancel():
-                continue
+            with self._lock:
+                if not future.set_running_or_notify_cancel():
+                    continue
+                self._running[future] = threading.get_ident()
             try:
-                future.set_result(fn(*args))
+                result = fn(*args)
             except BaseException as exc:  # handed to the waiting caller
+                self._finished(future)
                 future.set_exception(exc)
+            else:
+                self._finished(future)
+                future.set_result(result)
+
+    def _finished(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._running.pop(future, None)
+            self._abandoned.discard(future)
 
 
 def line_forecasts(

@@ -107,6 +107,9 @@ class Daemon:
     def _on_hup(self, signum: int, frame: FrameType | None) -> None:
         self._reload_requested = True
 
+    def _stop_asked(self) -> bool:
+        return self._stopping
+
     def stop(self) -> None:
         """Stop from another thread (tests, embedding)."""
         self._stopping = True
@@ -189,7 +192,11 @@ class Daemon:
         """Check lines, then tell the world the cycle completed: systemd's status line,
         the metrics snapshot, the dead man's switch."""
         started = time.monotonic()
-        self.checker.run(self.store, lines, tick=self.dog.kick, direct=self._send_now)
+        self.checker.run(
+            self.store, lines, tick=self.dog.kick, direct=self._send_now, stop=self._stop_asked
+        )
+        if self._stopping:  # an interrupted cycle is no cycle: no status, no heartbeat
+            return
         seconds = time.monotonic() - started
         self.dog.kick()
         labels = {line: self.settings.label(line) for line in self.settings.lines}

@@ -11,7 +11,7 @@ import pytest
 from monitor import adapters
 from monitor.adapters import Adapter
 from monitor.cli import load_settings
-from monitor.cycle import Checker
+from monitor.cycle import Checker, WorkerPool
 from monitor.errors import CheckFailed
 from monitor.model import Level, Reading, utcnow
 from monitor.store import Store
@@ -207,3 +207,66 @@ def test_breaker_pauses_a_failing_account_and_folds_its_alerts(
     finally:
         checker.close()
         store.close()
+
+
+def test_stop_ends_the_cycle_with_checks_under_way(
+    accounted: None, write_config: Callable[..., Path]
+) -> None:
+    """SIGTERM mid-cycle (issue 11.4): the daemon's stop flag ends the cycle at once; the
+    checks still under way are dropped unrecorded rather than waited for (60 s here)."""
+    text = accounts_config({"stuck": "hang", "fine": "ok"}, 2, '[monitor]\ncheck_timeout = "60s"\n')
+    settings = load_settings(write_config(text))
+    store = Store.open(settings.database_path())
+    checker = Checker(settings)
+    asked: list[bool] = []
+
+    def stop() -> bool:
+        asked.append(True)
+        return len(asked) > 2  # after the first rounds
+
+    def cycle() -> list[Any]:
+        return checker.run(store, list(settings.lines), stop=stop)
+
+    try:
+        judged = finishes(cycle, within=10)
+    finally:
+        checker.close()
+    assert {j.result.line for j in judged} == {"fine-0", "fine-1"}
+    assert set(store.states()) == {"fine-0", "fine-1"}
+    store.close()
+
+
+def test_an_abandoned_check_is_aborted_on_its_own_thread() -> None:
+    pool = WorkerPool(1)
+    started, release = threading.Event(), threading.Event()
+    ran_on: list[int] = []
+
+    def task() -> None:
+        ran_on.append(threading.get_ident())
+        started.set()
+        release.wait(30)
+
+    try:
+        future = pool.submit(task)
+        assert started.wait(10)
+        aborted: list[int] = []
+        pool.abandon(future, aborted.append)
+        assert aborted == ran_on
+        release.set()
+        future.result(timeout=10)
+        pool.abandon(future, aborted.append)  # finished: nothing left to abort
+        assert aborted == ran_on
+    finally:
+        release.set()
+        pool.shutdown()
+
+
+def finishes(call: Callable[[], Any], within: float) -> Any:
+    """What `call` returned, run in a thread; fails if it still runs after `within` s."""
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(call()), daemon=True)
+    thread.start()
+    thread.join(within)
+    assert not thread.is_alive(), f"still running after {within:g} s"
+    assert outcome, "it raised"
+    return outcome[0]
