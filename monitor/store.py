@@ -25,6 +25,22 @@ from monitor.model import Controls, Event, Level, LineState, Reading
 
 migrations = Migrations("esim-monitor")
 
+EXCERPT_BYTES = 4096
+"""Most of a provider's text kept per reading (its raw answer, an error): a row is history,
+not an archive, and a provider that sends megabytes must not grow the database by them."""
+
+
+def clip(text: str | None, limit: int = EXCERPT_BYTES) -> str | None:
+    """At most `limit` bytes of UTF-8, cut on a character boundary, marked when cut."""
+    if text is None or len(text) <= limit // 4:
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    mark = "…[cut]"
+    room = limit - len(mark.encode())
+    return data[:room].decode("utf-8", "ignore") + mark
+
 
 @migrations(name="0001_wal", transactional=False)
 def _wal(db: Database) -> None:
@@ -847,7 +863,7 @@ def _reading_row(
         "checked_at": ts(checked_at),
         "ok": 1 if reading is not None else 0,
         "level": state.level.label if state.level is not None else None,
-        "error": error,
+        "error": clip(error),
         "duration_ms": duration_ms,
     }
     if reading is not None:
@@ -863,7 +879,7 @@ def _reading_row(
             if reading.renewal_price is not None
             else None,
             extras=json.dumps(dict(reading.extras), default=str) if reading.extras else None,
-            raw=json.dumps(reading.raw, default=str) if reading.raw is not None else None,
+            raw=clip(json.dumps(reading.raw, default=str)) if reading.raw is not None else None,
         )
     return row
 
@@ -877,7 +893,7 @@ def _state_row(state: LineState) -> dict[str, Any]:
         "last_alert_at": ts(state.last_alert_at),
         "failures": state.failures,
         "failure_alerted": int(state.failure_alerted),
-        "last_error": state.last_error,
+        "last_error": clip(state.last_error),
         "checked_at": ts(state.checked_at),
         "last_success_at": ts(state.last_success_at),
         "notices": json.dumps(dict(state.notices)),

@@ -142,3 +142,21 @@ def test_a_check_is_all_or_nothing(tmp_path: Path) -> None:
     assert store.db["events"].count == 0
     assert store.states() == {}
     store.close()
+
+
+def test_stored_excerpts_are_at_most_4_kib(tmp_path: Path) -> None:
+    """A valid 1 MiB answer or a long error is history, not an archive (issue 11.5)."""
+    store = Store.open(tmp_path / "h.db")
+    reading = Reading(line="a", checked_at=T0, balance=Decimal(1), raw={"pad": "é" * (1 << 19)})
+    state = LineState("a", Level.OK, checked_at=T0)
+    store.record_check(line="a", checked_at=T0, state=state, events=[], reading=reading, now=T0)
+    long_error = "the provider said: " + "ü" * 10_000
+    failed = LineState("a", Level.OK, failures=1, last_error=long_error)
+    store.record_check(line="a", checked_at=T0, state=failed, events=[], error=long_error, now=T0)
+    raw, error = store.db.execute("SELECT max(raw), max(error) FROM readings").fetchone()
+    last_error = store.db.execute("SELECT last_error FROM line_state").fetchone()[0]
+    for text in (raw, error, last_error):
+        assert 3000 < len(text.encode()) <= 4096
+        assert text.endswith("…[cut]")
+    assert error.startswith("the provider said: ü")
+    store.close()
