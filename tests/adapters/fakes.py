@@ -111,7 +111,8 @@ class Reply:
     """What the fake answers. A dict or list body is JSON; `hold` keeps the client waiting
     that many seconds (released at teardown); `drop` closes the connection unanswered;
     `reset` resets it (TCP RST) unanswered; `drip` sends the reply one byte every `drip`
-    seconds (from the status line, or once the headers are out with `drip_body`)."""
+    seconds (from the status line, or once the headers are out with `drip_body`); without
+    `length` the body has no Content-Length and ends when the connection closes."""
 
     status: int = 200
     body: Any = None
@@ -122,6 +123,7 @@ class Reply:
     reset: bool = False
     drip: float = 0.0
     drip_body: bool = False
+    length: bool = True
 
 
 def json_reply(status: int, body: Any, **headers: str) -> Reply:
@@ -143,6 +145,16 @@ class FakeProvider:
             if method == request.method and match:
                 return handler(request, match)
         return json_reply(404, {"message": f"no route for {request.method} {request.path}"})
+
+
+class Always(FakeProvider):
+    """Gives every request the same reply: a hostile provider for the whole test."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+
+    def handle(self, request: Request) -> Reply:
+        return self.reply
 
 
 class FakeServer:
@@ -197,7 +209,11 @@ class FakeServer:
                 body, content_type = _encode(reply)
                 self.send_response(reply.status)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
+                if reply.length:
+                    self.send_header("Content-Length", str(len(body)))
+                else:
+                    self.close_connection = True
+                    self.send_header("Connection", "close")
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
