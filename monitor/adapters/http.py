@@ -582,16 +582,24 @@ def _size_text(size: int) -> str:
     return f"{size} bytes"
 
 
-def _read_answer(response: httpx.Response, deadline: float, limit: int) -> httpx.Response:
+def _read_answer(
+    response: httpx.Response, deadline: float, limit: int, sockets_bounded: bool
+) -> httpx.Response:
     """Read a streamed answer whole by `deadline` (monotonic), at most `limit` bytes once
     decoded, and return it as a complete response (body decoded, no encoding headers).
     Raises `_Refused` for an answer not worth reading on, `httpx.ReadTimeout` past the
     deadline. The caller closes the streamed response, which drops its connection when
-    it was not read to its end."""
+    it was not read to its end. `sockets_bounded`: every socket read ends by the deadline
+    (our transport), so a plain answer of a declared size within the limit is read as is,
+    the common case, without decoding it a second time."""
     encoding = _content_encoding(response)
     length = response.headers.get("Content-Length", "")
-    if not encoding and length.isdigit() and int(length) > limit:
-        raise _Refused(f"more than {_size_text(limit)} (Content-Length {length})")
+    if not encoding and length.isdigit():
+        if int(length) > limit:
+            raise _Refused(f"more than {_size_text(limit)} (Content-Length {length})")
+        if sockets_bounded:
+            response.read()  # h11 reads exactly Content-Length bytes
+            return response
     body = _Body(encoding, limit)
     for chunk in response.iter_raw():
         body.feed(chunk)
@@ -815,6 +823,8 @@ class Session:
         # small pools, one per group of threads: httpcore scans every connection of a pool
         # on each request, so one wide pool costs far more CPU than a few narrow ones.
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE // POOLS)
+        transports = [transport or _bounded_transport(_tls_context(), limits) for _ in range(POOLS)]
+        self._sockets_bounded = all(isinstance(t, _BoundedTransport) for t in transports)
         self._clients = [
             httpx.Client(
                 headers={
@@ -825,10 +835,10 @@ class Session:
                 },
                 follow_redirects=False,
                 verify=_tls_context(),
-                transport=transport or _bounded_transport(_tls_context(), limits),
+                transport=pool_transport,
                 limits=limits,
             )
-            for _ in range(POOLS)
+            for pool_transport in transports
         ]
         self._which = threading.local()
         self._turns = itertools.count()
@@ -1072,7 +1082,9 @@ class Session:
             request = client.build_request(method, url, timeout=timeout, **content)
             streamed = client.send(request, stream=True)
             try:
-                return _read_answer(streamed, attempt.deadline, self.max_body)
+                return _read_answer(
+                    streamed, attempt.deadline, self.max_body, self._sockets_bounded
+                )
             except _Refused as exc:
                 raise BadAnswer(
                     f"{self.provider} sent {exc} for account {self.account} "

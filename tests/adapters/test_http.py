@@ -326,8 +326,12 @@ def test_a_drip_fed_answer_ends_by_the_checks_budget(server: FakeServer, drip_bo
     assert "no answer within" in str(failure)
 
 
-def test_an_answer_past_the_size_cap_is_refused(session: Session, server: FakeServer) -> None:
-    server.script("GET", r"/ok", Reply(200, json_bytes(BIG), content_type="application/json"))
+@pytest.mark.parametrize("length", [True, False], ids=["content-length", "until-close"])
+def test_an_answer_past_the_size_cap_is_refused(
+    session: Session, server: FakeServer, length: bool
+) -> None:
+    body = json_bytes(BIG)
+    server.script("GET", r"/ok", Reply(200, body, content_type="application/json", length=length))
     with pytest.raises(BadAnswer, match=r"more than 1 MiB .*refused unread"):
         session.get_json("/ok")
     assert len(server.seen("GET", r"/ok")) == 1  # refused, not retried
