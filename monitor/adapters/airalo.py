@@ -9,9 +9,10 @@ Top-ups (the recharge `provider` action) buy a top-up package for the line's eSI
 `POST /v2/orders/topups`. Airalo takes no idempotency key, so the order is sent once and
 never retried; after a crash, the eSIM's package history tells whether it went through.
 The documented order answer carries `price` only, the package's retail price: what the
-partner credit pays is the `net_price` of the package in the eSIM's top-up catalogue
-(`GET /v2/sims/{iccid}/topups`), read just before the order. Without a `net_price` there,
-the price paid is unknown and the retail price is recorded as retail, in the detail.
+partner credit pays is the order's `net_price` where it carries one (Airalo's FAQ says every
+order endpoint does), else the `net_price` of the package in the eSIM's top-up catalogue
+(`GET /v2/sims/{iccid}/topups`), read just before the order. Without either, the price paid
+is unknown and the retail price is recorded as retail, in the detail.
 """
 
 from __future__ import annotations
@@ -199,10 +200,10 @@ class AiraloAdapter(HttpAdapter):
             )
         currency = _currency(data.get("currency"))
         retail = data.get("price")
-        paid = net_price if currency is not None else None
+        paid = _order_net_price(data, net_price) if currency is not None else None
         detail = f"Airalo order {reference}: {data.get('package_id') or package}"
         if paid is None:
-            detail += ", price paid unknown (no net_price in the top-up catalogue)"
+            detail += ", price paid unknown (no net_price in the order or the top-up catalogue)"
         if retail is not None:
             detail += f", retail price {retail} {currency or ''}".rstrip()
             detail += " (not what the partner credit paid)"
@@ -388,3 +389,16 @@ def _refusal(session: Session, response: httpx.Response) -> str:
         reason += f" ({excerpt(named, 200)})"
     suffix = f" (code {code})" if code is not None else ""
     return f"{reason}{suffix}; nothing was bought"
+
+
+def _order_net_price(order: dict[str, Any], catalogue: Decimal | None) -> Decimal | None:
+    """The price paid: the order's own `net_price` where it carries one (Airalo's FAQ: "the
+    net price is provided as net_price in every order or package-related endpoint", the
+    wholesale price charged), else the catalogue's read before the order."""
+    net = order.get("net_price")
+    if net is None:
+        return catalogue
+    try:
+        return to_decimal(net, "net_price")
+    except BadAnswer:
+        return catalogue
