@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,7 +26,15 @@ from monitor.config import Settings, secret_values
 from monitor.errors import CheckFailed, StoreError
 from monitor.evaluate import Policy, evaluate_failure, evaluate_reading, summarize
 from monitor.forecast import MAX_POINTS, Forecast, forecast
-from monitor.model import Controls, Event, LineState, MetricResult, Reading, utcnow
+from monitor.model import (
+    Controls,
+    Event,
+    LineState,
+    MetricResult,
+    Reading,
+    reading_problems,
+    utcnow,
+)
 from monitor.notify import render, route
 from monitor.recharge import Recharger
 from monitor.redact import Redactor
@@ -66,6 +74,17 @@ class Judged:
     events: list[Event]
     metrics: list[MetricResult]
     forecasts: list[Forecast] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A judged check on its way to the database, with what it needs if it must be redone
+    as a failed check (the line's previous state)."""
+
+    judged: Judged
+    control: Controls
+    previous: LineState
+    record: dict[str, Any]
 
 
 class Checker:
@@ -287,56 +306,39 @@ class Checker:
         store: Store,
         line_ids: Sequence[str],
         tick: Callable[[], None] | None = None,
-        direct: Callable[[Event], None] | None = None,
+        direct: Callable[[Event], Collection[str] | None] | None = None,
         stop: Callable[[], bool] | None = None,
     ) -> list[Judged]:
         """Check the lines and record each outcome with its events in the outbox. Results
         are written as they arrive, a round at a time, each round in one transaction (all
-        of a check or none of it, and thousands of lines without a commit each). When the
-        database cannot be written, `direct` sends the events at once instead, so a full
-        disk does not silence alerts. Once `stop` says so, checks still under way are
-        dropped unrecorded (see `rounds`)."""
+        of a check or none of it, and thousands of lines without a commit each). A round
+        the database refuses for one check's data is written again one check at a time, so
+        one line's trouble is that line's failed check alone. When the database cannot be
+        written at all, `direct` sends the events at once (it returns the channels it
+        reached; None: all) and the store keeps the checks until it can write them, so a
+        full disk neither silences alerts nor sends one twice. Once `stop` says so, checks
+        still under way are dropped unrecorded (see `rounds`)."""
         started = time.monotonic()
         judged: list[Judged] = []
+        self._settle(store)
         controls = store.controls()
         states = store.states()  # one query for the batch, not one per line
         for batch in self.rounds(line_ids, tick, stop):
             now = utcnow()
             read = [r.line for r in batch if r.reading is not None]
             histories = store.series_many(read, now - HISTORY, MAX_POINTS) if read else {}
-            outcomes = []
+            outcomes: list[_Outcome] = []
             for result in batch:
                 control = controls.get(result.line, Controls())
                 previous = states.get(result.line) or LineState(result.line)
-                try:
-                    outcome = self.judge(
-                        result, previous, now, control, histories.get(result.line, [])
-                    )
-                    outcome = self._fold(result, outcome, store, now)
-                except StoreError as exc:
-                    log.error("check could not be evaluated", line=result.line, error=str(exc))
-                    continue
-                except Exception:  # one line's bad data must not cost the others their check
-                    log.exception("check could not be evaluated", line=result.line)
-                    continue
-                outcomes.append((outcome, control))
-            try:
-                store.record_checks([self._record(o, c, now) for o, c in outcomes], now=now)
-            except StoreError as exc:
-                log.critical(
-                    "checks could not be recorded; their alerts go out directly",
-                    lines=len(outcomes),
-                    error=str(exc),
-                )
-                if direct is not None:
-                    for outcome, _ in outcomes:
-                        for event in outcome.events:
-                            direct(event)
-                continue
-            for outcome, control in outcomes:
-                self._after(store, outcome, control, now)
-                _log_outcome(outcome)
-                judged.append(outcome)
+                history = histories.get(result.line, [])
+                outcome = self._evaluate(result, previous, now, control, history, store)
+                if outcome is not None:
+                    outcomes.append(outcome)
+            for item in self._write(store, outcomes, now, direct):
+                self._after(store, item.judged, item.control, now)
+                _log_outcome(item.judged)
+                judged.append(item.judged)
         log.info(
             "checks done",
             lines=len(line_ids),
@@ -344,6 +346,145 @@ class Checker:
             seconds=round(time.monotonic() - started, 3),
         )
         return judged
+
+    def _settle(self, store: Store) -> None:
+        """Write what an unwritable database was left owing, before new checks."""
+        if not store.owing:
+            return
+        owed = store.owing
+        try:
+            dropped = store.settle(utcnow())
+        except StoreError as exc:
+            log.error("the database still cannot be written", owed=owed, error=str(exc))
+            return
+        log.info("checks and sends kept while the database was unwritable are recorded", owed=owed)
+        if dropped:
+            log.error("kept checks the database refused were let go", lines=dropped)
+
+    def _evaluate(
+        self,
+        result: CheckResult,
+        previous: LineState,
+        now: datetime,
+        control: Controls,
+        history: Sequence[tuple[datetime, str | None, int | None]],
+        store: Store,
+    ) -> _Outcome | None:
+        """Judge one check; an exception here is a failed check of this line alone."""
+        try:
+            outcome = self.judge(result, previous, now, control, history)
+        except Exception as exc:  # one line's bad data must not cost the others their check
+            log.exception("check could not be evaluated", line=result.line)
+            return self._failed(result, f"could not be evaluated: {_named(exc)}", previous, now)
+        try:
+            outcome = self._fold(result, outcome, store, now)
+        except StoreError as exc:  # the check stands; only the account's alert state is lost
+            log.error(
+                "account breaker state could not be written", line=result.line, error=str(exc)
+            )
+        except Exception:
+            log.exception("account breaker failed", line=result.line)
+        try:
+            return _Outcome(outcome, control, previous, self._record(outcome, control, now))
+        except Exception as exc:
+            log.exception("check could not be prepared for the database", line=result.line)
+            return self._failed(result, f"could not be evaluated: {_named(exc)}", previous, now)
+
+    def _failed(
+        self, result: CheckResult, why: str, previous: LineState, now: datetime
+    ) -> _Outcome | None:
+        """The check as a failed one (its figures could not be used), or None if even that
+        cannot be judged (logged)."""
+        failed = CheckResult(result.line, result.checked_at, result.duration_ms, error=why)
+        control = Controls()
+        try:
+            outcome = self.judge(failed, previous, now, control)
+            return _Outcome(outcome, control, previous, self._record(outcome, control, now))
+        except Exception:
+            log.exception("failed check could not be evaluated either", line=result.line)
+            return None
+
+    def _write(
+        self,
+        store: Store,
+        outcomes: list[_Outcome],
+        now: datetime,
+        direct: Callable[[Event], Collection[str] | None] | None,
+    ) -> list[_Outcome]:
+        """Record a round in one transaction; what was recorded. When the database refuses
+        the round for something in it, each check is written alone: one the database
+        refuses becomes a failed check of its line."""
+        try:
+            store.record_checks([o.record for o in outcomes], now=now)
+            return outcomes
+        except StoreError as exc:
+            self._send_directly(store, outcomes, exc, direct)
+            return []
+        except Exception:
+            log.exception("a round of checks could not be recorded: one at a time now")
+        written = []
+        for outcome in outcomes:
+            try:
+                store.record_checks([outcome.record], now=now)
+            except StoreError as exc:
+                self._send_directly(store, [outcome], exc, direct)
+                continue
+            except Exception as exc:
+                result = outcome.judged.result
+                log.exception("check could not be recorded", line=result.line)
+                why = f"could not be recorded: {_named(exc)}"
+                failed = self._failed(result, why, outcome.previous, now)
+                if failed is None or not self._write_alone(store, failed, now, direct):
+                    continue
+                outcome = failed
+            written.append(outcome)
+        return written
+
+    def _write_alone(
+        self,
+        store: Store,
+        outcome: _Outcome,
+        now: datetime,
+        direct: Callable[[Event], Collection[str] | None] | None,
+    ) -> bool:
+        """Record one check in its own transaction; whether it was."""
+        try:
+            store.record_checks([outcome.record], now=now)
+        except StoreError as exc:
+            self._send_directly(store, [outcome], exc, direct)
+            return False
+        except Exception:
+            log.exception("failed check could not be recorded either", line=outcome.record["line"])
+            return False
+        return True
+
+    def _send_directly(
+        self,
+        store: Store,
+        outcomes: Sequence[_Outcome],
+        exc: StoreError,
+        direct: Callable[[Event], Collection[str] | None] | None,
+    ) -> None:
+        """The database cannot be written: send the events now, and leave the checks with
+        the store (with where each event went), which writes them when it can. Until then
+        the store answers with their states, so no transition is raised or sent twice."""
+        log.critical(
+            "checks could not be recorded; their alerts go out directly",
+            lines=len(outcomes),
+            error=str(exc),
+        )
+        owed = []
+        for outcome in outcomes:
+            record = outcome.record
+            sent: list[Collection[str]] = []
+            for event, _, channels in record["events"]:
+                reached: Collection[str] = ()
+                if direct is not None and not record["snoozed"]:
+                    answer = direct(event)
+                    reached = list(channels) if answer is None else answer
+                sent.append(reached)
+            owed.append({**record, "sent": sent})
+        store.owe(owed)
 
     def _record(self, outcome: Judged, control: Controls, now: datetime) -> dict[str, Any]:
         """One check as `Store.record_checks` takes it."""
@@ -586,7 +727,16 @@ def _read_raw(line_id: str, adapter: adapters.Adapter, starts: dict[str, float])
         )
     if reading.line != line_id:
         return CheckResult(line_id, checked_at, took(), error="adapter returned another line")
+    problems = reading_problems(reading)
+    if problems:  # the one door every adapter's reading passes: nothing out of range goes on
+        why = "the provider's figures are out of range: " + "; ".join(problems)
+        return CheckResult(line_id, checked_at, took(), error=why)
     return CheckResult(line_id, reading.checked_at, took(), reading=reading)
+
+
+def _named(exc: BaseException) -> str:
+    """An exception as a check's error shows it: its type (its text may hold anything)."""
+    return type(exc).__name__
 
 
 def _log_outcome(judged: Judged) -> None:

@@ -230,8 +230,8 @@ class Daemon:
         if rolled:
             log.info("old readings rolled up per day", readings=rolled)
 
-    def _send_now(self, event: Event) -> None:
-        send_now(self.notifier, event)
+    def _send_now(self, event: Event) -> list[str]:
+        return send_now(self.notifier, event)
 
     def _deliver(self) -> None:
         deliver_due(self.store, self.notifier, tick=self.dog.kick)

@@ -5,6 +5,7 @@ Money is Decimal, data is int bytes, times are aware UTC datetimes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -91,6 +92,102 @@ class Reading:
             count = getattr(self, name)
             if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
                 raise TypeError(f"Reading.{name} must be int bytes")
+
+
+MONEY_DIGITS = 12
+"""Money is below 10**12 in size (no SIM balance comes near): exact Decimal up to there."""
+DATA_LIMIT = 10**18
+"""Data is 0..10**18 bytes (an exabyte): past it a figure is a provider's error, and SQLite's
+integers end at 2**63."""
+FIGURE_DIGITS = 19
+"""Integer digits of any figure a converter takes before it multiplies (a count of MB, say)."""
+PLACES = 18
+"""Decimal places a figure may have (after trailing zeros): 1e-999999999 is not a figure."""
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2201, 1, 1, tzinfo=UTC)
+"""Dates of a reading lie in the years 1970..2200: outside, a provider's placeholder or error."""
+
+
+def size_problem(amount: Decimal, digits: int) -> str | None:
+    """Why `amount` is no plausible figure of at most `digits` integer digits (not finite,
+    10**digits or more, more than `PLACES` decimal places), else None. Reads only the sign,
+    exponent and digit count, never computes: safe on "1e999999999" before any int() or
+    multiplication."""
+    if not amount.is_finite():
+        return "is not a finite number"
+    if amount.is_zero():
+        return None
+    if amount.adjusted() >= digits:
+        return f"is 10^{digits} or more"
+    _, digits, exponent = amount.as_tuple()
+    if isinstance(exponent, int) and exponent < -PLACES:
+        zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+        if exponent + zeros < -PLACES:
+            return f"has more than {PLACES} decimal places"
+    return None
+
+
+def money_problem(amount: Decimal) -> str | None:
+    """Why `amount` is no plausible amount of money, else None."""
+    problem = size_problem(amount, MONEY_DIGITS)
+    return f"{problem}: out of range for money" if problem else None
+
+
+def bytes_problem(count: int) -> str | None:
+    """Why `count` is no plausible number of bytes, else None."""
+    if not 0 <= count <= DATA_LIMIT:
+        return "is outside 0..10^18 bytes"
+    return None
+
+
+def moment_problem(moment: datetime) -> str | None:
+    """Why `moment` is no plausible date of a reading, else None."""
+    if not EARLIEST <= moment < LATEST:
+        return f"is outside the years {EARLIEST.year}..{LATEST.year - 1}"
+    return None
+
+
+def reading_problems(reading: Reading) -> list[str]:
+    """Every figure of a reading outside its range, named with the value (shortened). The
+    cycle refuses such a reading as a failed check of its line, before anything computes
+    with it or writes it."""
+    problems = []
+    for name in ("balance", "renewal_price"):
+        amount = getattr(reading, name)
+        if amount is not None and (why := money_problem(amount)):
+            problems.append(f"{name} {_shown(amount)} {why}")
+    for name in ("data_remaining", "data_total"):
+        count = getattr(reading, name)
+        if count is not None and (why := bytes_problem(count)):
+            problems.append(f"{name} {_shown(count)} {why}")
+    for name in ("checked_at", "expires_at", "renewal_at"):
+        moment = getattr(reading, name)
+        if moment is not None and (why := moment_problem(moment)):
+            problems.append(f"{name} {moment.isoformat()} {why}")
+    for name, value in reading.extras.items():
+        why = _extra_problem(value)
+        if why:
+            problems.append(f"extras.{name} {_shown(value)} {why}")
+    return problems
+
+
+def _extra_problem(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return "is outside -10^18..10^18" if abs(value) > DATA_LIMIT else None
+    if isinstance(value, float):
+        value = Decimal(repr(value)) if math.isfinite(value) else Decimal("NaN")
+    if isinstance(value, Decimal):
+        return size_problem(value, FIGURE_DIGITS)
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A figure as a message shows it: str(Decimal) is scientific past its exponent, and
+    a number of a million digits is cut."""
+    text = str(value) if isinstance(value, Decimal) or abs(value) < 10**40 else f"{value:.3e}"
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 @dataclass(frozen=True)

@@ -351,18 +351,25 @@ def deliver_due(
     return sent, failed
 
 
-def send_now(notifier: Notifier, event: Event) -> None:
-    """Send an event to its channels without the outbox: the database cannot be written."""
+def send_now(notifier: Notifier, event: Event) -> list[str]:
+    """Send an event to its channels without the outbox: the database cannot be written.
+    Returns the channels it reached (the others get it from the outbox once it can be)."""
+    reached = []
     for channel in route(notifier.settings, event):
         outcome = notifier.send(channel, event)
+        if outcome.ok:
+            reached.append(channel)
         log.log(
             logging.INFO if outcome.ok else logging.ERROR,
-            "alert sent directly" if outcome.ok else "alert lost: direct send failed",
+            "alert sent directly"
+            if outcome.ok
+            else "direct send failed: the outbox retries it once it can",
             channel=channel,
             line=event.line,
             kind=event.type,
             error=outcome.error,
         )
+    return reached
 
 
 def _record(store: Store, rows: Sequence[Delivery], outcome: Outcome, what: str) -> datetime | None:

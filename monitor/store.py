@@ -7,10 +7,11 @@ ISO-8601 text (sortable), money is exact decimal text, data is integer bytes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from typing import Any
 from sqlite_utils import Database, Migrations
 
 from monitor.errors import DatabaseUnusable, StoreError
-from monitor.model import Controls, Event, Level, LineState, Reading
+from monitor.model import Controls, Event, Level, LineState, Reading, utcnow
 
 migrations = Migrations("esim-monitor")
 
@@ -229,9 +230,15 @@ class Delivery:
 class Store:
     """The database of one daemon. Not shared across threads: the caller serialises writes."""
 
+    MAX_OWED = 10_000
+    """Checks kept in memory while the database cannot be written (see `owe`)."""
+
     def __init__(self, db: Database, path: Path) -> None:
         self.db = db
         self.path = path
+        self._owed: list[dict[str, Any]] = []
+        self._sent: dict[int, datetime] = {}
+        """Deliveries sent whose mark could not be written yet: never sent again."""
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -275,6 +282,8 @@ class Store:
         return Database(conn, execute_plugins=False)
 
     def close(self) -> None:
+        with contextlib.suppress(Exception):  # a last chance for what is owed; else lost
+            self.settle(utcnow())
         self.db.close()
 
     @contextmanager
@@ -301,11 +310,91 @@ class Store:
     # ---- line state -------------------------------------------------------------------
 
     def states(self) -> dict[str, LineState]:
-        return {row["line"]: _state_from_row(row) for row in self.db["line_state"].rows}
+        """Every line's state; a state still owed to the database (see `owe`) wins."""
+        states = {row["line"]: _state_from_row(row) for row in self.db["line_state"].rows}
+        states.update((check["line"], check["state"]) for check in self._owed)
+        return states
 
     def state(self, line: str) -> LineState:
+        owed = [check["state"] for check in self._owed if check["line"] == line]
+        if owed:
+            return owed[-1]
         rows = list(self.db["line_state"].rows_where("line = ?", [line]))
         return _state_from_row(rows[0]) if rows else LineState(line=line)
+
+    # ---- what the database could not take yet ------------------------------------------
+
+    def owe(self, checks: Sequence[dict[str, Any]]) -> None:
+        """Keep checks the database could not take (`record_check`'s keywords, plus `sent`:
+        per event, the channels it already went to directly) until `settle` writes them.
+        Meanwhile `states` answers with their states, so the transitions they raised are
+        not raised, nor sent, again. Past `MAX_OWED`, the oldest checks without events
+        that a later check of their line supersedes are let go."""
+        self._owed.extend(checks)
+        if len(self._owed) <= self.MAX_OWED:
+            return
+        latest = {check["line"]: i for i, check in enumerate(self._owed)}
+        excess = len(self._owed) - self.MAX_OWED
+        kept = []
+        for i, check in enumerate(self._owed):
+            if excess and not check["events"] and latest[check["line"]] != i:
+                excess -= 1
+                continue
+            kept.append(check)
+        self._owed = kept
+
+    @property
+    def owing(self) -> int:
+        """Checks and delivery marks waiting for the database."""
+        return len(self._owed) + len(self._sent)
+
+    def settle(self, now: datetime) -> list[str]:
+        """Write what is owed: delivery marks and checks, in one transaction. A StoreError
+        keeps all of it for the next try; a check the database refuses for its own data is
+        let go after the others are written. Returns the lines of checks let go."""
+        if not self._owed and not self._sent:
+            return []
+        try:
+            with self._writing() as db:
+                self._write_sent(db)
+                for check in self._owed:
+                    self._write_check(db, **check, now=now)
+        except StoreError:
+            raise
+        except Exception:
+            pass
+        else:
+            self._owed, self._sent = [], {}
+            return []
+        with self._writing() as db:
+            self._write_sent(db)
+        self._sent = {}
+        dropped = []
+        while self._owed:
+            check = self._owed[0]
+            try:
+                with self._writing() as db:
+                    self._write_check(db, **check, now=now)
+            except StoreError:
+                raise
+            except Exception:
+                dropped.append(check["line"])
+            self._owed.pop(0)
+        return dropped
+
+    def _write_sent(self, db: Database) -> None:
+        for delivery_id, sent_at in self._sent.items():
+            db.execute(
+                "UPDATE deliveries SET status = 'sent', sent_at = ?, last_attempt_at = ?, "
+                "attempts = attempts + 1, last_error = NULL WHERE id = ?",
+                [ts(sent_at), ts(sent_at), delivery_id],
+            )
+
+    def _unmarked(self) -> str:
+        """SQL that leaves out deliveries sent but not yet marked so."""
+        if not self._sent:
+            return ""
+        return f" AND d.id NOT IN ({', '.join(str(int(i)) for i in self._sent)})"
 
     # ---- one check, atomically ---------------------------------------------------------
 
@@ -362,6 +451,7 @@ class Store:
         forecasts: dict[str, Any] | None,
         snoozed: bool,
         now: datetime,
+        sent: Sequence[Collection[str]] | None = None,
     ) -> list[int]:
         event_ids = []
         reading_id = _insert(
@@ -378,8 +468,11 @@ class Store:
             ).fetchone()
             row["last_reading_id"] = previous[0] if previous else None
         _upsert(db, "line_state", row, "line")
-        for event, message, channels in events:
-            event_ids.append(self._add_event(db, event, message, channels, now, snoozed=snoozed))
+        for i, (event, message, channels) in enumerate(events):
+            done = sent[i] if sent is not None else ()
+            event_ids.append(
+                self._add_event(db, event, message, channels, now, snoozed=snoozed, sent=done)
+            )
         return event_ids
 
     def add_events(self, events: Sequence[tuple[Event, str, Iterable[str]]], now: datetime) -> None:
@@ -395,7 +488,10 @@ class Store:
         channels: Iterable[str],
         now: datetime,
         snoozed: bool = False,
+        sent: Collection[str] = (),
     ) -> int:
+        """An event and one delivery per channel: pending, or already `sent` (directly, when
+        the database could not be written), or held for a snoozed line."""
         event_id = _insert(
             db,
             "events",
@@ -408,17 +504,17 @@ class Store:
             },
         )
         for channel in channels:
-            _insert(
-                db,
-                "deliveries",
-                {
-                    "event_id": event_id,
-                    "channel": channel,
-                    "status": "snoozed" if snoozed else "pending",
-                    "attempts": 0,
-                    "next_attempt_at": ts(now),
-                },
-            )
+            row: dict[str, Any] = {
+                "event_id": event_id,
+                "channel": channel,
+                "status": "snoozed" if snoozed else "pending",
+                "attempts": 0,
+                "next_attempt_at": ts(now),
+            }
+            if channel in sent:
+                at = ts(event.created_at)
+                row.update(status="sent", attempts=1, sent_at=at, last_attempt_at=at)
+            _insert(db, "deliveries", row)
         return event_id
 
     # ---- outbox -----------------------------------------------------------------------
@@ -434,21 +530,25 @@ class Store:
             """,
             [ts(now)],
         ).fetchall()
-        return [_delivery(row) for row in rows]
+        return [_delivery(row) for row in rows if row[0] not in self._sent]
 
     def next_delivery_at(self) -> datetime | None:
         row = self.db.execute(
-            "SELECT min(next_attempt_at) FROM deliveries WHERE status = 'pending'"
+            "SELECT min(next_attempt_at) FROM deliveries d WHERE status = 'pending'"
+            + self._unmarked()
         ).fetchone()
         return parse_ts(row[0])
 
     def delivered(self, delivery_id: int, now: datetime) -> None:
-        with self._writing() as db:
-            db.execute(
-                "UPDATE deliveries SET status = 'sent', sent_at = ?, last_attempt_at = ?, "
-                "attempts = attempts + 1, last_error = NULL WHERE id = ?",
-                [ts(now), ts(now), delivery_id],
-            )
+        """Mark a delivery sent. A send is a fact: when the mark cannot be written, it is
+        remembered (the row is never sent again) and written by `settle`."""
+        self._sent[delivery_id] = now
+        try:
+            with self._writing() as db:
+                self._write_sent(db)
+        except StoreError:
+            return
+        self._sent = {}
 
     def delivery_failed(
         self, delivery_id: int, error: str, now: datetime, retry_at: datetime
@@ -498,6 +598,8 @@ class Store:
         ).fetchall()
         held: dict[str, list[Delivery]] = {}
         for row in rows:
+            if row[0] in self._sent:
+                continue
             held.setdefault(row[2], []).append(_delivery(row))
         return held
 

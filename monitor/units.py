@@ -140,6 +140,8 @@ def parse_size(value: object) -> Size:
             "(decimal) or KiB, MiB, GiB, TiB (binary), such as '500MB'"
         )
     amount, unit = Decimal(match.group(1)), match.group(2).lower()
+    if amount.adjusted() >= 19:  # checked before multiplying: the digits are unbounded
+        raise UnitError(f"a data size past 10^18 bytes is not one, got {value[:40]!r}")
     binary_unit = unit if unit.endswith("ib") or unit == "b" else unit[0] + "ib"
     return Size(int(amount * _DATA_UNITS[unit]), int(amount * _DATA_UNITS[binary_unit]))
 

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from monitor.errors import UnitError
+from monitor.model import FIGURE_DIGITS, bytes_problem, money_problem, size_problem
 from monitor.units import parse_data_size, parse_money
 
 DATA_UNITS: dict[str, int] = {
@@ -51,9 +52,13 @@ def to_money(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
         raise ValueError(f"expected a number or a numeric string, got {_short(value)}")
     try:
-        return parse_money(value)
+        amount = parse_money(value)
     except UnitError as exc:
         raise ValueError(str(exc)) from None
+    problem = money_problem(amount)
+    if problem:
+        raise ValueError(f"{_short(value)} {problem}")
+    return amount
 
 
 def to_currency(value: Any) -> str:
@@ -70,19 +75,30 @@ def to_bytes(value: Any, unit: str = "B") -> int:
         return to_bytes(value["amount"], str(value["unit"]))
     if isinstance(value, bool):
         raise ValueError(f"expected a data size, got {_short(value)}")
+    given = value
     if isinstance(value, str) and _NUMBER.fullmatch(value):
         value = Decimal(value.strip())
     if isinstance(value, int | float | Decimal):
         amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
         if not amount.is_finite() or amount < 0:
             raise ValueError(f"expected a non-negative data size, got {_short(value)}")
-        return int(amount * unit_factor(unit))
+        problem = size_problem(amount, FIGURE_DIGITS)  # before multiplying: 1e999999999
+        if problem:
+            raise ValueError(f"data size {_short(given)} {problem}")
+        return _bounded_bytes(int(amount * unit_factor(unit)), given)
     if isinstance(value, str):
         try:
-            return parse_data_size(value)
+            return _bounded_bytes(parse_data_size(value), value)
         except UnitError as exc:
             raise ValueError(str(exc)) from None
     raise ValueError(f"expected a data size such as 1500000000 or '1.5GB', got {_short(value)}")
+
+
+def _bounded_bytes(count: int, value: Any) -> int:
+    problem = bytes_problem(count)
+    if problem:
+        raise ValueError(f"data size {_short(value)} {problem}")
+    return count
 
 
 def to_datetime(value: Any, fmt: str = "iso") -> datetime:
@@ -128,4 +144,4 @@ def excerpt(data: bytes | str, limit: int = 300) -> str:
 
 
 def _short(value: Any) -> str:
-    return excerpt(repr(value), 80)
+    return excerpt(str(value) if isinstance(value, Decimal) else repr(value), 80)

@@ -72,7 +72,7 @@ from monitor import __version__
 from monitor.adapters import AccountRef, Adapter, AdapterContext
 from monitor.config import PositiveDuration
 from monitor.errors import CheckFailed, TopUpFailed, TopUpUnknown
-from monitor.model import Reading, utcnow
+from monitor.model import FIGURE_DIGITS, Reading, bytes_problem, size_problem, utcnow
 from monitor.redact import Redactor
 from monitor.tokens import TokenCache
 
@@ -179,7 +179,10 @@ def to_decimal(value: Any, what: str) -> Decimal:
     except InvalidOperation:
         raise BadAnswer(f"{what} is not a number: {excerpt(str(value), 40)!r}") from None
     if not amount.is_finite():
-        raise BadAnswer(f"{what} is not a finite number: {value!r}")
+        raise BadAnswer(f"{what} is not a finite number: {excerpt(str(value), 40)!r}")
+    problem = size_problem(amount, FIGURE_DIGITS)  # before anyone multiplies or int()s it
+    if problem:
+        raise BadAnswer(f"{what} {excerpt(str(value), 40)!r} {problem}: out of range")
     return amount
 
 
@@ -188,7 +191,11 @@ def to_bytes(value: Any, unit: int, what: str) -> int:
     amount = to_decimal(value, what)
     if amount < 0:
         raise BadAnswer(f"{what} is negative: {value!r}")
-    return int(amount * unit)
+    count = int(amount * unit)
+    problem = bytes_problem(count)
+    if problem:
+        raise BadAnswer(f"{what} {excerpt(str(value), 40)!r} {problem}: out of range")
+    return count
 
 
 def parse_time(value: Any, what: str) -> datetime:
