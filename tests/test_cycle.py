@@ -270,3 +270,187 @@ def finishes(call: Callable[[], Any], within: float) -> Any:
     assert not thread.is_alive(), f"still running after {within:g} s"
     assert outcome, "it raised"
     return outcome[0]
+
+
+# ---- one line's trouble is its own (issue 11.1); an unwritable database (issue 11.8) --------
+
+import contextlib  # noqa: E402
+import sqlite3  # noqa: E402
+
+from monitor import cycle  # noqa: E402
+from monitor.errors import StoreError  # noqa: E402
+from monitor.notify import Notifier, deliver_due, send_now  # noqa: E402
+
+BALANCES: dict[str, Decimal] = {}
+
+
+class Dial(Adapter):
+    """Answers the balance the test sets for the line in BALANCES."""
+
+    name = "dial"
+
+    def read(self) -> Reading:
+        return Reading(self.line_id, utcnow(), balance=BALANCES[self.line_id], currency="EUR")
+
+
+@pytest.fixture
+def dial(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setitem(adapters.BUILTIN, "dial", f"{__name__}:Dial")
+    BALANCES.clear()
+    yield
+
+
+DIALS = """
+[defaults.thresholds]
+balance_critical = 5
+[defaults.alerts]
+failures_before_alert = 1
+[channels.owl]
+url = "record://owl"
+[lines.a]
+adapter = "dial"
+[lines.b]
+adapter = "dial"
+[lines.c]
+adapter = "dial"
+[lines.bad]
+adapter = "dial"
+"""
+
+
+def _rows(store: Store, line: str) -> list[tuple[Any, ...]]:
+    return store.db.execute(
+        "SELECT ok, error, balance FROM readings WHERE line = ? ORDER BY id", [line]
+    ).fetchall()
+
+
+def test_a_check_the_database_refuses_is_that_lines_failure_alone(
+    dial: None,
+    write_config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    recorder: list[dict[str, Any]],
+) -> None:
+    BALANCES.update(a=Decimal(3), b=Decimal(3), c=Decimal(3), bad=Decimal(3))
+    settings = load_settings(write_config(DIALS))
+    store = Store.open(settings.database_path())
+    write_check = Store._write_check
+    sizes: list[int] = []
+    record_checks = Store.record_checks
+
+    def refusing(self: Store, db: Any, **check: Any) -> list[int]:
+        if check["line"] == "bad" and check["reading"] is not None:
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return write_check(self, db, **check)
+
+    def counting(self: Store, checks: Any, now: Any) -> None:
+        sizes.append(len(checks))
+        record_checks(self, checks, now)
+
+    monkeypatch.setattr(Store, "_write_check", refusing)
+    monkeypatch.setattr(Store, "record_checks", counting)
+    checker = Checker(settings)
+    try:
+        judged = {j.result.line: j for j in checker.run(store, list(settings.lines))}
+    finally:
+        checker.close()
+    assert sorted(judged) == ["a", "b", "bad", "c"]
+    for line in "abc":
+        assert _rows(store, line) == [(1, None, "3")]
+        assert store.states()[line].level is Level.CRITICAL
+    assert _rows(store, "bad") == [(0, "could not be recorded: OverflowError", None)]
+    assert store.states()["bad"].failures == 1 and store.states()["bad"].level is None
+    assert sizes[0] > 1 and set(sizes[1:]) <= {1}  # a round first; one at a time only after
+    events = {(e["line"], e["type"]) for e in store.events(utcnow().replace(year=2000))}
+    assert events == {("a", "critical"), ("b", "critical"), ("c", "critical"), ("bad", "failure")}
+    store.close()
+
+
+def test_a_check_that_cannot_be_evaluated_is_that_lines_failure_alone(
+    dial: None,
+    write_config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    recorder: list[dict[str, Any]],
+) -> None:
+    BALANCES.update(a=Decimal(3), b=Decimal(3), c=Decimal(3), bad=Decimal(3))
+    settings = load_settings(write_config(DIALS))
+    store = Store.open(settings.database_path())
+    evaluate = cycle.evaluate_reading
+
+    def failing(previous: Any, reading: Reading, *args: Any) -> Any:
+        if reading.line == "bad":
+            raise ZeroDivisionError("division by zero")
+        return evaluate(previous, reading, *args)
+
+    monkeypatch.setattr(cycle, "evaluate_reading", failing)
+    checker = Checker(settings)
+    try:
+        checker.run(store, list(settings.lines))
+    finally:
+        checker.close()
+    for line in "abc":
+        assert _rows(store, line) == [(1, None, "3")]
+    assert _rows(store, "bad") == [(0, "could not be evaluated: ZeroDivisionError", None)]
+    assert store.states()["bad"].failures == 1
+    store.close()
+
+
+def test_an_unwritable_database_sends_each_transition_once(
+    dial: None, write_config: Callable[..., Path], recorder: list[dict[str, Any]]
+) -> None:
+    """Writes fail for several passes (a full disk, a lock): each transition goes out
+    directly once, an outbox row sent meanwhile is not sent again, and once the database
+    takes writes again, every reading and event is in it, each delivery marked sent."""
+    BALANCES.update(a=Decimal(10), b=Decimal(10), c=Decimal(10), bad=Decimal(10))
+    settings = load_settings(write_config(DIALS))
+    store = Store.open(settings.database_path())
+    notifier = Notifier(settings)
+    checker = Checker(settings)
+
+    def send(event: Any) -> list[str]:
+        return send_now(notifier, event)
+
+    def deliver() -> None:
+        with contextlib.suppress(StoreError):  # the daemon logs it and goes on
+            deliver_due(store, notifier)
+
+    def one_pass() -> None:
+        deliver()
+        checker.run(store, list(settings.lines), direct=send)
+        deliver()
+
+    try:
+        one_pass()  # all fine, nothing to say
+        BALANCES["a"] = Decimal(3)
+        checker.run(store, list(settings.lines), direct=send)  # a's critical waits in the outbox
+        assert recorder == []
+        store.db.execute("PRAGMA query_only = ON")  # from here every write fails
+        with pytest.raises(sqlite3.OperationalError):
+            store.db.execute("DELETE FROM events")
+        one_pass()  # a's critical is sent from the outbox; its mark cannot be written
+        BALANCES["b"] = Decimal(3)
+        for _ in range(3):
+            one_pass()  # b's critical goes out directly
+        BALANCES.update(a=Decimal(10), b=Decimal(10))
+        for _ in range(3):
+            one_pass()  # both recoveries go out directly
+        store.db.execute("PRAGMA query_only = OFF")
+        for _ in range(2):
+            one_pass()
+    finally:
+        checker.close()
+    titles = sorted(m["title"] for m in recorder)
+    assert len(titles) == 4 and len(set(titles)) == 4, titles
+    rows = store.events(utcnow().replace(year=2000))
+    assert sorted((r["line"], r["type"]) for r in rows) == [
+        ("a", "critical"),
+        ("a", "recovery"),
+        ("b", "critical"),
+        ("b", "recovery"),
+    ]
+    assert {r["status"] for r in rows} == {"sent"}
+    assert store.db.execute("SELECT count(*) FROM readings").fetchone() == (
+        4 * 11,
+    )  # 11 passes, 4 lines
+    assert store.owing == 0
+    assert store.states()["b"].level is Level.OK
+    store.close()

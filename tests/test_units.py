@@ -63,7 +63,9 @@ def test_data_sizes(text: object, count: int) -> None:
     assert parse_data_size(text) == count
 
 
-@pytest.mark.parametrize("text", ["5 parsecs", "GB", "2 GBs", "-1MB", -1, 1.5, "1e3MB"])
+@pytest.mark.parametrize(
+    "text", ["5 parsecs", "GB", "2 GBs", "-1MB", -1, 1.5, "1e3MB", "9" * 3000 + "TB"]
+)
 def test_bad_data_sizes(text: object) -> None:
     with pytest.raises(UnitError):
         parse_data_size(text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from monitor.errors import UnitError
@@ -112,7 +112,7 @@ def to_datetime(value: Any, fmt: str = "iso") -> datetime:
             if fmt == "epoch_ms":
                 seconds /= 1000
             return datetime.fromtimestamp(float(seconds), UTC)
-        except (InvalidOperation, TypeError, ValueError, OverflowError, OSError):
+        except (ArithmeticError, TypeError, ValueError, OSError):  # Decimal overflow too
             raise ValueError(f"expected seconds since 1970, got {_short(value)}") from None
     if not isinstance(value, str):
         raise ValueError(f"expected a time as text, got {_short(value)}")

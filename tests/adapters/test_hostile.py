@@ -20,17 +20,20 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import test_telnyx
-from fakes import Always, FakeServer, Reply, json_reply
+from fakes import Always, FakeProvider, FakeServer, Reply, json_reply
 
 from monitor import config
 from monitor.adapters import validate_lines
+from monitor.cli import load_settings, main
 from monitor.cycle import Checker
+from monitor.daemon import Daemon
 from monitor.store import Store
 
 ACCOUNTS = ("healthy", "hanging", "garbage", "limited")
@@ -322,3 +325,100 @@ def wait_for_readings(
         counts = {line: len(found[line]) for line in lines}
         assert time.monotonic() < deadline, f"healthy lines not checked on schedule: {counts}"
         time.sleep(0.2)
+
+
+# ---- out-of-range figures (issue 11.1) ----------------------------------------------------
+
+HEALTHY = b'{"data": {"remaining": 500, "total": 1000}, "balance": "5.00"}'
+
+
+class Figures(FakeProvider):
+    """A JSON API whose healthy lines answer plausible figures and whose /bad path answers
+    the one hostile body (sent as raw bytes: exactly the text a hostile server writes)."""
+
+    def __init__(self, hostile: bytes) -> None:
+        self.hostile = hostile
+
+    def routes(self) -> list[tuple[str, str, Any]]:
+        return [
+            (
+                "GET",
+                "/bad",
+                lambda request, match: Reply(200, self.hostile, {}, "application/json"),
+            ),
+            ("GET", "/ok/.*", lambda request, match: Reply(200, HEALTHY, {}, "application/json")),
+        ]
+
+
+def figures_config(tmp_path: Path, url: str, bad: str = "") -> Path:
+    text = f"""
+[monitor]
+database = "{tmp_path / "h.db"}"
+[accounts.acme]
+provider = "http_json"
+base_url = "{url}"
+url = "/ok/{{line}}"
+balance = "balance"
+currency = "'EUR'"
+data_remaining = "data.remaining"
+data_total = "data.total"
+data_unit = "MB"
+expires_at = "expires"
+"""
+    for i in range(25):
+        text += f'[lines.ok{i}]\naccount = "acme"\n'
+    text += f'[lines.bad]\naccount = "acme"\nurl = "/bad"\n{bad}'
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+HOSTILE = {
+    # 10**14 MB is 10**20 bytes: past SQLite's integers (OverflowError, 0 of 26 recorded)
+    "data past 2**63": (b'{"data": {"remaining": 1e14}}', "", "is outside 0..10^18 bytes"),
+    "data 10**40": (b'{"data": {"remaining": 1' + b"0" * 40 + b"}}", "", "is 10^19 or more"),
+    "money 1e999999999": (b'{"balance": "1e999999999"}', "", "out of range for money"),
+    "money 1e-999999999": (b'{"balance": "1e-999999999"}', "", "more than 18 decimal places"),
+    "money NaN": (b'{"balance": "NaN"}', "", "finite"),
+    "money Infinity": (b'{"balance": "-Infinity"}', "", "finite"),
+    "year 9999": (b'{"expires": "9999-12-31T23:59:59Z"}', "", "outside the years 1970..2200"),
+    "year 1900": (b'{"expires": "1900-01-01T00:00:00Z"}', "", "outside the years 1970..2200"),
+    "epoch 1e10": (b'{"expires": 1e10}', 'date_format = "epoch"\n', "outside the years"),
+    "epoch 1e20": (b'{"expires": 1e20}', 'date_format = "epoch"\n', "seconds since 1970"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=list(HOSTILE))
+def test_one_out_of_range_figure_fails_its_line_alone(
+    case: str, tmp_path: Path, serve: Callable[[FakeProvider], FakeServer]
+) -> None:
+    """`run --once` with 25 healthy lines and one hostile: the 25 are recorded, the hostile
+    line is a failed check saying which figure is out of range (never a zero, never a line
+    left unknown with nothing recorded), the run exits 0 as any run; then the daemon's
+    passes go on checking every line."""
+    body, bad, expected = HOSTILE[case]
+    server = serve(Figures(body))
+    path = figures_config(tmp_path, server.url, bad)
+    assert main(["--config", str(path), "run", "--once"]) == 0
+    db = sqlite3.connect(tmp_path / "h.db")
+    ok = db.execute("SELECT count(*) FROM readings WHERE ok = 1 AND line != 'bad'").fetchone()
+    assert ok == (25,)
+    rows = db.execute(
+        "SELECT ok, error, balance, data_remaining, expires_at FROM readings WHERE line = 'bad'"
+    ).fetchall()
+    assert len(rows) == 1 and rows[0][0] == 0 and rows[0][2:] == (None, None, None), rows
+    assert expected in rows[0][1]
+    state = db.execute("SELECT level, failures FROM line_state WHERE line = 'bad'").fetchone()
+    assert state == (None, 1)
+
+    settings = load_settings(path)
+    daemon = Daemon(settings, lambda: settings)
+    try:
+        for _ in range(2):
+            daemon._due.update(settings.lines)
+            daemon._pass()  # a pass that raised would be "loop pass failed unexpectedly"
+    finally:
+        daemon.close()
+    counts = dict(db.execute("SELECT line, count(*) FROM readings GROUP BY line").fetchall())
+    assert counts == {line: 3 for line in settings.lines}
+    db.close()

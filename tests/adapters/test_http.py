@@ -280,6 +280,26 @@ def test_bytes_from_provider_units() -> None:
         http.to_bytes(-1, 1, "volume")
 
 
+@pytest.mark.parametrize(
+    ("convert", "value", "message"),
+    [
+        (lambda v: http.to_decimal(v, "balance"), "1e999999999", "is 10^19 or more"),
+        (lambda v: http.to_decimal(v, "balance"), "1e-999999999", "more than 18 decimal"),
+        (lambda v: http.to_bytes(v, 2**20, "volume"), "1e999999999", "is 10^19 or more"),
+        (lambda v: http.to_bytes(v, 2**20, "volume"), 10**14, "outside 0..10^18 bytes"),
+        (lambda v: http.to_count(v, "texts"), "1e999999999", "is 10^19 or more"),
+    ],
+)
+def test_out_of_range_is_refused_before_any_arithmetic(
+    convert: Any, value: Any, message: str
+) -> None:
+    """Issue 11.1: checked on the exponent before any int() or multiplication, so a hostile
+    "1e999999999" costs nothing (it cost GBs of memory) and names the figure."""
+    with pytest.raises(BadAnswer) as caught:
+        convert(value)
+    assert message in str(caught.value)
+
+
 def test_retry_after_forms() -> None:
     assert http.retry_after_seconds("120") == 120
     assert http.retry_after_seconds("soon") is None
