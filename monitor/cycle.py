@@ -90,10 +90,11 @@ class _Outcome:
 class Checker:
     """Owns the adapters of one configuration; rebuilt on reload."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tokens: TokenCache | None = None) -> None:
+        """`tokens`: where access tokens are kept, by default beside the history."""
         self.settings = settings
         self.context = adapters.AdapterContext(
-            TokenCache(settings.database_path()), secret_values(settings)
+            tokens or TokenCache(settings.database_path()), secret_values(settings)
         )
         self._adapters: dict[str, adapters.Adapter] = {}
         self._pool = WorkerPool(settings.monitor.workers)

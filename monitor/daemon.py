@@ -5,17 +5,29 @@ keep systemd informed (READY, STATUS, RELOADING, STOPPING, and WATCHDOG pings).
 batch (concurrently, through `cycle.Checker`). Every pass first sends what the outbox has
 due. The loop waits on an Event, so SIGTERM, SIGINT and SIGHUP act at once. The watchdog
 is pinged from this loop only (never a side thread), so a hung loop gets restarted.
+
+A loop that fails unexpectedly pass after pass is never silent: after FAILED_PASSES in a
+row it says why (STATUS=, the log at err, a direct `daemon-failure` alert) and stops the
+watchdog's pings, so systemd restarts it. A database that turns unusable (corrupt,
+vanished, replaced, read-only) is different: a restart would only exit 65 and go quiet, so
+the daemon keeps checking with its state in memory, alerts, and keeps pinging.
+
+One daemon per database: `<database>.lock` beside it, held for the daemon's lifetime.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import signal
+import stat
 import time
+import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import FrameType
 
 import schedule
@@ -24,17 +36,73 @@ import structlog
 from monitor import adapters, heartbeat, metrics, sdnotify
 from monitor.config import Settings
 from monitor.cycle import Checker
-from monitor.errors import MonitorError
+from monitor.errors import AlreadyRunning, DatabaseUnusable, LoopFailed, MonitorError
 from monitor.model import Event, utcnow
 from monitor.notify import Notifier, deliver_due, send_now
 from monitor.report import queue_digests
-from monitor.store import Store
+from monitor.store import Store, make_private_dirs
+from monitor.tokens import TokenCache
 
 log = structlog.get_logger("monitor.daemon")
 
 MAX_SLEEP = 60.0
 ERROR_PAUSE = 5.0
 PRUNE_EVERY = timedelta(days=1)
+FAILED_PASSES = 3
+"""Unexpected pass failures in a row after which the loop counts as broken."""
+
+
+class DatabaseLock:
+    """An exclusive flock on `<database>.lock`, the holder's PID inside (mode 0600): a
+    second daemon on the same database fails at once, naming the first. The file is never
+    removed (unlinking a lock file races with the next taker); the kernel drops the lock
+    when the holder's process ends, however it ends."""
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + ".lock")
+        try:
+            make_private_dirs(database.parent)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:  # where the lock cannot be, the database cannot be either
+            raise DatabaseUnusable(
+                f"cannot create the database at {database}: {exc.strerror}; set [monitor] "
+                "database to a writable path"
+            ) from None
+        try:
+            os.fchmod(fd, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise AlreadyRunning(
+                f"another esim-monitor (PID {holder}) is running on {database} (it holds "
+                f"{self.path}); stop it first, or give this one another [monitor] database"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise AlreadyRunning(f"cannot lock {self.path}: {exc.strerror}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _where(exc: BaseException) -> str:
+    """The exception's type and where it was raised: no message, which might hold anything."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {Path(last.filename).name}:{last.lineno}"
 
 
 class Waker:
@@ -81,7 +149,19 @@ class Daemon:
         self._due: set[str] = set()
         self._pruned_at: datetime | None = None
         self._started: dict[str, float] = {}
-        self.store = Store.open(settings.database_path())
+        self._failed_passes = 0
+        self._broken: str | None = None
+        self._unusable: str | None = None
+        """Why the database cannot be used (the daemon runs on a store in memory), or None."""
+        self._probe: tuple[int, ...] | None = None
+        self.lock = DatabaseLock(settings.database_path())
+        try:
+            self.store = Store.open(settings.database_path(), verify=True)
+            self.database = self.store.path
+            self._identity = _identity(self.database)
+        except BaseException:
+            self.lock.release()
+            raise
         self.checker = Checker(settings)
         self.notifier = Notifier(settings)
         self.scheduler = schedule.Scheduler()
@@ -144,11 +224,16 @@ class Daemon:
                 try:
                     self._pass()
                     pause = self._sleep_seconds()
+                    self._passed()
+                except DatabaseUnusable as exc:
+                    self._database_unusable(str(exc))
+                    pause = 0.0  # the next pass runs at once, on the store in memory
                 except MonitorError as exc:
                     log.error("loop pass failed", error=str(exc))
                     pause = ERROR_PAUSE
-                except Exception:
+                except Exception as exc:
                     log.exception("loop pass failed unexpectedly")
+                    self._pass_failed(exc)
                     pause = ERROR_PAUSE
                 due = self.dog.due_in()
                 if not self._stopping and not self._reload_requested:
@@ -164,6 +249,7 @@ class Daemon:
             self._reload_requested = False
             self.reload()
             self.dog.kick()
+        self._watch_database()
         queue_digests(self.settings, self.store, utcnow())
         self._deliver()
         self._prune()
@@ -174,6 +260,130 @@ class Daemon:
             self._log_overdue(due)
             self._check(due)
             self._deliver()
+
+    # ---- a loop that keeps failing -------------------------------------------------------
+
+    def _passed(self) -> None:
+        self._failed_passes = 0
+        if self._broken is not None:
+            log.warning("daemon loop passes again: watchdog pings resume")
+            self._broken = None
+            self.dog.resume()
+            self.sd.status(self._status_line())
+
+    def _pass_failed(self, exc: BaseException) -> None:
+        """Count unexpected failures in a row; at FAILED_PASSES, say so everywhere and stop
+        the watchdog's pings. Without a watchdog nothing would restart us: exit instead."""
+        self._failed_passes += 1
+        if self._failed_passes < FAILED_PASSES or self._broken is not None:
+            return
+        self._broken = (
+            f"loop failing: {self._failed_passes} passes in a row failed unexpectedly "
+            f"({_where(exc)})"
+        )
+        restart = "watchdog pings stopped" if self.dog.interval is not None else "exiting"
+        log.error("daemon loop failing", reason=self._broken, action=restart)
+        self.sd.status(f"{self._broken}; {restart}")
+        self.dog.halt()
+        self._alert(self._broken)
+        if self.dog.interval is None:
+            raise LoopFailed(self._broken)
+
+    def _alert(self, reason: str) -> None:
+        """A `daemon-failure` alert, sent at once: the outbox may be what is failing."""
+        event = Event(
+            "daemon-failure",
+            "",
+            utcnow(),
+            {"label": "esim-monitor", "error": reason, "database": str(self.database)},
+        )
+        try:
+            send_now(self.notifier, event)
+        except Exception:  # the alert is the last resort: its failure is logged, not raised
+            log.exception("daemon-failure alert could not be sent")
+
+    # ---- a database that cannot be used ---------------------------------------------------
+
+    def _watch_database(self) -> None:
+        """Each pass: is the file we opened still there, the same file, and writable? A
+        deleted or replaced file takes every later write into a file nobody will read."""
+        if self._unusable is not None:
+            self._retry_database()
+            if self._unusable is not None:
+                log.error("database unusable", reason=self._unusable, database=str(self.database))
+                self.sd.status(self._status_line())
+            return
+        problem = self._file_problem()
+        if problem is not None:
+            self._database_unusable(problem)
+
+    def _file_problem(self) -> str | None:
+        path = self.database
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return f"{path} vanished while the daemon ran"
+        except OSError as exc:
+            return f"cannot look at {path}: {exc.strerror}"
+        if (st.st_dev, st.st_ino) != self._identity:
+            return f"{path} was replaced by another file while the daemon ran"
+        if _read_only(path, st):
+            return f"{path} became read-only"
+        return None
+
+    def _database_unusable(self, reason: str) -> None:
+        """Go on with line state and outbox in memory (no top-ups: the ledger is not
+        there to cap them), alert once per reason, and try the file again each pass."""
+        if reason == self._unusable:
+            return
+        first = self._unusable is None
+        self._unusable = reason
+        self._probe = _probe(self.database)
+        log.error("database unusable", reason=reason, database=str(self.database))
+        self.sd.status(self._status_line())
+        if first:
+            old = self.store
+            self.store = Store.open_memory()
+            with contextlib.suppress(Exception):
+                old.close()
+            self._swap_checker(_without_recharge(self.settings), TokenCache(None))
+        self._alert(f"database unusable: {reason}; checks go on, history is kept in memory")
+
+    def _retry_database(self) -> None:
+        """When something changed at the path (a file is back, writable again), open it;
+        if it is sound, the daemon goes back to it."""
+        probe = _probe(self.database)
+        if probe is None or probe == self._probe:
+            return
+        self._probe = probe
+        st = os.stat(self.database)
+        if _read_only(self.database, st):
+            return
+        try:
+            store = Store.open(self.database, verify=True)
+        except MonitorError as exc:
+            self._unusable = str(exc)
+            return
+        self._flush_memory()
+        self.store.close()
+        self.store = store
+        self._identity = _identity(self.database)
+        self._unusable = None
+        self._swap_checker(self.settings)
+        log.warning("database usable again", database=str(self.database))
+        self.sd.status(self._status_line())
+
+    def _flush_memory(self) -> None:
+        """Alerts the store in memory still owes go out before it is dropped."""
+        with contextlib.suppress(Exception):
+            self._deliver()
+        left = self.store.pending_count()
+        if left:
+            log.error("alerts lost with the store in memory", count=left)
+
+    def _swap_checker(self, settings: Settings, tokens: TokenCache | None = None) -> None:
+        old, self.checker = self.checker, Checker(settings, tokens)
+        old.close()
 
     def _log_overdue(self, due: list[str]) -> None:
         """Lines checked well after their time: the cycle is slower than the schedule."""
@@ -215,6 +425,8 @@ class Daemon:
 
     def _status_line(self) -> str:
         """ "12 lines, 2 low, next check 14:05": what `systemctl status` shows."""
+        if self._unusable is not None:
+            return f"database unusable: {self._unusable}"
         low = sum(1 for line in self._snapshot.lines if line.state in ("warning", "critical"))
         runs = [job.next_run for job in self.scheduler.jobs if job.next_run]
         text = f"{len(self.settings.lines)} lines, {low} low"
@@ -300,15 +512,29 @@ class Daemon:
             self.sd.ready(status=self._status_line())
 
     def _apply(self, settings: Settings) -> None:
-        if settings.database_path() != self.store.path:
-            store = Store.open(settings.database_path())
+        """A new database moves the lock with it: taken on the new one first, so a
+        refusal (another daemon there) leaves the running config as it was."""
+        path = settings.database_path()
+        if path != self.database:
+            lock = DatabaseLock(path)
+            try:
+                store = Store.open(path, verify=True)
+                identity = _identity(path)
+            except BaseException:
+                lock.release()
+                raise
             self.store.close()
-            self.store = store
+            self.lock.release()
+            self.store, self.lock, self.database, self._identity = store, lock, path, identity
+            self._unusable = self._probe = None
         old_checker = self.checker
         previous = self._timings()
         metrics_changed = settings.monitor.metrics != self.settings.monitor.metrics
         self.settings = settings
-        self.checker = Checker(settings)
+        if self._unusable is not None:
+            self.checker = Checker(_without_recharge(settings), TokenCache(None))
+        else:
+            self.checker = Checker(settings)
         self.notifier = Notifier(settings)
         old_checker.close()
         self._due.intersection_update(settings.lines)
@@ -327,4 +553,31 @@ class Daemon:
             self._metrics = None
         self.checker.close()
         self.store.close()
+        self.lock.release()
         self.sd.close()
+
+
+def _read_only(path: Path, st: os.stat_result) -> bool:
+    """Read-only for us: no write bit for its owner (even root's daemon honours that: a
+    person made it so), no write access, or a file system mounted read-only."""
+    if not st.st_mode & stat.S_IWUSR or not os.access(path, os.W_OK):
+        return True
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _probe(path: Path) -> tuple[int, ...] | None:
+    """What the file at the path is now; a change is worth another try at opening it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+
+
+def _without_recharge(settings: Settings) -> Settings:
+    """The config without top-ups: while the ledger is out of reach, its caps are too."""
+    lines = {k: line.model_copy(update={"recharge": None}) for k, line in settings.lines.items()}
+    return settings.model_copy(update={"lines": lines})

@@ -61,6 +61,14 @@ class DatabaseUnusable(StoreError):
     exit_code = EXIT_DATABASE
 
 
+class AlreadyRunning(MonitorError):
+    """Another daemon holds the database's lock: two would double every reading and alert."""
+
+
+class LoopFailed(MonitorError):
+    """The daemon's loop keeps failing and no watchdog will restart it: it exits (1)."""
+
+
 class CheckFailed(MonitorError):
     """A line could not be read. Never a zero balance: the check failed, and says why.
 

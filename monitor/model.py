@@ -29,6 +29,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "recharge-skipped",
     "digest",
     "test",
+    "daemon-failure",
 )
 """Every event name there is; fixed early so configs can route events before they exist."""
 

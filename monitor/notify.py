@@ -92,6 +92,7 @@ _HEADLINES = {
     "recharge-failed": "{label}: top-up {outcome}: {error}",
     "recharge-unconfirmed": "{label}: top-up ({what}) not seen within {verify_within}",
     "recharge-skipped": "{label}: top-up skipped: {cap} ({cap_detail}) until {frees_at}",
+    "daemon-failure": "esim-monitor is failing: {error}",
 }
 _IMPROVED = "{label} improved to {state}: {metric} {value}"
 _ESCALATED = (
@@ -119,6 +120,7 @@ _NOTIFY_TYPES = {
     "critical": apprise.NotifyType.FAILURE,
     "failure": apprise.NotifyType.FAILURE,
     "recharge-failed": apprise.NotifyType.FAILURE,
+    "daemon-failure": apprise.NotifyType.FAILURE,
     "renewal-risk": apprise.NotifyType.WARNING,
     "warning": apprise.NotifyType.WARNING,
     "repeat": apprise.NotifyType.WARNING,
@@ -142,6 +144,8 @@ def route(settings: Settings, event: Event) -> list[str]:
     escalation goes to its `escalate_to` channels instead."""
     if event.facts.get("escalated"):
         return [name for name in event.facts.get("escalate_to", []) if name in settings.channels]
+    if event.type == "daemon-failure":  # it concerns every line: a `lines` filter does not apply
+        return [name for name, ch in settings.channels.items() if event.type in ch.events]
     return [name for name, ch in settings.channels.items() if ch.wants(event.type, event.line)]
 
 

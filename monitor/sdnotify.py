@@ -134,10 +134,18 @@ class Watchdog:
         self.interval = interval if notifier.enabled else None
         self._clock = clock
         self._next: float | None = None
+        self.halted = False
+
+    def halt(self) -> None:
+        """Stop pinging (a loop that keeps failing): systemd restarts the service."""
+        self.halted = True
+
+    def resume(self) -> None:
+        self.halted = False
 
     def kick(self) -> bool:
         """Ping if one is due; True when a ping was sent."""
-        if self.interval is None:
+        if self.interval is None or self.halted:
             return False
         now = self._clock()
         if self._next is not None and now < self._next:

@@ -8,16 +8,19 @@ ISO-8601 text (sortable), money is exact decimal text, data is integer bytes.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import json
 import os
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Sequence
+import stat
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlite_utils import Database, Migrations
 
@@ -41,6 +44,88 @@ def clip(text: str | None, limit: int = EXCERPT_BYTES) -> str | None:
     mark = "…[cut]"
     room = limit - len(mark.encode())
     return data[:room].decode("utf-8", "ignore") + mark
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+_UNUSABLE_CODES = {
+    sqlite3.SQLITE_CORRUPT,
+    sqlite3.SQLITE_NOTADB,
+    sqlite3.SQLITE_FORMAT,
+}
+"""Primary result codes after which no retry and no restart can help."""
+_SCHEMA_MESSAGES = ("no such table", "no such column", "malformed database schema")
+"""SQLITE_ERROR texts that say the schema is not the one our migrations made."""
+MOVE_ASIDE = (
+    "If the file is damaged, stop the daemon, move the file aside and start again "
+    "(history starts afresh)"
+)
+PRIVATE_FILES = ("", "-wal", "-shm", "-journal")
+"""The database and the files SQLite keeps beside it: all of them hold the history."""
+
+
+def translate(exc: BaseException, path: Path) -> StoreError | None:
+    """The project's error for what SQLite (or decoding its rows) raised, or None when it
+    is none of the database's business. Corrupt, not a database, a schema or contents we
+    cannot read: DatabaseUnusable (65, no restart helps). Busy, locked, full, read-only,
+    I/O and the like: StoreError (1, it may pass)."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        return None  # a constraint our own code broke, a closed connection: a bug, not the file
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        text = str(exc)
+        if code is not None and code & 0xFF in _UNUSABLE_CODES:
+            return DatabaseUnusable(f"cannot use the database at {path}: {text}. {MOVE_ASIDE}")
+        if code is None and text.startswith("Could not decode"):
+            return DatabaseUnusable(f"cannot read the database at {path}: {text}. {MOVE_ASIDE}")
+        if (code is None or code & 0xFF == sqlite3.SQLITE_ERROR) and any(
+            m in text for m in _SCHEMA_MESSAGES
+        ):
+            return DatabaseUnusable(
+                f"cannot read the database at {path}: its schema is not one esim-monitor "
+                f"made ({text}). {MOVE_ASIDE}"
+            )
+        return StoreError(f"cannot use the database at {path}: {text}")
+    if isinstance(exc, (ValueError, KeyError, InvalidOperation)):  # a row we cannot decode
+        return DatabaseUnusable(
+            f"cannot read the database at {path}: a stored value is damaged "
+            f"({type(exc).__name__}: {exc}). {MOVE_ASIDE}"
+        )
+    return None
+
+
+def _guarded(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Every public Store method raises the project's errors only (see `translate`)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except (sqlite3.Error, ValueError, KeyError, InvalidOperation) as exc:
+            mapped = translate(exc, args[0].path)  # type: ignore[attr-defined]
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from None
+
+    return wrapper
+
+
+def tighten(path: Path) -> None:
+    """Make the database and its companion files owner-only, whatever made them wider:
+    they hold the history, tokens and the recharge ledger."""
+    for suffix in PRIVATE_FILES:
+        target = path.with_name(path.name + suffix)
+        try:
+            mode = target.stat().st_mode
+            if stat.S_IMODE(mode) & 0o077:
+                target.chmod(stat.S_IMODE(mode) & 0o700 | 0o600)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StoreError(f"cannot make {target} private (mode 0600): {exc.strerror}") from None
 
 
 @migrations(name="0001_wal", transactional=False)
@@ -241,10 +326,12 @@ class Store:
         """Deliveries sent whose mark could not be written yet: never sent again."""
 
     @classmethod
-    def open(cls, path: Path) -> Store:
-        """Open (creating if needed, mode 0600) and migrate the database."""
+    def open(cls, path: Path, *, verify: bool = False) -> Store:
+        """Open (creating if needed, mode 0600) and migrate the database. `verify` reads
+        every page first (PRAGMA quick_check), so damage anywhere is found now, not by
+        some later query: the daemon's start does that."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_dirs(path.parent)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
         except OSError as exc:
@@ -252,18 +339,38 @@ class Store:
                 f"cannot create the database at {path}: {exc.strerror}; set [monitor] database "
                 "to a writable path"
             ) from None
+        tighten(path)
         db = cls._connect(path)
-        _check_known_schema(db, path)
         try:
+            if verify:
+                _quick_check(db, path)
+            _check_known_schema(db, path)
             migrations.apply(db)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot prepare the database at {path}: {exc}") from None
+        except (sqlite3.Error, ValueError, KeyError) as exc:
+            db.close()
+            mapped = translate(exc, path)
+            if mapped is None:
+                raise
+            raise mapped from None
+        except BaseException:
+            db.close()
+            raise
         return cls(db, path)
 
     @classmethod
     def open_existing(cls, path: Path) -> Store | None:
         """For commands that only read: the database if it exists; never creates one."""
         return cls.open(path) if path.exists() else None
+
+    @classmethod
+    def open_memory(cls) -> Store:
+        """A migrated database in memory: where a daemon whose file is unusable keeps its
+        state and outbox meanwhile, so checks and alerts go on."""
+        conn = sqlite3.connect(":memory:", check_same_thread=False)
+        conn.execute("PRAGMA foreign_keys=ON")
+        db = Database(conn, execute_plugins=False)
+        migrations.apply(db)
+        return cls(db, Path(":memory:"))
 
     @staticmethod
     def _connect(path: Path) -> Database:
@@ -272,13 +379,9 @@ class Store:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError as exc:  # locked, I/O: may pass, so exit 1
-            raise StoreError(f"cannot open the database at {path}: {exc}") from None
-        except sqlite3.DatabaseError as exc:
-            raise DatabaseUnusable(
-                f"cannot use the database at {path}: {exc}. If the file is damaged, stop the "
-                "daemon, move the file aside and start again (history starts afresh)"
-            ) from None
+        except sqlite3.Error as exc:  # corrupt: 65; locked, I/O: may pass, so exit 1
+            mapped = translate(exc, path)
+            raise (mapped or StoreError(f"cannot open the database at {path}: {exc}")) from None
         return Database(conn, execute_plugins=False)
 
     def close(self) -> None:
@@ -304,7 +407,12 @@ class Store:
                 conn.rollback()
                 raise
             conn.commit()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
+            mapped = translate(exc, self.path)
+            if mapped is None:
+                raise
+            if isinstance(mapped, DatabaseUnusable):
+                raise mapped from None
             raise StoreError(f"cannot write to the database at {self.path}: {exc}") from None
 
     # ---- line state -------------------------------------------------------------------
@@ -863,6 +971,13 @@ class Store:
         return list(self.db.query(sql + " ORDER BY e.created_at, e.id, d.channel", params))
 
 
+# Every public method (reads too) goes through `translate`: the store's door lets out the
+# project's errors only, and a method added later is covered without anyone remembering.
+for _name, _member in list(vars(Store).items()):
+    if not _name.startswith("_") and inspect.isfunction(_member):
+        setattr(Store, _name, _guarded(_member))
+
+
 def _rollup(db: Database, line: str, day: str, rows: list[Sequence[Any]]) -> dict[str, Any]:
     """One day's summary, merged into what an earlier pass already rolled up for that day."""
     existing = db.execute(
@@ -932,18 +1047,37 @@ def _delivery(row: Sequence[Any]) -> Delivery:
     )
 
 
+def _quick_check(db: Database, path: Path) -> None:
+    """Read every page and check its structure; damage is DatabaseUnusable."""
+    rows = db.execute("PRAGMA quick_check(5)").fetchall()
+    problems = [str(row[0]) for row in rows]
+    if problems != ["ok"]:
+        raise DatabaseUnusable(
+            f"the database at {path} is damaged ({'; '.join(problems)[:300]}). {MOVE_ASIDE}"
+        )
+
+
+def make_private_dirs(folder: Path) -> None:
+    """Create a folder and any missing parents, each 0700 whatever the umask (mkdir's
+    `mode` applies to the last one only, and the umask may widen none but narrow it)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for created in reversed(missing):
+        try:
+            created.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        created.chmod(0o700)
+
+
 def _check_known_schema(db: Database, path: Path) -> None:
     """Refuse a database that a newer version has migrated: we cannot know its meaning."""
     known = {m.name for m in migrations._migrations}
-    try:
-        applied = {m.name for m in migrations.applied(db)}
-    except sqlite3.OperationalError as exc:
-        raise StoreError(f"cannot read the database at {path}: {exc}") from None
-    except sqlite3.DatabaseError as exc:
-        raise DatabaseUnusable(
-            f"cannot use the database at {path}: {exc}. If the file is damaged, stop the "
-            "daemon, move the file aside and start again (history starts afresh)"
-        ) from None
+    applied = {m.name for m in migrations.applied(db)}
     unknown = sorted(applied - known)
     if unknown:
         raise DatabaseUnusable(
