@@ -3,6 +3,7 @@ report`, and the optional PNG chart (the `charts` extra: matplotlib, imported on
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -147,6 +148,12 @@ def write_chart(store: Store, lines: Sequence[str], path: Path, days: int = CHAR
             axes.legend(fontsize="small")
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
+    # 0600 whatever the umask (and an existing file is narrowed): the chart shows balances
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), 0o600)
+            fig.savefig(out, format="png", dpi=100)
+    finally:
+        plt.close(fig)
     return True

@@ -46,6 +46,7 @@ def clip(text: str | None, limit: int = EXCERPT_BYTES) -> str | None:
     return data[:room].decode("utf-8", "ignore") + mark
 
 
+_ALL_STATES = "SELECT * FROM line_state"
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -419,7 +420,8 @@ class Store:
 
     def states(self) -> dict[str, LineState]:
         """Every line's state; a state still owed to the database (see `owe`) wins."""
-        states = {row["line"]: _state_from_row(row) for row in self.db["line_state"].rows}
+        # plain SQL, not `db[table].rows`: that reads a missing table as an empty one
+        states = {row["line"]: _state_from_row(row) for row in self.db.query(_ALL_STATES)}
         states.update((check["line"], check["state"]) for check in self._owed)
         return states
 
@@ -427,7 +429,7 @@ class Store:
         owed = [check["state"] for check in self._owed if check["line"] == line]
         if owed:
             return owed[-1]
-        rows = list(self.db["line_state"].rows_where("line = ?", [line]))
+        rows = list(self.db.query(_ALL_STATES + " WHERE line = ?", [line]))
         return _state_from_row(rows[0]) if rows else LineState(line=line)
 
     # ---- what the database could not take yet ------------------------------------------
@@ -720,7 +722,7 @@ class Store:
                 acked_level=_level(row["acked_level"]),
                 acked_at=parse_ts(row["acked_at"]),
             )
-            for row in self.db["line_controls"].rows
+            for row in self.db.query("SELECT * FROM line_controls")
         }
 
     def snooze(self, line: str, until: datetime | None) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -313,3 +315,47 @@ def test_check_and_status_show_when_the_plan_renews(
     for row in (checked, status):
         assert datetime.fromisoformat(row["renewal_at"]) == datetime(2026, 12, 30, tzinfo=UTC)
         assert row["renewal_price"] == "10"
+
+
+def test_one_corrupt_page_anywhere_exits_65_every_time(
+    write_config: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11.3: random bytes over one page of a populated database, 30 seeds. Unfixed,
+    `run --once` exited 0 (damage unread), 1 (sqlite3.DatabaseError) or 65 by chance."""
+    import random
+
+    lines = "".join(f'[lines.l{i}]\nadapter = "demo"\nbalance = 50\n' for i in range(26))
+    path = write_config("[defaults.thresholds]\nbalance_warning = 45\n" + lines)
+    for _ in range(6):
+        assert run_once(path) == 0
+    db = tmp_path / "history.db"
+    pristine = db.read_bytes()
+    pages = len(pristine) // 4096
+    codes = []
+    for seed in range(30):
+        rng = random.Random(seed)
+        page = rng.randrange(pages)
+        data = bytearray(pristine)
+        data[page * 4096 : (page + 1) * 4096] = rng.randbytes(4096)
+        db.write_bytes(bytes(data))
+        codes.append(run_once(path))
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "internal error" not in err
+    assert codes == [65] * 30
+
+
+def test_report_png_is_0600_whatever_the_umask(
+    configured: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11.11: the chart shows balances; unfixed it was written 0644 (umask 022)."""
+    assert run_once(configured) == 0
+    png = tmp_path / "chart.png"
+    old = os.umask(0o022)
+    try:
+        assert cli("--config", str(configured), "report", "--png", str(png)) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(png.stat().st_mode) == 0o600
+    png.chmod(0o644)  # an existing wider file is narrowed too
+    assert cli("--config", str(configured), "report", "--png", str(png)) == 0
+    assert stat.S_IMODE(png.stat().st_mode) == 0o600

@@ -160,3 +160,118 @@ def test_stored_excerpts_are_at_most_4_kib(tmp_path: Path) -> None:
         assert text.endswith("…[cut]")
     assert error.startswith("the provider said: ü")
     store.close()
+
+
+def test_an_existing_database_and_its_companions_are_narrowed_to_0600(tmp_path: Path) -> None:
+    """Issue 11.11: a history.db (and -wal/-shm) left wider by hand or by an old version."""
+    path = tmp_path / "h.db"
+    Store.open(path).close()
+    companions = [path, tmp_path / "h.db-wal", tmp_path / "h.db-shm"]
+    for file in companions:
+        file.touch()
+        file.chmod(0o644)
+    Store.open(path).close()
+    for file in companions:
+        if file.exists():  # SQLite removes -wal/-shm at a clean close
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+
+
+def test_created_folders_are_0700_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o002)
+    try:
+        Store.open(tmp_path / "a" / "b" / "history.db").close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o700  # a parent too
+    assert stat.S_IMODE((tmp_path / "a" / "b").stat().st_mode) == 0o700
+
+
+READS = [
+    ("states", ()),
+    ("state", ("a",)),
+    ("controls", ()),
+    ("status", ()),
+    ("history", ("a", T0)),
+    ("events", (T0,)),
+    ("series", ("a", T0)),
+    ("series_many", (["a"], T0)),
+    ("due_deliveries", (T0,)),
+    ("next_delivery_at", ()),
+    ("held_due", (T0,)),
+    ("pending_count", ()),
+    ("recharges", ()),
+    ("used_pins", ()),
+    ("account_alerts", ()),
+    ("failures_since", (T0,)),
+    ("digest_sent", ("hook",)),
+]
+
+
+@pytest.mark.parametrize(("method", "args"), READS, ids=[m for m, _ in READS])
+def test_a_schema_we_cannot_read_is_unusable_in_every_read(
+    tmp_path: Path, method: str, args: tuple[object, ...]
+) -> None:
+    """Issue 11.3: reads raised sqlite3 errors past the store's door (the CLI's exit 1)."""
+    path = tmp_path / "h.db"
+    store = Store.open(path)
+    other = sqlite3.connect(path)
+    for table in other.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        if table[0] not in ("_sqlite_migrations", "sqlite_sequence"):
+            other.execute(f"DROP TABLE {table[0]}")
+    other.commit()
+    other.close()
+    with pytest.raises(DatabaseUnusable, match="schema is not one esim-monitor made") as caught:
+        getattr(store, method)(*args)
+    assert caught.value.exit_code == 65
+    store.close()
+
+
+def test_a_value_we_cannot_decode_is_unusable(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "h.db")
+    store.db.execute("INSERT INTO line_state (line, level, metrics) VALUES ('a', 'weird', '{')")
+    store.db.conn.commit()
+    with pytest.raises(DatabaseUnusable, match="a stored value is damaged"):
+        store.states()
+    store.close()
+
+
+def test_busy_is_a_store_error_never_unusable(tmp_path: Path) -> None:
+    """A database another process is writing: exit 1 (it may pass), never 65."""
+    path = tmp_path / "h.db"
+    store = Store.open(path)
+    store.db.execute("PRAGMA busy_timeout = 0")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError) as caught:
+            store.snooze("a", T0)
+        assert not isinstance(caught.value, DatabaseUnusable)
+        assert caught.value.exit_code == 1
+        assert "database is locked" in str(caught.value)
+    finally:
+        other.close()
+        store.close()
+
+
+def test_verify_finds_damage_no_query_reads(tmp_path: Path) -> None:
+    """A damaged page of old readings: only reading every page finds it at start."""
+    path = tmp_path / "h.db"
+    store = Store.open(path)
+    rows = [
+        {
+            "line": "a",
+            "checked_at": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}",
+            "ok": 1,
+            "raw": "x" * 500,
+        }
+        for i in range(400)
+    ]
+    store.db["readings"].insert_all(rows)
+    store.close()
+    data = bytearray(path.read_bytes())
+    pages = len(data) // 4096
+    data[(pages - 5) * 4096 : (pages - 4) * 4096] = bytes(range(256)) * 16
+    path.write_bytes(bytes(data))
+    Store.open(path).close()  # what the CLI's reads open: nothing reads that page
+    with pytest.raises(DatabaseUnusable, match="is damaged"):
+        Store.open(path, verify=True)
