@@ -154,8 +154,9 @@ class Watchdog:
         return self.notifier.watchdog()
 
     def due_in(self) -> float | None:
-        """Seconds until the next ping is due (0 when overdue); None without a watchdog."""
-        if self.interval is None:
+        """Seconds until the next ping is due (0 when overdue); None without a watchdog
+        or while halted (nothing to wait for: the loop keeps its own pace)."""
+        if self.interval is None or self.halted:
             return None
         if self._next is None:
             return 0.0

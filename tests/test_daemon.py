@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -226,3 +231,220 @@ def test_a_storm_of_signals_never_wedges_the_loop(daemon: Any) -> None:
     d.wait_for("line checked", line="a")  # still checking
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(timeout=20) == 0
+
+
+class Supervised:
+    """`esim-monitor run` under a stand-in for systemd: a real notify socket (datagrams
+    collected), a watchdog, JSON logs on stderr; `patch` is Python run before `main` (a
+    fault to inject)."""
+
+    def __init__(self, config: Path, sock_path: Path, patch: str = "", watchdog: bool = True):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(sock_path))
+        self.sock.settimeout(0.2)
+        self.datagrams: queue.Queue[str] = queue.Queue()
+        self.logs: queue.Queue[dict[str, Any]] = queue.Queue()
+        env = {**os.environ, "NOTIFY_SOCKET": str(sock_path)}
+        if watchdog:
+            env["WATCHDOG_USEC"] = "1000000"
+        boot = f"import sys; import monitor.daemon as d; {patch or 'pass'}; "
+        boot += "from monitor.cli import main; "
+        boot += "sys.exit(main(sys.argv[1:]))"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                boot,
+                "--config",
+                str(config),
+                "--log-format",
+                "json",
+                "--log-level",
+                "debug",
+                "run",
+            ],
+            env=env,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        self._open = True
+        threading.Thread(target=self._read_socket, daemon=True).start()
+        threading.Thread(target=self._read_logs, daemon=True).start()
+
+    def _read_socket(self) -> None:
+        while self._open:
+            try:
+                self.datagrams.put(self.sock.recv(4096).decode())
+            except (TimeoutError, OSError):
+                continue
+
+    def _read_logs(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            try:
+                self.logs.put(json.loads(line))
+            except ValueError:
+                self.logs.put({"event": line.strip()})
+
+    def notified(self, prefix: str, timeout: float = 40) -> list[str]:
+        """Datagrams until one with a field starting with `prefix`, that one last."""
+        seen = []
+        while True:
+            try:
+                message = self.datagrams.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no {prefix!r} in {timeout} s; saw {seen[-10:]}") from None
+            seen.append(message)
+            if any(f.startswith(prefix) for f in message.split("\n")):
+                return seen
+
+    def logged(self, event: str, timeout: float = 40) -> dict[str, Any]:
+        seen: list[dict[str, Any]] = []
+        while True:
+            try:
+                entry = self.logs.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no log {event!r} in {timeout} s; saw {seen[-5:]}") from None
+            seen.append(entry)
+            if entry.get("event") == event:
+                return entry
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._open = False
+        self.sock.close()
+
+
+@pytest.fixture
+def supervised() -> Any:
+    started: list[Supervised] = []
+    folder = Path(tempfile.mkdtemp(prefix="sd"))  # AF_UNIX paths are short: not tmp_path
+
+    def start(config: Path, **kw: Any) -> Supervised:
+        s = Supervised(config, folder / f"notify{len(started)}.sock", **kw)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+FAULT = "d.ERROR_PAUSE = 0.1; d.queue_digests = lambda *a: 1 / 0"
+"""Every pass fails unexpectedly, at its first step."""
+
+
+def test_a_loop_failing_three_times_stops_the_watchdog_and_alerts(
+    write_config: Callable[..., Path], supervised: Any, sink: Any
+) -> None:
+    """Issue 11.2: unfixed, the loop logged "loop pass failed unexpectedly" for ever and
+    kept pinging, so systemd never restarted it and nobody heard."""
+    path = write_config(CONFIG + f'[channels.hook]\nurl = "{sink.url}"\n')
+    d = supervised(path, patch=FAULT)
+    d.notified("READY=1")
+    d.notified("WATCHDOG=1")
+    (status,) = [
+        f for f in d.notified("STATUS=loop failing")[-1].split("\n") if f.startswith("STATUS=")
+    ]
+    assert status.startswith("STATUS=loop failing: 3 passes in a row failed unexpectedly")
+    assert "ZeroDivisionError" in status and status.endswith("watchdog pings stopped")
+    entry = d.logged("daemon loop failing")
+    assert entry["level"] == "error" and entry["action"] == "watchdog pings stopped"
+    after = []
+    with contextlib.suppress(AssertionError):  # four ping intervals: not one ping
+        after = d.notified("WATCHDOG=1", timeout=2)
+    assert not any("WATCHDOG=1" in m for m in after)
+    assert d.proc.poll() is None  # systemd, not the daemon, ends it
+    (alert,) = [m for m in sink.received if "DAEMON-FAILURE" in m["title"]]
+    assert alert["title"].startswith("[DAEMON-FAILURE] esim-monitor is failing: loop failing")
+
+
+def test_without_a_watchdog_a_failing_loop_alerts_and_exits_1(
+    write_config: Callable[..., Path], supervised: Any, sink: Any
+) -> None:
+    path = write_config(CONFIG + f'[channels.hook]\nurl = "{sink.url}"\n')
+    d = supervised(path, patch=FAULT, watchdog=False)
+    assert d.proc.wait(timeout=60) == 1
+    assert [m["title"] for m in sink.received if "DAEMON-FAILURE" in m["title"]]
+
+
+def _corrupt_copy(db: Path) -> None:
+    """Put a damaged copy of the database in its place (a new file: another inode)."""
+    data = bytearray(db.read_bytes())
+    data[4096:] = bytes(range(256)) * ((len(data) - 4096) // 256)
+    spare = db.with_name("spare.db")
+    spare.write_bytes(bytes(data))
+    spare.replace(db)
+
+
+DAMAGE = {
+    "vanished": lambda db: db.unlink(),
+    "read-only": lambda db: db.chmod(0o400),
+    "replaced by a corrupt file": _corrupt_copy,
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_an_unusable_database_keeps_the_daemon_checking_alerting_and_pinging(
+    write_config: Callable[..., Path], supervised: Any, sink: Any, tmp_path: Path, damage: str
+) -> None:
+    """Issues 11.3 and 11.9: unfixed, a deleted or read-only file went unnoticed (writes into
+    a deleted inode), and a corrupt one silenced the daemon."""
+    path = write_config(
+        f'[monitor]\ninterval = "1s"\n[channels.hook]\nurl = "{sink.url}"\n'
+        "[defaults.thresholds]\nbalance_warning = 10\nbalance_critical = 2\n"
+        '[lines.a]\nadapter = "demo"\nbalance = 12\ndrain = 1\n'
+    )
+    d = supervised(path)
+    d.logged("line checked")
+    DAMAGE[damage](tmp_path / "history.db")
+    seen = d.notified("STATUS=database unusable: ")
+    assert d.logged("database unusable")["level"] == "error"
+    assert d.logged("database unusable")["level"] == "error"  # on each pass
+    d.logged("line checked")  # checks go on
+    d.notified("WATCHDOG=1")  # and so do the pings
+    d.notified("WATCHDOG=1")
+    assert d.proc.poll() is None
+    alerts = [m["title"] for m in sink.received if "DAEMON-FAILURE" in m["title"]]
+    assert alerts and "database unusable" in alerts[0]
+    d.logged("alert delivered")  # the lines' own alerts go on too (from memory)
+    assert any("database unusable" in m for m in seen)
+
+
+def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_one_daemon_per_database_and_a_reload_moves_the_lock(
+    daemon: Any, tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """Issue 11.7: unfixed, a second `run --once` beside a daemon exited 0 (doubling it)."""
+    d, path = daemon()
+    d.wait_for("line checked", line="a")
+    lock = tmp_path / "history.db.lock"
+    assert lock.read_text().strip() == str(d.proc.pid)
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    for args in (["run", "--once"], ["run"]):
+        second = _cli(path, *args)
+        assert second.returncode == 1
+        assert f"another esim-monitor (PID {d.proc.pid}) is running on" in second.stderr
+    assert _cli(path, "status").returncode == 0  # other commands work beside it
+    old = write_config(CONFIG, name="old.toml")  # the first database, in another config
+    path.write_text(path.read_text().replace("history.db", "moved.db"))
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for("config reloaded")
+    assert _cli(old, "run", "--once").returncode == 0  # the old database is free again
+    moved = _cli(path, "run", "--once")
+    assert moved.returncode == 1 and f"PID {d.proc.pid}" in moved.stderr
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=10) == 0
