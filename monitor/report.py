@@ -150,10 +150,12 @@ def write_chart(store: Store, lines: Sequence[str], path: Path, days: int = CHAR
     fig.tight_layout()
     # 0600 whatever the umask (and an existing file is narrowed): the chart shows balances
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), 0o600)
-            fig.savefig(out, format="png", dpi=100)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        fig.savefig(path, format="png", dpi=100)  # truncates the file, keeping its mode
     finally:
         plt.close(fig)
     return True

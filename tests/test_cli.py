@@ -348,14 +348,18 @@ def test_report_png_is_0600_whatever_the_umask(
     configured: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue 11.11: the chart shows balances; unfixed it was written 0644 (umask 022)."""
-    assert run_once(configured) == 0
-    png = tmp_path / "chart.png"
-    old = os.umask(0o022)
-    try:
+    from freezegun import freeze_time
+
+    # frozen like test_alerting's chart: matplotlib keeps the datetime class it first saw
+    with freeze_time("2026-11-04 14:00:00", tick=True):
+        assert run_once(configured) == 0
+        png = tmp_path / "chart.png"
+        old = os.umask(0o022)
+        try:
+            assert cli("--config", str(configured), "report", "--png", str(png)) == 0
+        finally:
+            os.umask(old)
+        assert stat.S_IMODE(png.stat().st_mode) == 0o600
+        png.chmod(0o644)  # an existing wider file is narrowed too
         assert cli("--config", str(configured), "report", "--png", str(png)) == 0
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE(png.stat().st_mode) == 0o600
-    png.chmod(0o644)  # an existing wider file is narrowed too
-    assert cli("--config", str(configured), "report", "--png", str(png)) == 0
-    assert stat.S_IMODE(png.stat().st_mode) == 0o600
+        assert stat.S_IMODE(png.stat().st_mode) == 0o600
