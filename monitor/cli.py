@@ -321,6 +321,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     store = _store(settings)
     try:
         if args.png:
+            folder = Path(args.png).parent
+            if not folder.is_dir():
+                raise UsageError(f"--png: no folder {str(folder)!r} to write the chart in")
             if store is None:
                 print("no history yet: run the daemon first", file=sys.stderr)
                 return EXIT_FAILURE
@@ -330,6 +333,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                 raise UsageError(
                     "charts need matplotlib: pip install 'esim-monitor[charts]'"
                 ) from None
+            except OSError as exc:
+                raise UsageError(f"--png: cannot write {args.png}: {exc.strerror or exc}") from None
             if not made:
                 print("no readings in the last days to chart", file=sys.stderr)
                 return EXIT_FAILURE

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tomllib
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
@@ -475,16 +476,18 @@ def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
     Apprise URLs); they run only when the structure itself is valid.
     """
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(source, [ConfigProblem("", "config file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, [ConfigProblem("", f"cannot read config file: {exc}")]) from None
+    text = _read_config(path)
     try:
         data = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [ConfigProblem("", f"TOML syntax error: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError(source, [ConfigProblem("", "TOML nested too deeply")]) from None
+    deep = _too_deep(data)
+    if deep is not None:
+        raise ConfigError(
+            source, [ConfigProblem(deep, f"nested more than {MAX_DEPTH} levels deep")]
+        )
     problems = list(_id_problems(data))
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     try:
@@ -493,6 +496,13 @@ def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
         raise ConfigError(source, problems + problems_from(exc)) from None
     except (OSError, SettingsError) as exc:
         problems.append(ConfigProblem("", f"cannot read the credentials in {credentials}: {exc}"))
+        raise ConfigError(source, problems) from None
+    except (ArithmeticError, RecursionError) as exc:
+        # a value no unit parser caught (a decimal signal, a nesting the depth bound missed):
+        # still the config's fault, said in one line
+        problems.append(
+            ConfigProblem("", f"a value this program cannot hold ({type(exc).__name__})")
+        )
         raise ConfigError(source, problems) from None
     problems.extend(structural_problems(settings))
     if not problems:
@@ -509,6 +519,61 @@ def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
         monitor = settings.monitor.model_copy(update={"database": database.expanduser()})
         settings = settings.model_copy(update={"monitor": monitor})
     return settings
+
+
+MAX_CONFIG_BYTES = 4 * 2**20
+MAX_DEPTH = 32
+
+
+def _read_config(path: Path) -> str:
+    """The file's text, from a regular file only: a FIFO or a device would hang or never end.
+    Opened without blocking and checked on the open descriptor, so nothing can swap it."""
+    source = str(path)
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError(source, [ConfigProblem("", message)])
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise fail("config file not found") from None
+    except OSError as exc:
+        raise fail(f"cannot read config file: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise fail("not a regular file (a config must be a plain TOML file)")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise fail(f"config file is larger than {MAX_CONFIG_BYTES // 2**20} MiB")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise fail(f"cannot read config file: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise fail(f"config file is larger than {MAX_CONFIG_BYTES // 2**20} MiB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(
+            f"cannot read config file: not UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
+
+
+def _too_deep(data: Any) -> str | None:
+    """The key path of a value nested past MAX_DEPTH, or None: validation and `config show`
+    walk the document recursively, so depth is bounded before they start."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        value, where = stack.pop()
+        if len(where) > MAX_DEPTH:
+            return ".".join(where[:4]) + "..."
+        if isinstance(value, Mapping):
+            stack.extend((item, (*where, str(key))) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((item, (*where, str(i))) for i, item in enumerate(value))
+    return None
 
 
 def _id_problems(data: Mapping[str, Any]) -> Iterable[ConfigProblem]:

@@ -16,6 +16,14 @@ from monitor.errors import UnitError
 Sizes = Literal["decimal", "binary"]
 """How a provider counts a "GB": in 1000s (Twilio, most carriers) or in 1024s (Airalo, 1NCE)."""
 
+MAX_DURATION = timedelta(days=36525)
+"""A century: longer spans mean nothing here, and would overflow a date added to them."""
+MAX_MONEY_DIGITS = 12
+"""Money of magnitude below 10**12, as the adapters accept from providers."""
+MAX_MONEY_PLACES = 12
+MAX_SIZE = 10**18
+"""Bytes within 0..10**18 (an exabyte), as the adapters accept from providers."""
+
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 
@@ -37,11 +45,14 @@ _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 def parse_duration(value: object) -> timedelta:
     """Parse "90s", "15m", "2h", "3d", "1w" or combinations ("1h30m"); a bare number is seconds."""
     try:
-        return _duration(value)
-    except (OverflowError, ValueError) as exc:
+        delta = _duration(value)
+    except (OverflowError, ValueError, ArithmeticError) as exc:
         if isinstance(exc, UnitError):
             raise
         raise UnitError(f"{value!r} is not a duration this program can hold") from None
+    if delta > MAX_DURATION:
+        raise UnitError(f"{value!r} is longer than a century, more than this program can hold")
+    return delta
 
 
 def _duration(value: object) -> timedelta:
@@ -50,6 +61,8 @@ def _duration(value: object) -> timedelta:
     if isinstance(value, bool):
         raise UnitError(f"expected a duration such as '15m', got {value!r}")
     if isinstance(value, int | Decimal | float):
+        if isinstance(value, Decimal | float) and not Decimal(value).is_finite():
+            raise UnitError(f"a duration must be a finite number, got {value}")
         if value < 0:
             raise UnitError(f"a duration cannot be negative, got {value}")
         return timedelta(seconds=float(value))
@@ -130,7 +143,7 @@ def parse_size(value: object) -> Size:
     if isinstance(value, int):
         if value < 0:
             raise UnitError(f"a data size cannot be negative, got {value}")
-        return Size(value)
+        return _bounded_size(value, Size(value))
     if not isinstance(value, str):
         raise UnitError(f"expected a data size such as '500MB', got {value!r}")
     match = _DATA.fullmatch(value.strip())
@@ -143,7 +156,16 @@ def parse_size(value: object) -> Size:
     if amount.adjusted() >= 19:  # checked before multiplying: the digits are unbounded
         raise UnitError(f"a data size past 10^18 bytes is not one, got {value[:40]!r}")
     binary_unit = unit if unit.endswith("ib") or unit == "b" else unit[0] + "ib"
-    return Size(int(amount * _DATA_UNITS[unit]), int(amount * _DATA_UNITS[binary_unit]))
+    if amount.adjusted() > 30:
+        raise UnitError(f"{value!r} is larger than {MAX_SIZE} bytes, more than any plan holds")
+    size = Size(int(amount * _DATA_UNITS[unit]), int(amount * _DATA_UNITS[binary_unit]))
+    return _bounded_size(value, size)
+
+
+def _bounded_size(value: object, size: Size) -> Size:
+    if max(size, size.binary) > MAX_SIZE:
+        raise UnitError(f"{value!r} is larger than {MAX_SIZE} bytes, more than any plan holds")
+    return size
 
 
 @dataclass(frozen=True)
@@ -198,7 +220,21 @@ def parse_money(value: object) -> Decimal:
         raise UnitError(f"expected an amount of money such as 10 or 5.50, got {value!r}") from None
     if not amount.is_finite():
         raise UnitError(f"expected a finite amount of money, got {value!r}")
+    if amount and amount.adjusted() >= MAX_MONEY_DIGITS:
+        raise UnitError(
+            f"{value!r} is not below 10^{MAX_MONEY_DIGITS}, more than any account holds"
+        )
+    if _places(amount) > MAX_MONEY_PLACES:
+        raise UnitError(f"{value!r} has more than {MAX_MONEY_PLACES} decimal places")
     return amount
+
+
+def _places(amount: Decimal) -> int:
+    """Decimal places that matter ("5.50000" has 1), without a context that could underflow."""
+    _, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + trailing_zeros))
 
 
 def format_money(amount: Decimal, currency: str | None) -> str:

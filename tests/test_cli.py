@@ -363,3 +363,93 @@ def test_report_png_is_0600_whatever_the_umask(
         png.chmod(0o644)  # an existing wider file is narrowed too
         assert cli("--config", str(configured), "report", "--png", str(png)) == 0
         assert stat.S_IMODE(png.stat().st_mode) == 0o600
+
+
+# ---- bad input: a one-line message and exit 78 (config) or 2 (usage), never "internal error"
+
+HOSTILE_CONFIG_VALUES = [
+    ("monitor", "interval", "nan"),
+    ("monitor", "interval", "inf"),
+    ("monitor", "interval", '"infs"'),
+    ("monitor", "interval", '"nanm"'),
+    ("monitor", "interval", "1e999999999"),
+    ("monitor", "interval", '"99999999d"'),
+    ("defaults.thresholds", "balance_warning", "1e999999999"),
+    ("defaults.thresholds", "balance_warning", '"1e-999999999"'),
+    ("defaults.thresholds", "hysteresis", '"1e999999999%"'),
+    ("defaults.thresholds", "data_warning", '"99999999999999999999999999999TB"'),
+    ("defaults.thresholds", "data_warning", "1e999999999"),
+]
+
+
+def _one_problem(err: str) -> None:
+    assert "internal error" not in err and "Traceback" not in err
+    problems = [line for line in err.splitlines() if not line.startswith("esim-monitor:")]
+    assert len(problems) <= 1, err
+
+
+@pytest.mark.parametrize(("table", "key", "value"), HOSTILE_CONFIG_VALUES)
+def test_hostile_config_values_are_config_errors(
+    write_config: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    table: str,
+    key: str,
+    value: str,
+) -> None:
+    path = write_config(f'[{table}]\n{key} = {value}\n[lines.a]\nadapter = "demo"\nbalance = 12\n')
+    assert cli("--config", str(path), "run", "--once") == 78
+    err = capsys.readouterr().err
+    _one_problem(err)
+    assert key in err
+
+
+def test_deeply_nested_config_is_a_config_error(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    for depth in (50, 5000):  # past our bound; past tomllib's recursion
+        path = write_config('[lines.a]\nadapter = "demo"\nx = ' + "[" * depth + "]" * depth + "\n")
+        assert cli("--config", str(path), "config", "validate") == 78
+        _one_problem(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("duration", ["99999999d", "1e999999999s", "nanm"])
+def test_snooze_past_the_calendar_is_a_usage_error(
+    configured: Path, capsys: pytest.CaptureFixture[str], duration: str
+) -> None:
+    assert cli("--config", str(configured), "snooze", "travel", duration) == 2
+    err = capsys.readouterr().err
+    _one_problem(err)
+    assert "DURATION" in err
+    assert cli("--config", str(configured), "history", "travel", "--since", duration) == 2
+
+
+def test_report_png_into_a_missing_folder_is_a_usage_error(
+    configured: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_once(configured) == 0
+    target = tmp_path / "missing" / "chart.png"
+    assert cli("--config", str(configured), "report", "--png", str(target)) == 2
+    err = capsys.readouterr().err
+    _one_problem(err)
+    assert "--png" in err and "missing" in err
+
+
+def test_config_that_is_not_a_regular_file(tmp_path: Path) -> None:
+    """A FIFO hung the loader forever; a directory or a device is no config either."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    for target in (fifo, tmp_path, Path("/dev/zero")):
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor", "--config", str(target), "config", "validate"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        )
+        assert done.returncode == 78, (target, done.stderr)
+        _one_problem(done.stderr)
+        assert "not a regular file" in done.stderr

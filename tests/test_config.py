@@ -275,3 +275,122 @@ def test_show_masks_secrets_in_adapter_options(
     assert '"--line", "home"' in out
     settings = load_settings(path)
     assert "k-789" not in repr(settings.lines["s"])
+
+
+# ---- fuzz: whatever the file holds, the loader answers 0 or 78, never an internal error
+
+from hypothesis import HealthCheck, given  # noqa: E402
+from hypothesis import settings as hsettings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_HOSTILE_SCALARS = [
+    "nan",
+    "inf",
+    "-inf",
+    "1e999999999",
+    "-1e999999999",
+    "1E-999999999",
+    "0e-99999999",
+    "99999999999999999999999999999",
+    "-1",
+    "0",
+    "true",
+    '""',
+    '"infs"',
+    '"nanm"',
+    '"1e999999999s"',
+    '"99999999d"',
+    '"99999999999999999999w"',
+    '"1e999999999GB"',
+    '"99999999999999999999999999999TB"',
+    '"1e999999999%"',
+    '"nan%"',
+    '"101%"',
+    '"balance < 1e999999999"',
+    '"data < 1e999999999GB"',
+    '"expiry < 99999999d"',
+    '"25:99-99:00"',
+    '"weekly xyz 08:00"',
+    '"\\u0000"',
+    '"http://user:pw@x"',
+    '"::::"',
+    "1979-05-27T07:32:00Z",
+    "[]",
+    "[[[[[[]]]]]]",
+    "{}",
+    '["critical", 1e999999999]',
+]
+
+
+def _schema_keys(model: type, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every key path the real schema knows, with a line, channel and account of each kind."""
+    from pydantic import BaseModel
+
+    keys = []
+    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+        path = (*prefix, name)
+        keys.append(path)
+        for arg in (field.annotation, *getattr(field.annotation, "__args__", ())):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                keys.extend(_schema_keys(arg, path))
+    return keys
+
+
+_KEYS = (
+    [k for k in _schema_keys(config.Settings) if k[0] not in ("lines", "channels", "accounts")]
+    + [("lines", "a", *k) for k in _schema_keys(config.Line)]
+    + [("lines", "a", "recharge", *k) for k in _schema_keys(config.Recharge)]
+    + [("channels", "c", *k) for k in _schema_keys(config.Channel)]
+    + [("accounts", "x", *k) for k in _schema_keys(config.Account)]
+)
+
+
+def _document(assignments: list[tuple[tuple[str, ...], str]]) -> str:
+    tables: dict[tuple[str, ...], dict[str, str]] = {("lines", "a"): {"adapter": '"demo"'}}
+    for path, value in assignments:
+        tables.setdefault(path[:-1], {})[path[-1]] = value
+    out = []
+    for table, values in tables.items():
+        out.append("[" + ".".join(table) + "]" if table else "")
+        out.extend(f"{key} = {value}" for key, value in values.items())
+    return "\n".join(out) + "\n"
+
+
+def _validate(text: str | bytes) -> tuple[int, str]:
+    import contextlib
+    import io
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "config.toml"
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(["--config", str(path), "config", "validate"])
+    return code, err.getvalue()
+
+
+@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_KEYS),
+            st.one_of(st.sampled_from(_HOSTILE_SCALARS), st.integers().map(str)),
+        ),
+        max_size=6,
+    )
+)
+def test_fuzz_schema_keys_with_hostile_values(
+    assignments: list[tuple[tuple[str, ...], str]],
+) -> None:
+    code, err = _validate(_document(assignments))
+    assert code in (0, 78), err
+    assert "internal error" not in err and "Traceback" not in err
+
+
+@hsettings(max_examples=100, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300)))
+def test_fuzz_random_bytes(text: bytes | str) -> None:
+    code, err = _validate(text)
+    assert code in (0, 78), err
+    assert "internal error" not in err
