@@ -40,7 +40,7 @@ from pydantic_settings import (
 from pydantic_settings.sources import NestedSecretsSettingsSource
 
 from monitor.errors import ConfigError, ConfigProblem, UnitError
-from monitor.model import EVENT_TYPES
+from monitor.model import EVENT_TYPES, money_problem
 from monitor.redact import Redactor, url_secrets
 from monitor.units import (
     DigestSchedule,
@@ -61,6 +61,16 @@ from monitor.units import (
 DEFAULT_CONFIG = Path("/etc/esim-monitor/config.toml")
 ENV_PREFIX = "ESIM_MONITOR_"
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def config_money(value: object) -> Decimal:
+    """Money in the config, within the same bounds as a provider's figure (below 10^12,
+    exactly held): 1e999999999 hung the daemon in decimal arithmetic."""
+    amount = parse_money(value)
+    problem = money_problem(amount)
+    if problem:
+        raise UnitError(f"{value!r} {problem}")
+    return amount
 
 
 def _unit(parser: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -84,7 +94,7 @@ def _positive(delta: timedelta) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(_unit(parse_duration))]
 PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 DataSize = Annotated[int, BeforeValidator(_unit(parse_data_size))]
-Money = Annotated[Decimal, BeforeValidator(_unit(parse_money))]
+Money = Annotated[Decimal, BeforeValidator(_unit(config_money))]
 DataThreshold = Annotated[
     Size | Percent,
     BeforeValidator(_unit(parse_data_threshold)),
@@ -100,7 +110,7 @@ QuietHoursSetting = Annotated[
 
 def _hysteresis(value: Any) -> Decimal:
     text = str(value).strip().rstrip("%")
-    share = parse_money(text) / 100
+    share = config_money(text) / 100
     if not 0 <= share <= Decimal("0.5"):
         raise ValueError("hysteresis must be between 0% and 50%")
     return share
@@ -305,7 +315,7 @@ def parse_trigger(value: object) -> Trigger:
             "'balance < 5', 'data < 300MB' or 'expiry < 2d'"
         )
     metric, limit = match.groups()
-    parse = {"balance": parse_money, "data": parse_size, "expiry": parse_duration}[metric]
+    parse = {"balance": config_money, "data": parse_size, "expiry": parse_duration}[metric]
     return Trigger(metric=metric, limit=parse(limit.strip().upper() if metric == "data" else limit))
 
 

@@ -18,9 +18,6 @@ Sizes = Literal["decimal", "binary"]
 
 MAX_DURATION = timedelta(days=36525)
 """A century: longer spans mean nothing here, and would overflow a date added to them."""
-MAX_MONEY_DIGITS = 12
-"""Money of magnitude below 10**12, as the adapters accept from providers."""
-MAX_MONEY_PLACES = 12
 MAX_SIZE = 10**18
 """Bytes within 0..10**18 (an exabyte), as the adapters accept from providers."""
 
@@ -220,21 +217,7 @@ def parse_money(value: object) -> Decimal:
         raise UnitError(f"expected an amount of money such as 10 or 5.50, got {value!r}") from None
     if not amount.is_finite():
         raise UnitError(f"expected a finite amount of money, got {value!r}")
-    if amount and amount.adjusted() >= MAX_MONEY_DIGITS:
-        raise UnitError(
-            f"{value!r} is not below 10^{MAX_MONEY_DIGITS}, more than any account holds"
-        )
-    if _places(amount) > MAX_MONEY_PLACES:
-        raise UnitError(f"{value!r} has more than {MAX_MONEY_PLACES} decimal places")
     return amount
-
-
-def _places(amount: Decimal) -> int:
-    """Decimal places that matter ("5.50000" has 1), without a context that could underflow."""
-    _, digits, exponent = amount.as_tuple()
-    assert isinstance(exponent, int)
-    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
-    return max(0, -(exponent + trailing_zeros))
 
 
 def format_money(amount: Decimal, currency: str | None) -> str:
