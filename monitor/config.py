@@ -479,6 +479,12 @@ def config_path(cli_value: str | None) -> Path:
 Validator = Callable[[Settings], Iterable[ConfigProblem]]
 
 
+MAX_EXPONENT = 40
+"""No setting needs a number past 10^40 or below 10^-40; such a one is refused at once,
+since turning it into an integer (a count such as `max_per_day`) takes a Decimal context
+minutes of arithmetic (the config fuzz found `max_per_day = 1e-999999999` hanging `load`)."""
+
+
 def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
     """Read, validate and return the settings; raise ConfigError listing every problem.
 
@@ -491,6 +497,8 @@ def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
         data = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [ConfigProblem("", f"TOML syntax error: {exc}")]) from None
+    except ValueError as exc:  # an integer past Python's digit limit
+        raise ConfigError(source, [ConfigProblem("", f"TOML number refused: {exc}")]) from None
     except RecursionError:
         raise ConfigError(source, [ConfigProblem("", "TOML nested too deeply")]) from None
     deep = _too_deep(data)
@@ -498,6 +506,9 @@ def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
         raise ConfigError(
             source, [ConfigProblem(deep, f"nested more than {MAX_DEPTH} levels deep")]
         )
+    absurd = _absurd_numbers(data)
+    if absurd:
+        raise ConfigError(source, absurd)
     problems = list(_id_problems(data))
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     try:
@@ -584,6 +595,28 @@ def _too_deep(data: Any) -> str | None:
         elif isinstance(value, list):
             stack.extend((item, (*where, str(i))) for i, item in enumerate(value))
     return None
+
+
+def _absurd_numbers(data: Any) -> list[ConfigProblem]:
+    """Numbers past MAX_EXPONENT, by key path, refused before validation touches them."""
+    problems = []
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, Mapping):
+            stack.extend((item, (*where, str(key))) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((item, (*where, str(i))) for i, item in enumerate(value))
+        elif (
+            isinstance(value, Decimal)
+            and value.is_finite()
+            and value
+            and abs(value.adjusted()) > MAX_EXPONENT
+        ):
+            problems.append(
+                ConfigProblem(".".join(where), f"{value:.3E} is out of range for any setting")
+            )
+    return problems
 
 
 def _id_problems(data: Mapping[str, Any]) -> Iterable[ConfigProblem]:

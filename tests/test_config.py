@@ -394,3 +394,18 @@ def test_fuzz_random_bytes(text: bytes | str) -> None:
     code, err = _validate(text)
     assert code in (0, 78), err
     assert "internal error" not in err
+
+
+@pytest.mark.parametrize(
+    "value", ["1e-999999999", "1e999999999", "-1e-999999999", "9" * 5000, "1e41"]
+)
+def test_a_count_with_an_absurd_number_is_refused_at_once(
+    write_config: Callable[..., Path], value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # found by the config fuzz: pydantic turning 1e-999999999 into an int ran for minutes
+    path = write_config(
+        '[lines.a]\nadapter = "demo"\nbalance = 1\n'
+        f'[lines.a.recharge]\naction = "command"\nargv = ["true"]\nmax_per_day = {value}\n'
+    )
+    assert main(["--config", str(path), "config", "validate"]) == 78
+    assert "internal error" not in capsys.readouterr().err
