@@ -501,14 +501,9 @@ def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
         raise ConfigError(source, [ConfigProblem("", f"TOML number refused: {exc}")]) from None
     except RecursionError:
         raise ConfigError(source, [ConfigProblem("", "TOML nested too deeply")]) from None
-    deep = _too_deep(data)
-    if deep is not None:
-        raise ConfigError(
-            source, [ConfigProblem(deep, f"nested more than {MAX_DEPTH} levels deep")]
-        )
-    absurd = _absurd_numbers(data)
-    if absurd:
-        raise ConfigError(source, absurd)
+    shape = _shape_problems(data)
+    if shape:
+        raise ConfigError(source, shape)
     problems = list(_id_problems(data))
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     try:
@@ -582,27 +577,17 @@ def _read_config(path: Path) -> str:
         ) from None
 
 
-def _too_deep(data: Any) -> str | None:
-    """The key path of a value nested past MAX_DEPTH, or None: validation and `config show`
-    walk the document recursively, so depth is bounded before they start."""
-    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
-    while stack:
-        value, where = stack.pop()
-        if len(where) > MAX_DEPTH:
-            return ".".join(where[:4]) + "..."
-        if isinstance(value, Mapping):
-            stack.extend((item, (*where, str(key))) for key, item in value.items())
-        elif isinstance(value, list):
-            stack.extend((item, (*where, str(i))) for i, item in enumerate(value))
-    return None
-
-
-def _absurd_numbers(data: Any) -> list[ConfigProblem]:
-    """Numbers past MAX_EXPONENT, by key path, refused before validation touches them."""
+def _shape_problems(data: Any) -> list[ConfigProblem]:
+    """What validation must not meet, by key path, in one walk of the document: a value
+    nested past MAX_DEPTH (validation and `config show` recurse), or a number past
+    MAX_EXPONENT (turning it into an integer takes a Decimal context minutes)."""
     problems = []
     stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
     while stack:
         value, where = stack.pop()
+        if len(where) > MAX_DEPTH:
+            path = ".".join(where[:4]) + "..."
+            return [ConfigProblem(path, f"nested more than {MAX_DEPTH} levels deep")]
         if isinstance(value, Mapping):
             stack.extend((item, (*where, str(key))) for key, item in value.items())
         elif isinstance(value, list):

@@ -12,14 +12,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from monitor.errors import UnitError
+from monitor.model import DATA_LIMIT
 
 Sizes = Literal["decimal", "binary"]
 """How a provider counts a "GB": in 1000s (Twilio, most carriers) or in 1024s (Airalo, 1NCE)."""
 
 MAX_DURATION = timedelta(days=36525)
 """A century: longer spans mean nothing here, and would overflow a date added to them."""
-MAX_SIZE = 10**18
-"""Bytes within 0..10**18 (an exabyte), as the adapters accept from providers."""
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -153,15 +152,13 @@ def parse_size(value: object) -> Size:
     if amount.adjusted() >= 19:  # checked before multiplying: the digits are unbounded
         raise UnitError(f"a data size past 10^18 bytes is not one, got {value[:40]!r}")
     binary_unit = unit if unit.endswith("ib") or unit == "b" else unit[0] + "ib"
-    if amount.adjusted() > 30:
-        raise UnitError(f"{value!r} is larger than {MAX_SIZE} bytes, more than any plan holds")
     size = Size(int(amount * _DATA_UNITS[unit]), int(amount * _DATA_UNITS[binary_unit]))
     return _bounded_size(value, size)
 
 
 def _bounded_size(value: object, size: Size) -> Size:
-    if max(size, size.binary) > MAX_SIZE:
-        raise UnitError(f"{value!r} is larger than {MAX_SIZE} bytes, more than any plan holds")
+    if max(size, size.binary) > DATA_LIMIT:
+        raise UnitError(f"{value!r} is larger than {DATA_LIMIT} bytes, more than any plan holds")
     return size
 
 
