@@ -699,6 +699,7 @@ def _redacted(result: CheckResult, redactor: Redactor) -> CheckResult:
             currency=redactor.optional(reading.currency),
             status=redactor.optional(reading.status),
             critical_reason=redactor.optional(reading.critical_reason),
+            warning_reason=redactor.optional(reading.warning_reason),
             extras=redactor.data(reading.extras),
             raw=redactor.data(reading.raw),
         )

@@ -454,3 +454,19 @@ def test_an_unwritable_database_sends_each_transition_once(
     assert store.owing == 0
     assert store.states()["b"].level is Level.OK
     store.close()
+
+
+def test_every_text_a_reading_carries_is_redacted() -> None:
+    # a provider's state reason (Telnyx `status.reason`) is provider text like any other
+    from monitor.redact import Redactor
+
+    secret = "s3cret-token-value"
+    text = f"echo {secret}"
+    reading = Reading(
+        "a", utcnow(), status=text, critical_reason=text, warning_reason=text, raw={"x": text}
+    )
+    result = cycle._redacted(
+        cycle.CheckResult("a", utcnow(), 1, reading=reading, error=text, raw=text),
+        Redactor([secret]),
+    )
+    assert secret not in repr(result)
