@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path
@@ -51,6 +51,13 @@ def _store(settings: config.Settings) -> Any:
     from monitor.store import Store
 
     return Store.open_existing(settings.database_path())
+
+
+def _view(settings: config.Settings) -> Any:
+    """The database's read models for a command that only reads (plain sqlite3)."""
+    from monitor.store.views import View
+
+    return View.open_existing(settings.database_path())
 
 
 # ---- commands ----------------------------------------------------------------------------
@@ -123,43 +130,41 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from monitor.evaluate import describe_forecast
-    from monitor.forecast import Forecast
     from monitor.model import utcnow
-    from monitor.store import ts
+    from monitor.store.views import LineStatus
 
     settings = load_settings(config.config_path(args.config), deep=False)
     now = utcnow()
-    store = _store(settings)
-    known = store.status() if store else {}
-    controls = store.controls() if store else {}
-    if store:
-        store.close()
+    view = _view(settings)
+    known = view.status() if view else {}
+    if view:
+        view.close()
     rows = []
     for line_id in settings.lines:
-        s = known.get(line_id, {})
+        s = known.get(line_id) or LineStatus(line_id)
+        control = s.controls
         row = _row(
             settings,
             line_id,
-            state=s.get("level") or "unknown",
-            checked_at=s.get("checked_at"),
-            balance=Decimal(s["balance"]) if s.get("balance") is not None else None,
-            currency=s.get("currency"),
-            data_remaining=s.get("data_remaining"),
-            data_total=s.get("data_total"),
-            expires_at=s.get("expires_at"),
-            status=s.get("status"),
-            renewal_at=s.get("renewal_at"),
-            renewal_price=Decimal(s["renewal_price"]) if s.get("renewal_price") else None,
+            state=s.state,
+            checked_at=_iso(s.checked_at),
+            balance=s.balance,
+            currency=s.currency,
+            data_remaining=s.data_remaining,
+            data_total=s.data_total,
+            expires_at=_iso(s.expires_at),
+            status=s.status,
+            renewal_at=_iso(s.renewal_at),
+            renewal_price=s.renewal_price,
         )
-        control = controls.get(line_id)
         row.update(
-            read_at=s.get("read_at"),
-            failures=s.get("failures") or 0,
-            error=s.get("last_error"),
-            low_since=s.get("low_since"),
-            snoozed_until=ts(control.snoozed_until) if control and control.snoozed(now) else None,
-            acknowledged=control.acked_level.label if control and control.acked_level else None,
-            forecast=s.get("forecast") or {},
+            read_at=_iso(s.read_at),
+            failures=s.failures,
+            error=s.last_error,
+            low_since=_iso(s.low_since),
+            snoozed_until=_iso(control.snoozed_until) if control.snoozed(now) else None,
+            acknowledged=control.acked_level.label if control.acked_level else None,
+            forecast={metric: f.to_json() for metric, f in s.forecasts.items()},
         )
         rows.append(row)
     if args.json:
@@ -168,12 +173,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     tz = settings.tz()
     _print_lines_table(rows, tz, error_column=True)
     notes = []
-    for row in rows:
-        for metric, f in row["forecast"].items():
-            if f["runs_out_at"]:
-                forecast = Forecast(
-                    metric, Decimal(f["per_day"]), datetime.fromisoformat(f["runs_out_at"])
-                )
+    for line_id, row in zip(settings.lines, rows, strict=True):
+        status = known.get(line_id)
+        for metric, forecast in (status.forecasts if status else {}).items():
+            if forecast.runs_out_at:
                 notes.append(f"{row['line']}: {metric} {describe_forecast(forecast, now, tz)}")
         if row["snoozed_until"]:
             notes.append(f"{row['line']}: snoozed until {_when(row['snoozed_until'], tz)}")
@@ -191,12 +194,25 @@ def cmd_history(args: argparse.Namespace) -> int:
     settings = load_settings(config.config_path(args.config), deep=False)
     (line,) = _pick_lines(settings, [args.line])
     since = utcnow() - _duration_arg(args.since, "--since")
-    store = _store(settings)
-    rows = store.history(line, since) if store else []
-    if store:
-        store.close()
-    for row in rows:
-        row["ok"] = bool(row["ok"])
+    view = _view(settings)
+    found = view.history(line, since) if view else []
+    if view:
+        view.close()
+    rows = [
+        {
+            "checked_at": _iso(r.checked_at),
+            "ok": r.ok,
+            "level": r.level.label if r.level is not None else None,
+            "balance": _decimal(r.balance),
+            "currency": r.currency,
+            "data_remaining": r.data_remaining,
+            "data_total": r.data_total,
+            "expires_at": _iso(r.expires_at),
+            "status": r.status,
+            "error": r.error,
+        }
+        for r in found
+    ]
     if args.format == "json":
         _print_json(rows)
     elif args.format == "csv":
@@ -233,13 +249,26 @@ def cmd_events(args: argparse.Namespace) -> int:
     if args.line:
         _pick_lines(settings, [args.line])
     since = utcnow() - _duration_arg(args.since, "--since")
-    store = _store(settings)
-    rows = store.events(since, args.line) if store else []
-    if store:
-        store.close()
-    for row in rows:
-        if row["channel"] is None:
-            row["status"] = "not routed"
+    view = _view(settings)
+    found = view.events(since, args.line) if view else []
+    if view:
+        view.close()
+    rows = [
+        {
+            "id": e.id,
+            "created_at": _iso(e.created_at),
+            "line": e.line,
+            "type": e.type,
+            "message": e.message,
+            "channel": e.channel,
+            "status": e.status if e.channel is not None else "not routed",
+            "attempts": e.attempts,
+            "sent_at": _iso(e.sent_at),
+            "next_attempt_at": _iso(e.next_attempt_at),
+            "last_error": e.last_error,
+        }
+        for e in found
+    ]
     if args.json:
         _print_json(rows)
         return EXIT_OK
@@ -318,7 +347,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     settings = load_settings(config.config_path(args.config), deep=False)
     now = utcnow()
-    store = _store(settings)
+    store = _view(settings)
     try:
         if args.png:
             folder = Path(args.png).parent
@@ -372,7 +401,8 @@ def cmd_recharge(args: argparse.Namespace) -> int:
         TokenCache(settings.database_path()), config.secret_values(settings)
     )
     try:
-        reading = _latest_reading(store, line)
+        known = store.status().get(line)
+        reading = known.reading if known else None
         recharger = Recharger(
             settings, store, lambda line_id: adapters.build(settings, line_id, context)
         )
@@ -387,33 +417,37 @@ def cmd_recharge(args: argparse.Namespace) -> int:
     return EXIT_OK if event.type == "recharge-requested" else EXIT_FAILURE
 
 
-def _latest_reading(store: Any, line: str) -> Any:
-    """The line's last reading from the database: the baseline a top-up is verified against."""
-    from monitor.model import Reading
-    from monitor.store import parse_ts
-
-    row = store.status().get(line)
-    if not row or not row.get("read_at"):
-        return None
-    return Reading(
-        line=line,
-        checked_at=parse_ts(row["read_at"]),
-        balance=Decimal(row["balance"]) if row["balance"] is not None else None,
-        currency=row["currency"],
-        data_remaining=row["data_remaining"],
-        data_total=row["data_total"],
-        expires_at=parse_ts(row["expires_at"]),
-    )
-
-
 def _recharge_history(args: argparse.Namespace) -> int:
     settings = load_settings(config.config_path(args.config), deep=False)
     if args.line:
         _pick_lines(settings, [args.line])
-    store = _store(settings)
-    rows = store.recharges(args.line) if store else []
-    if store:
-        store.close()
+    view = _view(settings)
+    found = view.recharge_history(args.line) if view else []
+    if view:
+        view.close()
+    rows = [
+        {
+            "id": r.id,
+            "line": r.line,
+            "key": r.key,
+            "state": r.state,
+            "action": r.action,
+            "package": r.package,
+            "amount": _decimal(r.amount),
+            "price": _decimal(r.price),
+            "currency": r.currency,
+            "dry_run": int(r.dry_run),
+            "manual": int(r.manual),
+            "requested_at": _iso(r.requested_at),
+            "submitted_at": _iso(r.submitted_at),
+            "settled_at": _iso(r.settled_at),
+            "baseline_balance": _decimal(r.baseline_balance),
+            "baseline_data": r.baseline_data,
+            "reference": r.reference,
+            "detail": r.detail,
+        }
+        for r in found
+    ]
     if args.json:
         _print_json(rows)
         return EXIT_OK
@@ -683,6 +717,16 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple | set):
         return list(value)
     return str(value)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """A time as the JSON output has always shown it: ISO-8601 UTC, to the microsecond."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment else None
+
+
+def _decimal(amount: Decimal | None) -> str | None:
+    """An amount as the JSON output shows it: exact decimal text."""
+    return f"{amount:f}" if amount is not None else None
 
 
 def _print_json(data: Any) -> None:

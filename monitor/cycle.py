@@ -35,10 +35,10 @@ from monitor.model import (
     reading_problems,
     utcnow,
 )
-from monitor.notify import render, route
+from monitor.notify import outbox_entries
 from monitor.recharge import Recharger
 from monitor.redact import Redactor
-from monitor.store import Store
+from monitor.store import Check, Point, Store
 from monitor.tokens import TokenCache
 
 log = structlog.get_logger("monitor.cycle")
@@ -84,7 +84,7 @@ class _Outcome:
     judged: Judged
     control: Controls
     previous: LineState
-    record: dict[str, Any]
+    record: Check
 
 
 class Checker:
@@ -259,13 +259,7 @@ class Checker:
                 store.set_account_alert(breaker.account, None)
                 account_events.append(_account_event("failure-recovered", breaker, now))
         if account_events:
-            store.add_events(
-                [
-                    (e, render(e, None, self.settings)[0], route(self.settings, e))
-                    for e in account_events
-                ],
-                now,
-            )
+            store.add_events(outbox_entries(self.settings, account_events), now)
         state = dataclasses.replace(judged.state, notices=notices)
         return dataclasses.replace(judged, events=events, state=state)
 
@@ -282,7 +276,7 @@ class Checker:
         previous: LineState,
         now: datetime,
         controls: Controls | None = None,
-        history: Sequence[tuple[datetime, str | None, int | None]] = (),
+        history: Sequence[Point] = (),
     ) -> Judged:
         """Evaluate one check; `history` (time, balance, data) feeds the forecast."""
         policy = self.policy(result.line)
@@ -368,7 +362,7 @@ class Checker:
         previous: LineState,
         now: datetime,
         control: Controls,
-        history: Sequence[tuple[datetime, str | None, int | None]],
+        history: Sequence[Point],
         store: Store,
     ) -> _Outcome | None:
         """Judge one check; an exception here is a failed check of this line alone."""
@@ -455,7 +449,7 @@ class Checker:
             self._send_directly(store, [outcome], exc, direct)
             return False
         except Exception:
-            log.exception("failed check could not be recorded either", line=outcome.record["line"])
+            log.exception("failed check could not be recorded either", line=outcome.record.line)
             return False
         return True
 
@@ -478,34 +472,29 @@ class Checker:
         for outcome in outcomes:
             record = outcome.record
             sent: list[Collection[str]] = []
-            for event, _, channels in record["events"]:
+            for entry in record.events:
                 reached: Collection[str] = ()
-                if direct is not None and not record["snoozed"]:
-                    answer = direct(event)
-                    reached = list(channels) if answer is None else answer
+                if direct is not None and not record.snoozed:
+                    answer = direct(entry.event)
+                    reached = list(entry.channels) if answer is None else answer
                 sent.append(reached)
-            owed.append({**record, "sent": sent})
+            owed.append(dataclasses.replace(record, sent=sent))
         store.owe(owed)
 
-    def _record(self, outcome: Judged, control: Controls, now: datetime) -> dict[str, Any]:
+    def _record(self, outcome: Judged, control: Controls, now: datetime) -> Check:
         """One check as `Store.record_checks` takes it."""
         result = outcome.result
-        return {
-            "line": result.line,
-            "checked_at": result.checked_at,
-            "state": outcome.state,
-            "events": [
-                (event, render(event, None, self.settings)[0], route(self.settings, event))
-                for event in outcome.events
-            ],
-            "reading": result.reading,
-            "error": result.error,
-            "duration_ms": result.duration_ms,
-            "forecasts": {f.metric: f.to_json() for f in outcome.forecasts}
-            if result.reading is not None
-            else None,
-            "snoozed": control.snoozed(now),
-        }
+        return Check(
+            line=result.line,
+            checked_at=result.checked_at,
+            state=outcome.state,
+            events=outbox_entries(self.settings, outcome.events),
+            reading=result.reading,
+            error=result.error,
+            duration_ms=result.duration_ms,
+            forecasts=outcome.forecasts if result.reading is not None else None,
+            snoozed=control.snoozed(now),
+        )
 
     def _after(self, store: Store, outcome: Judged, control: Controls, now: datetime) -> None:
         """What follows a recorded check: an ack its state change ends, the recharge policy.
@@ -663,18 +652,17 @@ class WorkerPool:
             self._abandoned.discard(future)
 
 
-def line_forecasts(
-    history: Sequence[tuple[datetime, str | None, int | None]], reading: Reading, now: datetime
-) -> list[Forecast]:
+def line_forecasts(history: Sequence[Point], reading: Reading, now: datetime) -> list[Forecast]:
     """Forecasts of balance and data from the stored series plus the new reading."""
     found = []
-    columns = {"balance": 1, "data": 2}
-    latest = {"balance": reading.balance, "data": reading.data_remaining}
-    for metric, column in columns.items():
-        if latest[metric] is None:
+    for metric, latest in (("balance", reading.balance), ("data", reading.data_remaining)):
+        if latest is None:
             continue
-        points = [(row[0], Decimal(row[column])) for row in history if row[column] is not None]
-        points.append((reading.checked_at, Decimal(latest[metric])))
+        if metric == "balance":
+            points = [(p.at, p.balance) for p in history if p.balance is not None]
+        else:
+            points = [(p.at, Decimal(p.data)) for p in history if p.data is not None]
+        points.append((reading.checked_at, Decimal(latest)))
         result = forecast(metric, points, now)
         if result is not None:
             found.append(result)

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from monitor import __version__
 from monitor.errors import MonitorError
+from monitor.store.views import LineStatus
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -71,37 +72,31 @@ SnapshotSource = Callable[[], Snapshot]
 
 
 def line_snapshots(
-    status: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str]
+    status: Mapping[str, LineStatus], labels: Mapping[str, str]
 ) -> list[LineSnapshot]:
-    """Snapshots of the configured lines (`labels`: id -> label) from `Store.status()` rows.
+    """Snapshots of the configured lines (`labels`: id -> label) from `Store.status()`.
 
     A configured line the database does not know yet is reported as unknown.
     """
     lines = []
     for line_id, label in labels.items():
-        row = status.get(line_id, {})
+        known = status.get(line_id) or LineStatus(line_id)
         lines.append(
             LineSnapshot(
                 line=line_id,
                 label=label,
-                state=row.get("level") or "unknown",
-                balance=Decimal(row["balance"]) if row.get("balance") is not None else None,
-                currency=row.get("currency"),
-                data_remaining_bytes=row.get("data_remaining"),
-                data_total_bytes=row.get("data_total"),
-                expires_at=_time(row.get("expires_at")),
-                last_check_at=_time(row.get("checked_at")),
-                last_success_at=_time(row.get("last_success_at")),
-                consecutive_failures=row.get("failures") or 0,
+                state=known.state,
+                balance=known.balance,
+                currency=known.currency,
+                data_remaining_bytes=known.data_remaining,
+                data_total_bytes=known.data_total,
+                expires_at=known.expires_at,
+                last_check_at=known.checked_at,
+                last_success_at=known.last_success_at,
+                consecutive_failures=known.failures,
             )
         )
     return lines
-
-
-def _time(value: str | datetime | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value)
 
 
 class SnapshotCollector:

@@ -27,7 +27,7 @@ from apprise.decorators import notify as apprise_notify
 from monitor.config import Channel, Settings
 from monitor.errors import ConfigProblem
 from monitor.model import Event, utcnow
-from monitor.store import Delivery, Store
+from monitor.store import Delivery, OutboxEntry, Store
 
 log = structlog.get_logger("monitor.notify")
 
@@ -147,6 +147,12 @@ def route(settings: Settings, event: Event) -> list[str]:
     if event.type == "daemon-failure":  # it concerns every line: a `lines` filter does not apply
         return [name for name, ch in settings.channels.items() if event.type in ch.events]
     return [name for name, ch in settings.channels.items() if ch.wants(event.type, event.line)]
+
+
+def outbox_entries(settings: Settings, events: Iterable[Event]) -> list[OutboxEntry]:
+    """Events as the outbox takes them: each with its one-line message (the title a
+    channel without templates gets) and the channels it is routed to."""
+    return [OutboxEntry(e, render(e, None, settings)[0], tuple(route(settings, e))) for e in events]
 
 
 def retry_at(attempts: int, now: datetime) -> datetime:

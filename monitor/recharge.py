@@ -27,7 +27,7 @@ from monitor.adapters import line_sizes
 from monitor.config import Recharge, Settings, Trigger
 from monitor.errors import MonitorError, TopUpFailed, TopUpUnknown
 from monitor.model import Event, Level, Reading, TopUpRequest, TopUpResult
-from monitor.notify import render, route
+from monitor.notify import outbox_entries
 from monitor.store import Store, parse_ts, ts
 from monitor.units import Size, Sizes, format_bytes, format_duration, format_money
 
@@ -429,8 +429,7 @@ class Recharger:
         whose outcome is unknown, that nobody hears of)."""
         with self.store.transaction():
             yield
-            message = render(event, None, self.settings)[0]
-            self.store.add_events([(event, message, route(self.settings, event))], now)
+            self.store.add_events(outbox_entries(self.settings, [event]), now)
 
 
 def _what(recharge: Recharge) -> str:

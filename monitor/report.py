@@ -6,18 +6,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from monitor.adapters import line_sizes
 from monitor.config import Settings
 from monitor.evaluate import describe_forecast
-from monitor.forecast import Forecast
-from monitor.model import Event
+from monitor.model import Event, Level
 from monitor.store import Store
+from monitor.store.views import LineStatus, Views
 from monitor.units import Sizes, format_bytes
 
 log = structlog.get_logger("monitor.report")
@@ -32,7 +30,7 @@ class ChartsUnavailable(Exception):
 
 
 def summary(
-    settings: Settings, store: Store | None, now: datetime, since: datetime
+    settings: Settings, store: Views | None, now: datetime, since: datetime
 ) -> tuple[str, str]:
     """A title and a plain-text body: low lines, expiring soon, forecasts, failed checks."""
     tz = settings.tz()
@@ -40,20 +38,13 @@ def summary(
     failures = store.failures_since(since) if store else {}
     low, expiring, forecasts, failed = [], [], [], []
     for line_id in settings.lines:
-        row = status.get(line_id, {})
+        line = status.get(line_id) or LineStatus(line_id)
         label = f"{settings.label(line_id)} ({line_id})"
-        if row.get("level") in ("warning", "critical"):
-            low.append(f"- {label}: {row['level']}, {_figures(row, line_sizes(settings, line_id))}")
-        if row.get("expires_at"):
-            expires = datetime.fromisoformat(row["expires_at"])
-            if expires - now <= EXPIRING_SOON:
-                expiring.append(f"- {label}: expires {expires.astimezone(tz):%Y-%m-%d %H:%M}")
-        for metric, data in (row.get("forecast") or {}).items():
-            f = Forecast(
-                metric,
-                Decimal(data["per_day"]),
-                datetime.fromisoformat(data["runs_out_at"]) if data["runs_out_at"] else None,
-            )
+        if line.level in (Level.WARNING, Level.CRITICAL):
+            low.append(f"- {label}: {line.state}, {_figures(line, line_sizes(settings, line_id))}")
+        if line.expires_at is not None and line.expires_at - now <= EXPIRING_SOON:
+            expiring.append(f"- {label}: expires {line.expires_at.astimezone(tz):%Y-%m-%d %H:%M}")
+        for metric, f in line.forecasts.items():
             if f.runs_out_at is not None:
                 forecasts.append(f"- {label}: {metric} {describe_forecast(f, now, tz)}")
         if line_id in failures:
@@ -73,12 +64,12 @@ def summary(
     return f"esim-monitor digest: {counts}", "\n".join(body)
 
 
-def _figures(row: dict[str, Any], sizes: Sizes) -> str:
+def _figures(line: LineStatus, sizes: Sizes) -> str:
     parts = []
-    if row.get("balance") is not None:
-        parts.append(f"balance {row['balance']} {row.get('currency') or ''}".rstrip())
-    if row.get("data_remaining") is not None:
-        parts.append(f"data {format_bytes(row['data_remaining'], sizes)}")
+    if line.balance is not None:
+        parts.append(f"balance {line.balance:f} {line.currency or ''}".rstrip())
+    if line.data_remaining is not None:
+        parts.append(f"data {format_bytes(line.data_remaining, sizes)}")
     return ", ".join(parts) or "no figures"
 
 
@@ -110,14 +101,17 @@ def queue_digests(settings: Settings, store: Store, now: datetime) -> int:
 def _chart_lines(settings: Settings, store: Store) -> list[str]:
     """The lines worth charting: low ones first, at most CHART_LINES."""
     status = store.status()
-    order = {"critical": 0, "warning": 1}
-    ranked = sorted(
-        settings.lines, key=lambda line: order.get(status.get(line, {}).get("level") or "", 2)
-    )
+    order = {Level.CRITICAL: 0, Level.WARNING: 1}
+
+    def rank(line: str) -> int:
+        known = status.get(line)
+        return order.get(known.level, 2) if known and known.level is not None else 2
+
+    ranked = sorted(settings.lines, key=rank)
     return ranked[:CHART_LINES]
 
 
-def write_chart(store: Store, lines: Sequence[str], path: Path, days: int = CHART_DAYS) -> bool:
+def write_chart(store: Views, lines: Sequence[str], path: Path, days: int = CHART_DAYS) -> bool:
     """A PNG of each line's balance and data over the last days; False when nothing to draw."""
     try:
         import matplotlib
@@ -133,10 +127,10 @@ def write_chart(store: Store, lines: Sequence[str], path: Path, days: int = CHAR
         return False
     fig, (money, data) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     for line, rows in series.items():
-        balance = [(t, float(Decimal(b))) for t, b, _ in rows if b is not None]  # plotting only
+        balance = [(p.at, float(p.balance)) for p in rows if p.balance is not None]  # plotting
         if balance:
             money.plot([t for t, _ in balance], [v for _, v in balance], label=line)
-        remaining = [(t, d / 1e9) for t, _, d in rows if d is not None]
+        remaining = [(p.at, p.data / 1e9) for p in rows if p.data is not None]
         if remaining:
             data.plot([t for t, _ in remaining], [v for _, v in remaining], label=line)
     money.set_ylabel("balance")

@@ -22,7 +22,7 @@ from monitor.evaluate import Policy, evaluate_reading
 from monitor.forecast import Forecast
 from monitor.model import Controls, Event, Level, LineState, Reading
 from monitor.notify import Notifier, deliver_due, render, route
-from monitor.store import Store
+from monitor.store import OutboxEntry, Store
 from monitor.units import parse_digest, parse_quiet_hours
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -94,7 +94,7 @@ def test_quiet_hours_hold_then_one_catch_up(
         Event("recovery", "a", night + timedelta(hours=2), {"low_for": "2 hours"}),
     ]
     for event in events:
-        store.add_events([(event, "m", route(settings, event))], event.created_at)
+        store.add_events([OutboxEntry(event, "m", route(settings, event))], event.created_at)
     assert deliver_due(store, notifier, night + timedelta(hours=2)) == (4, 0)
     # critical is urgent: through at once; the others wait; the night owl got all three
     assert sink.titles() == ["[CRITICAL] Line A is critical: balance 4 USD"]
@@ -107,7 +107,7 @@ def test_quiet_hours_hold_then_one_catch_up(
     assert "Line A is low: balance 8 USD" in catch_up["message"]
     assert "Line A is ok again after 2 hours" in catch_up["message"]
     rows = store.events(night - timedelta(days=1))
-    assert {r["status"] for r in rows if r["channel"] == "hook"} == {"sent"}
+    assert {r.status for r in rows if r.channel == "hook"} == {"sent"}
     assert deliver_due(store, notifier, datetime(2026, 11, 3, tzinfo=UTC)) == (0, 0)
     store.close()
 

@@ -14,7 +14,7 @@ from monitor.cli import load_settings
 from monitor.cycle import Checker, WorkerPool
 from monitor.errors import CheckFailed
 from monitor.model import Level, Reading, utcnow
-from monitor.store import Store
+from monitor.store import Check, Store
 
 
 class Exploding(Adapter):
@@ -73,8 +73,8 @@ def test_each_line_isolated(registry: None, write_config: Callable[..., Path]) -
     assert judged["fine"].state.level is Level.CRITICAL
     states = store.states()
     assert states["bad"].level is None and states["bad"].failures == 1  # not a zero balance
-    assert store.status()["ugly"]["balance"] is None
-    events = {(e["line"], e["type"]) for e in store.events(utcnow().replace(year=2000))}
+    assert store.status()["ugly"].balance is None
+    events = {(e.line, e.type) for e in store.events(utcnow().replace(year=2000))}
     assert events == {("bad", "failure"), ("ugly", "failure"), ("fine", "critical")}
     store.close()
 
@@ -337,10 +337,10 @@ def test_a_check_the_database_refuses_is_that_lines_failure_alone(
     sizes: list[int] = []
     record_checks = Store.record_checks
 
-    def refusing(self: Store, db: Any, **check: Any) -> list[int]:
-        if check["line"] == "bad" and check["reading"] is not None:
+    def refusing(self: Store, db: Any, check: Check, now: Any) -> list[int]:
+        if check.line == "bad" and check.reading is not None:
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
-        return write_check(self, db, **check)
+        return write_check(self, db, check, now)
 
     def counting(self: Store, checks: Any, now: Any) -> None:
         sizes.append(len(checks))
@@ -360,7 +360,7 @@ def test_a_check_the_database_refuses_is_that_lines_failure_alone(
     assert _rows(store, "bad") == [(0, "could not be recorded: OverflowError", None)]
     assert store.states()["bad"].failures == 1 and store.states()["bad"].level is None
     assert sizes[0] > 1 and set(sizes[1:]) <= {1}  # a round first; one at a time only after
-    events = {(e["line"], e["type"]) for e in store.events(utcnow().replace(year=2000))}
+    events = {(e.line, e.type) for e in store.events(utcnow().replace(year=2000))}
     assert events == {("a", "critical"), ("b", "critical"), ("c", "critical"), ("bad", "failure")}
     store.close()
 
@@ -441,13 +441,13 @@ def test_an_unwritable_database_sends_each_transition_once(
     titles = sorted(m["title"] for m in recorder)
     assert len(titles) == 4 and len(set(titles)) == 4, titles
     rows = store.events(utcnow().replace(year=2000))
-    assert sorted((r["line"], r["type"]) for r in rows) == [
+    assert sorted((r.line, r.type) for r in rows) == [
         ("a", "critical"),
         ("a", "recovery"),
         ("b", "critical"),
         ("b", "recovery"),
     ]
-    assert {r["status"] for r in rows} == {"sent"}
+    assert {r.status for r in rows} == {"sent"}
     assert store.db.execute("SELECT count(*) FROM readings").fetchone() == (
         4 * 11,
     )  # 11 passes, 4 lines

@@ -21,7 +21,7 @@ from monitor.cli import load_settings
 from monitor.cycle import Checker
 from monitor.model import Level, LineState, Reading, utcnow
 from monitor.notify import Notifier, send_now
-from monitor.store import Store
+from monitor.store import Check, Store
 
 RELEASE = threading.Event()
 
@@ -115,12 +115,16 @@ def test_a_locked_database_is_waited_for(tmp_path: Path) -> None:
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     store = Store.open(path)
     now = datetime.now(UTC)
-    store.record_check(
-        line="a",
-        checked_at=now,
-        state=LineState("a", Level.OK),
-        events=[],
-        reading=Reading("a", now, balance=Decimal(1)),
+    store.record_checks(
+        [
+            Check(
+                line="a",
+                checked_at=now,
+                state=LineState("a", Level.OK),
+                events=[],
+                reading=Reading("a", now, balance=Decimal(1)),
+            )
+        ],
         now=now,
     )
     assert store.state("a").level is Level.OK
@@ -134,22 +138,30 @@ def test_retention_rolls_old_readings_up_per_day(tmp_path: Path) -> None:
     for i, balance in enumerate(["10.00", "9.50", None, "8.25"]):
         at = day + timedelta(hours=i)
         reading = Reading("a", at, balance=Decimal(balance), currency="USD") if balance else None
-        store.record_check(
-            line="a",
-            checked_at=at,
-            state=LineState("a", Level.OK),
-            events=[],
-            reading=reading,
-            error=None if balance else "timeout",
+        store.record_checks(
+            [
+                Check(
+                    line="a",
+                    checked_at=at,
+                    state=LineState("a", Level.OK),
+                    events=[],
+                    reading=reading,
+                    error=None if balance else "timeout",
+                )
+            ],
             now=at,
         )
     recent = datetime(2026, 11, 1, tzinfo=UTC)
-    store.record_check(
-        line="a",
-        checked_at=recent,
-        state=LineState("a", Level.OK),
-        events=[],
-        reading=Reading("a", recent, balance=Decimal(7)),
+    store.record_checks(
+        [
+            Check(
+                line="a",
+                checked_at=recent,
+                state=LineState("a", Level.OK),
+                events=[],
+                reading=Reading("a", recent, balance=Decimal(7)),
+            )
+        ],
         now=recent,
     )
     assert store.prune(datetime(2026, 1, 1, tzinfo=UTC), batch=2) == 4
@@ -199,7 +211,7 @@ def test_sigkill_loses_no_pending_alert_and_sends_none_twice(
     settings = load_settings(path)
     store = Store.open(settings.database_path())
     (row,) = store.events(datetime(2000, 1, 1, tzinfo=UTC))
-    assert row["status"] == "pending" and row["attempts"] == 1
+    assert row.status == "pending" and row.attempts == 1
     # the restart finds the row due 30 s later: bring it forward rather than wait
     store.db.execute("UPDATE deliveries SET next_attempt_at = '2000-01-01T00:00:00.000000+00:00'")
     store.close()
@@ -238,7 +250,7 @@ def test_sigkill_after_a_top_up_outcome_loses_no_alert(write_config: Callable[..
     subprocess.run([sys.executable, "-m", "monitor", *once], check=True, timeout=60)
     store = Store.open(load_settings(path).database_path())
     (row,) = store.recharges("a")
-    kinds = [e["type"] for e in store.events(datetime(2000, 1, 1, tzinfo=UTC))]
+    kinds = [e.type for e in store.events(datetime(2000, 1, 1, tzinfo=UTC))]
     store.close()
     alert = {"submitted": "recharge-requested", "unknown": "recharge-failed"}[row["state"]]
     assert alert in kinds, (row["state"], kinds)

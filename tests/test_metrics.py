@@ -12,6 +12,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import metrics
+from monitor.model import Level
+from monitor.store.views import LineStatus
 
 EXPIRES = datetime(2026, 12, 31, 12, 0, tzinfo=UTC)
 CHECKED = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
@@ -149,20 +151,21 @@ def test_address_in_use_is_a_metrics_error(endpoint: Endpoint) -> None:
         metrics.start(f"{host}:{port}", metrics.Snapshot)
 
 
-def test_line_snapshots_from_store_status_rows() -> None:
+def test_line_snapshots_from_store_status() -> None:
     status = {
-        "travel": {
-            "level": "critical",
-            "checked_at": CHECKED.isoformat(),
-            "last_success_at": CHECKED.isoformat(),
-            "failures": 0,
-            "balance": "1.20",
-            "currency": "EUR",
-            "data_remaining": 5,
-            "data_total": 10,
-            "expires_at": EXPIRES.isoformat(),
-        },
-        "gone": {"level": "ok"},
+        "travel": LineStatus(
+            "travel",
+            level=Level.CRITICAL,
+            checked_at=CHECKED,
+            last_success_at=CHECKED,
+            failures=0,
+            balance=Decimal("1.20"),
+            currency="EUR",
+            data_remaining=5,
+            data_total=10,
+            expires_at=EXPIRES,
+        ),
+        "gone": LineStatus("gone", level=Level.OK),
     }
     lines = metrics.line_snapshots(status, {"travel": "Travel", "new": "new"})
     assert lines == [

@@ -13,12 +13,13 @@ from monitor.model import Event, Level, LineState
 from monitor.notify import (
     Notifier,
     deliver_due,
+    outbox_entries,
     render,
     retry_at,
     route,
     validate_channels,
 )
-from monitor.store import Store
+from monitor.store import Check, OutboxEntry, Store
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -65,6 +66,18 @@ def test_routing_by_event_type_and_line(
     assert route(s, event("critical", "travel")) == ["all", "urgent", "travel-only", "sms"]
     assert route(s, event("warning", "home")) == ["all", "sms"]
     assert route(s, event("recovery", "home")) == ["all", "sms"]
+
+
+def test_outbox_entries_carry_the_title_and_the_route(
+    write_config: Callable[..., Path], recorder: list[dict[str, Any]]
+) -> None:
+    s = load_settings(write_config(CONFIG))
+    critical, warning = event("critical", "travel"), event("warning", "home")
+    assert outbox_entries(s, [critical, warning]) == [
+        OutboxEntry(critical, render(critical, None, s)[0], tuple(route(s, critical))),
+        OutboxEntry(warning, render(warning, None, s)[0], ("all", "sms")),
+    ]
+    assert outbox_entries(s, [])[:1] == []
 
 
 def test_default_message_names_the_line_and_payment_url(
@@ -116,19 +129,24 @@ def test_outbox_retries_until_the_sink_is_up(
         write_config(f'[channels.hook]\nurl = "{sink.url}"\n[lines.travel]\nadapter = "demo"\n')
     )
     store = Store.open(s.database_path())
-    store.record_check(
-        line="travel",
-        checked_at=T0,
-        state=LineState("travel", Level.CRITICAL),
-        events=[(event(), "m", ["hook"])],
+    store.record_checks(
+        [
+            Check(
+                line="travel",
+                checked_at=T0,
+                state=LineState("travel", Level.CRITICAL),
+                events=[OutboxEntry(event(), "m", ["hook"])],
+            )
+        ],
         now=T0,
     )
     notifier = Notifier(s)
     sink.down = True
     assert deliver_due(store, notifier, T0) == (0, 1)
     (row,) = store.events(T0 - timedelta(days=1))
-    assert row["status"] == "pending" and row["attempts"] == 1
-    assert "503" in row["last_error"] or "error" in row["last_error"].lower()
+    assert row.status == "pending" and row.attempts == 1
+    assert row.last_error is not None
+    assert "503" in row.last_error or "error" in row.last_error.lower()
     # not due again before its backoff
     assert deliver_due(store, notifier, T0 + timedelta(seconds=5)) == (0, 0)
     sink.down = False
@@ -153,11 +171,19 @@ def test_deliveries_for_a_removed_channel_are_dropped(
 ) -> None:
     s = load_settings(write_config('[channels.a]\nurl = "record://a"\n'))
     store = Store.open(s.database_path())
-    store.record_check(
-        line="x", checked_at=T0, state=LineState("x"), events=[(event(), "m", ["gone"])], now=T0
+    store.record_checks(
+        [
+            Check(
+                line="x",
+                checked_at=T0,
+                state=LineState("x"),
+                events=[OutboxEntry(event(), "m", ["gone"])],
+            )
+        ],
+        now=T0,
     )
     assert deliver_due(store, Notifier(s), T0) == (0, 0)
-    assert store.events(T0 - timedelta(days=1))[0]["status"] == "dropped"
+    assert store.events(T0 - timedelta(days=1))[0].status == "dropped"
     store.close()
 
 
@@ -173,14 +199,14 @@ def test_a_failing_channel_costs_one_attempt_per_pass(
     store = Store.open(s.database_path())
     for i in range(5):
         e = event(value=f"{i} USD")
-        store.add_events([(e, "m", ["down", "up"])], T0)
+        store.add_events([OutboxEntry(e, "m", ["down", "up"])], T0)
     sink.down = True
     ticks: list[int] = []
     assert deliver_due(store, Notifier(s), T0, tick=lambda: ticks.append(1)) == (5, 1)
     assert len(ticks) == 6  # the watchdog is fed after every send
-    rows = [r for r in store.events(T0 - timedelta(days=1)) if r["channel"] == "down"]
-    assert [r["attempts"] for r in rows] == [1, 0, 0, 0, 0]
-    assert len({r["next_attempt_at"] for r in rows}) == 1  # all wait for the same retry
+    rows = [r for r in store.events(T0 - timedelta(days=1)) if r.channel == "down"]
+    assert [r.attempts for r in rows] == [1, 0, 0, 0, 0]
+    assert len({r.next_attempt_at for r in rows}) == 1  # all wait for the same retry
     sink.down = False
     assert deliver_due(store, Notifier(s), datetime.now(UTC) + timedelta(minutes=1)) == (5, 0)
     assert len(sink.received) == 5

@@ -1,0 +1,124 @@
+"""How the model's values are written in the database and read back: the one place that knows.
+
+Times are UTC ISO-8601 text with microseconds (one shape, so text order is time order),
+money is exact decimal text (`Decimal` has no SQLite type, and a float would round it),
+data is integer bytes, levels are their lower-case names, and the mappings a row carries
+(a line's per-metric levels, its notices, its forecasts, an event's facts, a reading's
+extras and raw payload) are JSON. Every function is pure; a stored value it cannot read
+raises ValueError, KeyError or InvalidOperation, which the store's door maps to
+DatabaseUnusable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from monitor.forecast import Forecast
+from monitor.model import Level
+
+EXCERPT_BYTES = 4096
+"""Most of a provider's text kept per reading (its raw answer, an error): a row is history,
+not an archive, and a provider that sends megabytes must not grow the database by them."""
+
+
+def clip(text: str | None, limit: int = EXCERPT_BYTES) -> str | None:
+    """At most `limit` bytes of UTF-8, cut on a character boundary, marked when cut."""
+    if text is None or len(text) <= limit // 4:
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    mark = "…[cut]"
+    room = limit - len(mark.encode())
+    return data[:room].decode("utf-8", "ignore") + mark
+
+
+def ts(moment: datetime | None) -> str | None:
+    """UTC ISO-8601 text with a fixed shape, so text order is time order."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_ts(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def money(amount: Decimal | None) -> str | None:
+    """Exact decimal text, never exponent notation (text a person and SQL both read)."""
+    return f"{amount:f}" if amount is not None else None
+
+
+def parse_money(text: str | None) -> Decimal | None:
+    return Decimal(text) if text is not None else None
+
+
+def level(value: Level | None) -> str | None:
+    return value.label if value is not None else None
+
+
+def parse_level(text: str | None) -> Level | None:
+    return Level[text.upper()] if text else None
+
+
+def metrics(levels: Mapping[str, Level]) -> str:
+    return json.dumps({k: v.label for k, v in levels.items()})
+
+
+def parse_metrics(text: str | None) -> dict[str, Level]:
+    return {k: Level[v.upper()] for k, v in json.loads(text or "{}").items()}
+
+
+def notices(value: Mapping[str, Any]) -> str:
+    """A line's one-shot notices (what each was about), as evaluate keeps them."""
+    return json.dumps(dict(value))
+
+
+def parse_notices(text: str | None) -> dict[str, Any]:
+    return json.loads(text or "{}")
+
+
+def facts(value: Mapping[str, Any]) -> str:
+    """An event's facts (its template variables): anything JSON lacks is written as text."""
+    return json.dumps(dict(value), default=str)
+
+
+def parse_facts(text: str | None) -> dict[str, Any]:
+    return json.loads(text or "{}")
+
+
+def forecasts(value: Sequence[Forecast]) -> str:
+    return json.dumps(
+        {
+            f.metric: {
+                "per_day": f"{f.per_day:f}",
+                "runs_out_at": f.runs_out_at.isoformat() if f.runs_out_at else None,
+            }
+            for f in value
+        }
+    )
+
+
+def parse_forecasts(text: str | None) -> dict[str, Forecast]:
+    """A line's forecasts by metric."""
+    return {
+        metric: Forecast(metric, Decimal(data["per_day"]), parse_ts(data["runs_out_at"]))
+        for metric, data in json.loads(text or "{}").items()
+    }
+
+
+def extras(value: Mapping[str, Any]) -> str | None:
+    return json.dumps(dict(value), default=str) if value else None
+
+
+def raw(value: Any) -> str | None:
+    """A provider's payload, cut to `EXCERPT_BYTES`."""
+    return clip(json.dumps(value, default=str)) if value is not None else None
+
+
+def flag(value: bool) -> int:
+    return 1 if value else 0

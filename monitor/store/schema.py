@@ -1,0 +1,225 @@
+"""The schema: every table and index, created only here, by numbered migrations.
+
+`STEPS` is our own list of migrations, in order (sqlite-utils keeps its registry private):
+`NAMES` tells which a database may have, so one a newer version migrated is refused, and
+the read-only views can tell a current database from one that needs migrating without
+importing sqlite-utils (which pulls in numpy where it is installed). A migration is added
+at the end of `STEPS` and never changed once released: a user's database has run it.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database, Migrations
+
+MIGRATION_SET = "esim-monitor"
+MIGRATIONS_TABLE = "_sqlite_migrations"
+"""Where sqlite-utils' Migrations records what it applied (its documented table)."""
+
+
+def _wal(db: Database) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+
+
+def _core(db: Database) -> None:
+    db["readings"].create(
+        {
+            "id": int,
+            "line": str,
+            "checked_at": str,
+            "ok": int,
+            "level": str,
+            "balance": str,
+            "currency": str,
+            "data_remaining": int,
+            "data_total": int,
+            "expires_at": str,
+            "status": str,
+            "renewal_at": str,
+            "renewal_price": str,
+            "extras": str,
+            "error": str,
+            "raw": str,
+            "duration_ms": int,
+        },
+        pk="id",
+        not_null={"line", "checked_at", "ok"},
+    )
+    db["readings"].create_index(["line", "checked_at"], if_not_exists=True)
+    db["line_state"].create(
+        {
+            "line": str,
+            "level": str,
+            "metrics": str,
+            "low_since": str,
+            "last_alert_at": str,
+            "failures": int,
+            "failure_alerted": int,
+            "last_error": str,
+            "checked_at": str,
+            "last_success_at": str,
+            "last_reading_id": int,
+        },
+        pk="line",
+        defaults={"failures": 0, "failure_alerted": 0},
+    )
+    db["events"].create(
+        {
+            "id": int,
+            "line": str,
+            "type": str,
+            "created_at": str,
+            "message": str,
+            "facts": str,
+        },
+        pk="id",
+        not_null={"type", "created_at"},
+    )
+    db["events"].create_index(["created_at"], if_not_exists=True)
+    db["events"].create_index(["line", "created_at"], if_not_exists=True)
+    db["deliveries"].create(
+        {
+            "id": int,
+            "event_id": int,
+            "channel": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "last_attempt_at": str,
+            "sent_at": str,
+            "last_error": str,
+        },
+        pk="id",
+        foreign_keys=[("event_id", "events", "id")],
+        not_null={"event_id", "channel", "status"},
+        defaults={"attempts": 0},
+    )
+    db["deliveries"].create_index(["status", "next_attempt_at"], if_not_exists=True)
+    db["deliveries"].create_index(["event_id"], if_not_exists=True)
+
+
+def _notices_tokens(db: Database) -> None:
+    db["line_state"].add_column("notices", str)
+    db["tokens"].create(
+        {"key": str, "value": str, "expires_at": str, "updated_at": str},
+        pk="key",
+        not_null={"value", "updated_at"},
+        if_not_exists=True,
+    )
+
+
+def _controls(db: Database) -> None:
+    db["line_controls"].create(
+        {"line": str, "snoozed_until": str, "acked_level": str, "acked_at": str}, pk="line"
+    )
+    db["line_state"].add_column("forecast", str)
+    db["digests"].create({"channel": str, "last_sent_at": str}, pk="channel")
+
+
+def _rollups(db: Database) -> None:
+    db["readings_daily"].create(
+        {
+            "line": str,
+            "day": str,
+            "readings": int,
+            "failures": int,
+            "balance_min": str,
+            "balance_max": str,
+            "balance_last": str,
+            "currency": str,
+            "data_min": int,
+            "data_max": int,
+            "data_last": int,
+        },
+        pk=("line", "day"),
+    )
+
+
+def _ledger(db: Database) -> None:
+    db["recharges"].create(
+        {
+            "id": int,
+            "line": str,
+            "key": str,
+            "state": str,
+            "action": str,
+            "package": str,
+            "amount": str,
+            "price": str,
+            "currency": str,
+            "dry_run": int,
+            "manual": int,
+            "requested_at": str,
+            "submitted_at": str,
+            "settled_at": str,
+            "baseline_balance": str,
+            "baseline_data": int,
+            "reference": str,
+            "detail": str,
+        },
+        pk="id",
+        not_null={"line", "key", "state", "action", "requested_at"},
+    )
+    db["recharges"].create_index(["key"], unique=True, if_not_exists=True)
+    db["recharges"].create_index(["line", "requested_at"], if_not_exists=True)
+    db["recharge_needs"].create({"line": str, "since": str}, pk="line")
+    db["recharge_pins"].create(
+        {"pin_hash": str, "line": str, "used_at": str, "recharge_id": int}, pk="pin_hash"
+    )
+
+
+def _account_alerts(db: Database) -> None:
+    db["account_alerts"].create({"account": str, "alerted_at": str}, pk="account")
+
+
+class Step(NamedTuple):
+    name: str
+    apply: Callable[[Database], None]
+    transactional: bool = True
+
+
+STEPS: tuple[Step, ...] = (
+    Step("0001_wal", _wal, transactional=False),
+    Step("0002_core", _core),
+    Step("0003_notices_tokens", _notices_tokens),
+    Step("0004_controls_forecasts_digests", _controls),
+    Step("0005_daily_rollups", _rollups),
+    Step("0006_recharge_ledger", _ledger),
+    Step("0007_account_alerts", _account_alerts),
+)
+NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
+
+
+@functools.cache
+def migrations() -> Migrations:
+    """sqlite-utils' Migrations holding `STEPS` (built once, on first use)."""
+    from sqlite_utils import Migrations
+
+    registry = Migrations(MIGRATION_SET)
+    for step in STEPS:
+        registry(name=step.name, transactional=step.transactional)(step.apply)
+    return registry
+
+
+def applied(conn: sqlite3.Connection) -> list[str]:
+    """The migrations a database has run, oldest first ([] for a new file)."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [MIGRATIONS_TABLE]
+    ).fetchone()
+    if found is None:
+        return []
+    rows = conn.execute(
+        f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ? ORDER BY rowid",
+        [MIGRATION_SET],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def unknown(names: list[str]) -> list[str]:
+    """Applied migrations this version does not have: a newer version wrote the file."""
+    return sorted(set(names) - set(NAMES))

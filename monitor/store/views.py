@@ -1,0 +1,294 @@
+"""Read models: what the CLI, the metrics endpoint, the reports (and a web page) show.
+
+Typed records, decoded here: money Decimal, data int bytes, times aware UTC datetimes.
+`Views` is shared by the `Store` and by `View`, which reads a database with plain
+`sqlite3`, so read-only commands never import sqlite-utils (nor the numpy it pulls in).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from monitor.forecast import Forecast
+from monitor.model import Controls, Level, Reading
+from monitor.store import codec, schema
+from monitor.store.connection import (
+    DECODING_ERRORS,
+    check_known_schema,
+    connect,
+    guard_public,
+    tighten,
+    translate,
+)
+from monitor.store.ledger import Recharge, recharges
+from monitor.store.lines import Point, controls_from
+
+_NO_CONTROLS = Controls()
+
+
+@dataclass(frozen=True, slots=True)
+class LineStatus:
+    """A line as the database knows it: its state, its last reading's figures, its
+    forecasts and what a person said about it."""
+
+    line: str
+    level: Level | None = None
+    checked_at: datetime | None = None
+    last_success_at: datetime | None = None
+    failures: int = 0
+    last_error: str | None = None
+    low_since: datetime | None = None
+    read_at: datetime | None = None
+    """When the last successful reading was taken (None: never)."""
+    balance: Decimal | None = None
+    currency: str | None = None
+    data_remaining: int | None = None
+    data_total: int | None = None
+    expires_at: datetime | None = None
+    status: str | None = None
+    renewal_at: datetime | None = None
+    renewal_price: Decimal | None = None
+    forecasts: Mapping[str, Forecast] = field(default_factory=dict)
+    controls: Controls = _NO_CONTROLS
+
+    @property
+    def state(self) -> str:
+        return "unknown" if self.level is None else self.level.label
+
+    def __getitem__(self, name: str) -> Any:
+        """Transitional: `status()[line]["balance"]` as tests/adapters (owned apart) still
+        read it; the typed value, never the stored text. Remove once they use attributes."""
+        return getattr(self, name)
+
+    @property
+    def reading(self) -> Reading | None:
+        """The last reading's figures: the baseline a top-up is verified against."""
+        if self.read_at is None:
+            return None
+        return Reading(
+            line=self.line,
+            checked_at=self.read_at,
+            balance=self.balance,
+            currency=self.currency,
+            data_remaining=self.data_remaining,
+            data_total=self.data_total,
+            expires_at=self.expires_at,
+            status=self.status,
+            renewal_at=self.renewal_at,
+            renewal_price=self.renewal_price,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One check of a line: its figures, or its error."""
+
+    checked_at: datetime
+    ok: bool
+    level: Level | None
+    balance: Decimal | None
+    currency: str | None
+    data_remaining: int | None
+    data_total: int | None
+    expires_at: datetime | None
+    status: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One event with one of its deliveries (channel None: routed nowhere)."""
+
+    id: int
+    created_at: datetime
+    line: str | None
+    type: str
+    message: str | None
+    channel: str | None
+    status: str | None
+    attempts: int | None
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+
+_STATUS = """
+    SELECT s.line, s.level, s.checked_at, s.last_success_at, s.failures, s.last_error,
+           s.low_since, r.checked_at, r.balance, r.currency, r.data_remaining,
+           r.data_total, r.expires_at, r.status, r.renewal_at, r.renewal_price, s.forecast,
+           c.snoozed_until, c.acked_level, c.acked_at
+    FROM line_state s LEFT JOIN readings r ON r.id = s.last_reading_id
+    LEFT JOIN line_controls c ON c.line = s.line
+"""
+
+
+class Views:
+    """The read models, on whatever connection the class that has them holds."""
+
+    conn: sqlite3.Connection
+    path: Path
+
+    def status(self) -> dict[str, LineStatus]:
+        """The latest state and reading of every line the database knows."""
+        parse_ts, parse_money = codec.parse_ts, codec.parse_money
+        result = {}
+        for row in self.conn.execute(_STATUS).fetchall():
+            has_controls = row[17] is not None or row[18] is not None or row[19] is not None
+            result[row[0]] = LineStatus(
+                line=row[0],
+                level=codec.parse_level(row[1]),
+                checked_at=parse_ts(row[2]),
+                last_success_at=parse_ts(row[3]),
+                failures=row[4] or 0,
+                last_error=row[5],
+                low_since=parse_ts(row[6]),
+                read_at=parse_ts(row[7]),
+                balance=parse_money(row[8]),
+                currency=row[9],
+                data_remaining=row[10],
+                data_total=row[11],
+                expires_at=parse_ts(row[12]),
+                status=row[13],
+                renewal_at=parse_ts(row[14]),
+                renewal_price=parse_money(row[15]),
+                forecasts=codec.parse_forecasts(row[16]),
+                controls=controls_from(row[17], row[18], row[19]) if has_controls else _NO_CONTROLS,
+            )
+        return result
+
+    def controls(self) -> dict[str, Controls]:
+        rows = self.conn.execute(
+            "SELECT line, snoozed_until, acked_level, acked_at FROM line_controls"
+        ).fetchall()
+        return {row[0]: controls_from(row[1], row[2], row[3]) for row in rows}
+
+    def history(self, line: str, since: datetime) -> list[HistoryRow]:
+        rows = self.conn.execute(
+            "SELECT checked_at, ok, level, balance, currency, data_remaining, data_total, "
+            "expires_at, status, error FROM readings WHERE line = ? AND checked_at >= ? "
+            "ORDER BY checked_at",
+            [line, codec.ts(since)],
+        ).fetchall()
+        return [
+            HistoryRow(
+                checked_at=datetime.fromisoformat(r[0]),
+                ok=bool(r[1]),
+                level=codec.parse_level(r[2]),
+                balance=codec.parse_money(r[3]),
+                currency=r[4],
+                data_remaining=r[5],
+                data_total=r[6],
+                expires_at=codec.parse_ts(r[7]),
+                status=r[8],
+                error=r[9],
+            )
+            for r in rows
+        ]
+
+    def events(self, since: datetime, line: str | None = None) -> list[EventRow]:
+        sql = (
+            "SELECT e.id, e.created_at, e.line, e.type, e.message, d.channel, d.status, "
+            "d.attempts, d.sent_at, d.next_attempt_at, d.last_error "
+            "FROM events e LEFT JOIN deliveries d ON d.event_id = e.id "
+            "WHERE e.created_at >= ?"
+        )
+        params: list[Any] = [codec.ts(since)]
+        if line:
+            sql += " AND e.line = ?"
+            params.append(line)
+        rows = self.conn.execute(sql + " ORDER BY e.created_at, e.id, d.channel", params)
+        return [
+            EventRow(
+                id=r[0],
+                created_at=datetime.fromisoformat(r[1]),
+                line=r[2],
+                type=r[3],
+                message=r[4],
+                channel=r[5],
+                status=r[6],
+                attempts=r[7],
+                sent_at=codec.parse_ts(r[8]),
+                next_attempt_at=codec.parse_ts(r[9]),
+                last_error=r[10],
+            )
+            for r in rows.fetchall()
+        ]
+
+    def recharge_history(
+        self, line: str | None = None, since: datetime | None = None
+    ) -> list[Recharge]:
+        """The recharge ledger, oldest first."""
+        return recharges(self.conn, line, since)
+
+    def series(self, line: str, since: datetime) -> list[Point]:
+        """The line's successful readings since a time, oldest first."""
+        return [
+            Point(datetime.fromisoformat(row[0]), codec.parse_money(row[1]), row[2])
+            for row in self.conn.execute(
+                "SELECT checked_at, balance, data_remaining FROM readings "
+                "WHERE line = ? AND checked_at >= ? AND ok = 1 ORDER BY checked_at",
+                [line, codec.ts(since)],
+            ).fetchall()
+        ]
+
+    def failures_since(self, since: datetime) -> dict[str, tuple[int, str | None]]:
+        """Failed checks per line since a time, with the latest error."""
+        rows = self.conn.execute(
+            "SELECT line, count(*), max(checked_at) FROM readings "
+            "WHERE ok = 0 AND checked_at >= ? GROUP BY line",
+            [codec.ts(since)],
+        ).fetchall()
+        result = {}
+        for line, count, last in rows:
+            error = self.conn.execute(
+                "SELECT error FROM readings WHERE line = ? AND checked_at = ? AND ok = 0",
+                [line, last],
+            ).fetchone()
+            result[line] = (int(count), error[0] if error else None)
+        return result
+
+
+@guard_public
+class View(Views):
+    """The read models of a database file, on a plain `sqlite3` connection of its own."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open_existing(cls, path: Path) -> View | None:
+        """The database if it exists; never creates one. A database an older version left
+        is migrated first (by the store, as opening it for writing would)."""
+        if not path.exists():
+            return None
+        tighten(path)
+        conn = connect(path)
+        try:
+            applied = check_known_schema(conn, path)
+        except (sqlite3.Error, *DECODING_ERRORS) as exc:
+            conn.close()
+            mapped = translate(exc, path)
+            if mapped is None:
+                raise
+            raise mapped from None
+        except BaseException:
+            conn.close()
+            raise
+        if len(applied) < len(schema.NAMES):
+            conn.close()
+            from monitor.store.database import Store
+
+            Store.open(path).close()
+            conn = connect(path)
+        conn.execute("PRAGMA query_only = ON")
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self.conn.close()

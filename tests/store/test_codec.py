@@ -1,0 +1,85 @@
+"""The stored forms: each value the model has, written and read back exactly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.forecast import Forecast
+from monitor.model import Level
+from monitor.store import codec
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def test_times_have_one_shape_so_text_order_is_time_order() -> None:
+    east = timezone(timedelta(hours=5))
+    assert codec.ts(T0) == "2026-11-01T12:00:00.000000+00:00"
+    assert codec.ts(datetime(2026, 11, 1, 17, 0, 1, tzinfo=east)) == (
+        "2026-11-01T12:00:01.000000+00:00"
+    )
+    assert codec.ts(None) is None and codec.parse_ts(None) is None and codec.parse_ts("") is None
+
+
+@given(st.datetimes(timezones=st.just(UTC)), st.datetimes(timezones=st.just(UTC)))
+def test_time_round_trip_and_order(a: datetime, b: datetime) -> None:
+    assert codec.parse_ts(codec.ts(a)) == a
+    assert (codec.ts(a) < codec.ts(b)) == (a < b)  # type: ignore[operator]
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=6, max_value=10**12))
+def test_money_round_trip_is_exact_text(amount: Decimal) -> None:
+    text = codec.money(amount)
+    assert text is not None and "E" not in text.upper()
+    assert codec.parse_money(text) == amount
+
+
+def test_money_keeps_its_places() -> None:
+    assert codec.money(Decimal("4.10")) == "4.10"
+    assert codec.money(Decimal("1E+3")) == "1000"
+    assert str(codec.parse_money("4.10")) == "4.10"
+    assert codec.money(None) is None and codec.parse_money(None) is None
+
+
+@pytest.mark.parametrize("level", [*Level, None])
+def test_levels_and_metrics(level: Level | None) -> None:
+    assert codec.parse_level(codec.level(level)) is level
+    levels = {"balance": Level.CRITICAL, "data": Level.OK}
+    assert codec.metrics(levels) == '{"balance": "critical", "data": "ok"}'
+    assert codec.parse_metrics(codec.metrics(levels)) == levels
+    assert codec.parse_metrics(None) == {}
+
+
+def test_forecasts_round_trip_in_their_stored_form() -> None:
+    forecasts = [
+        Forecast("balance", Decimal("0.25"), T0 + timedelta(days=3)),
+        Forecast("data", Decimal("1000000"), None),
+    ]
+    text = codec.forecasts(forecasts)
+    assert text == (
+        '{"balance": {"per_day": "0.25", "runs_out_at": "2026-11-04T12:00:00+00:00"}, '
+        '"data": {"per_day": "1000000", "runs_out_at": null}}'
+    )
+    assert codec.parse_forecasts(text) == {f.metric: f for f in forecasts}
+    assert codec.parse_forecasts(None) == {}
+
+
+def test_notices_and_facts() -> None:
+    notices = {"renewal-risk": "2026-11-02T00:00:00+00:00", "expiry": {"sent": ["3d"]}}
+    assert codec.parse_notices(codec.notices(notices)) == notices
+    facts = {"value": "4.10 USD", "amount": Decimal("4.10"), "n": 3}
+    assert codec.parse_facts(codec.facts(facts)) == {"value": "4.10 USD", "amount": "4.10", "n": 3}
+    assert codec.parse_facts(None) == {} and codec.parse_notices("") == {}
+
+
+def test_a_damaged_value_raises_what_the_door_maps() -> None:
+    with pytest.raises(ValueError):
+        codec.parse_ts("yesterday")
+    with pytest.raises(KeyError):
+        codec.parse_level("weird")
+    with pytest.raises(ArithmeticError):
+        codec.parse_money("four")
