@@ -93,6 +93,9 @@ _HEADLINES = {
     "recharge-unconfirmed": "{label}: top-up ({what}) not seen within {verify_within}",
     "recharge-skipped": "{label}: top-up skipped: {cap} ({cap_detail}) until {frees_at}",
     "daemon-failure": "esim-monitor is failing: {error}",
+    # A digest's message is its own title and body (report.summary); this names it where a
+    # headline is listed (a quiet-hours catch-up never holds one, but the table stays whole).
+    "digest": "esim-monitor digest",
 }
 _IMPROVED = "{label} improved to {state}: {metric} {value}"
 _ESCALATED = (
@@ -127,7 +130,16 @@ _NOTIFY_TYPES = {
     "recovery": apprise.NotifyType.SUCCESS,
     "failure-recovered": apprise.NotifyType.SUCCESS,
     "recharge-confirmed": apprise.NotifyType.SUCCESS,
+    # Information on purpose: a reminder, a step of a top-up under way, a summary, a test.
+    "expiry": apprise.NotifyType.INFO,
+    "recharge-requested": apprise.NotifyType.INFO,
+    "recharge-unconfirmed": apprise.NotifyType.INFO,
+    "recharge-skipped": apprise.NotifyType.INFO,
+    "digest": apprise.NotifyType.INFO,
+    "test": apprise.NotifyType.INFO,
 }
+"""Apprise's notify type (a service's icon or colour) of every event type, each listed: a
+new event type must be given one (tests/test_docs.py checks)."""
 
 
 @apprise_notify(on="console", name="esim-monitor console")
@@ -250,7 +262,7 @@ class Notifier:
 
     def send(self, name: str, event: Event, attach: Sequence[str] = ()) -> Outcome:
         title, body = render(event, self.settings.channels[name], self.settings)
-        kind = _NOTIFY_TYPES.get(event.type, apprise.NotifyType.INFO)
+        kind = _NOTIFY_TYPES[event.type]
         return self.send_text(name, title, body, kind, attach)
 
     def send_text(

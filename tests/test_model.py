@@ -3,16 +3,13 @@ and what it lets through, exactly."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from monitor.model import EVENT_TYPES, Reading, money_problem, reading_problems
-from monitor.notify import _HEADLINES
+from monitor.model import Reading, money_problem, reading_problems
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -55,18 +52,3 @@ def test_plausible_figures_pass_exactly() -> None:
     assert reading_problems(reading) == []
     assert money_problem(Decimal("1.5" + "0" * 40)) is None  # trailing zeros are no places
     assert money_problem(Decimal("0E-999999999")) is None  # zero, however written
-
-
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def test_the_readme_lists_every_event_type_in_order() -> None:
-    """The string tables stay in step with the README users route events by."""
-    text = README.read_text()
-    section = text.split("**Event types**", 1)[1].split("\n\n", 1)[0]
-    listed = re.findall(r"`([a-z-]+)`", section.split(":", 1)[1].split(" (the daemon", 1)[0])
-    assert listed == list(EVENT_TYPES)
-
-
-def test_every_event_type_but_digest_has_a_headline() -> None:
-    assert set(EVENT_TYPES) - set(_HEADLINES) == {"digest"}

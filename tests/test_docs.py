@@ -1,0 +1,174 @@
+"""The string tables that must agree stay in agreement (as sqlite-utils checks its docs):
+event types, their headlines and Apprise notify types, template variables and the CLI,
+each against the code and the README a user reads."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import string
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor import notify
+from monitor.cli import build_parser
+from monitor.config import Settings
+from monitor.model import EVENT_TYPES, Event
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+CODE = re.compile(r"`([^`]+)`")
+
+
+def _section(heading: str) -> str:
+    """The README's text from `heading` to the next heading of its level or above."""
+    text = README.read_text()
+    level = heading.split(" ", 1)[0]
+    start = text.index(f"\n{heading}\n")
+    rest = text[start + len(heading) + 2 :]
+    ends = [m.start() for m in re.finditer(rf"^#{{1,{len(level)}}} ", rest, re.M)]
+    return rest[: ends[0]] if ends else rest
+
+
+def _first_cells(text: str) -> Iterator[str]:
+    """The first cell of each body row of the Markdown tables in `text`."""
+    rows = text.splitlines()
+    for i, row in enumerate(rows):
+        header = i + 1 < len(rows) and rows[i + 1].startswith("|---")
+        if row.startswith("|") and not row.startswith("|---") and not header:
+            yield re.split(r"(?<!\\)\|", row)[1].strip()
+
+
+# ---- event types ------------------------------------------------------------------------
+
+
+def test_the_readme_lists_every_event_type_in_order() -> None:
+    """Users route events by these names: the README's list is the model's, in its order."""
+    text = README.read_text()
+    section = text.split("**Event types**", 1)[1].split("\n\n", 1)[0]
+    listed = CODE.findall(section.split(":", 1)[1].split(" (the daemon", 1)[0])
+    assert listed == list(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("kind", EVENT_TYPES)
+def test_every_event_type_has_a_headline_and_a_notify_type(kind: str) -> None:
+    """Listed explicitly: a new event type without them fails here, not by a silent
+    fallback (`{label}: {event}`, Apprise's INFO) in someone's phone."""
+    assert kind in notify._HEADLINES
+    assert kind in notify._NOTIFY_TYPES
+
+
+def test_no_headline_or_notify_type_for_an_event_type_that_does_not_exist() -> None:
+    assert set(notify._HEADLINES) <= set(EVENT_TYPES)
+    assert set(notify._NOTIFY_TYPES) <= set(EVENT_TYPES)
+
+
+def test_headlines_use_only_documented_variables() -> None:
+    """A headline is a template too: a variable the code does not offer renders empty."""
+    documented = set(notify.TEMPLATE_VARIABLES)
+    templates = [*notify._HEADLINES.values(), notify._IMPROVED, notify._ESCALATED]
+    for template in templates:
+        used = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        assert used <= documented, (template, used - documented)
+
+
+# ---- template variables -------------------------------------------------------------------
+
+
+def _readme_variables() -> set[str]:
+    table = _section("### `[channels.NAME]`").split("Variables:", 1)[1]
+    return {name for cell in _first_cells(table) for name in CODE.findall(cell)}
+
+
+def test_the_readme_documents_every_template_variable_and_no_other() -> None:
+    offered = set(notify.TEMPLATE_VARIABLES) | {"EVENT"}
+    documented = _readme_variables()
+    assert offered - documented == set(), "offered but not in the README's table"
+    assert documented - offered == set(), "in the README's table but not offered"
+
+
+@pytest.mark.parametrize("kind", EVENT_TYPES)
+def test_templates_are_given_exactly_the_documented_variables(kind: str) -> None:
+    """What `variables()` hands a template (beyond the event's own facts) is the table
+    that config validation accepts: nothing offered that a template may not name."""
+    settings = Settings.model_validate({"lines": {"a": {"adapter": "demo"}}})
+    event = Event(kind, "a", datetime(2026, 12, 3, 12, 0, tzinfo=UTC), {})
+    assert set(notify.variables(event, settings)) == set(notify.TEMPLATE_VARIABLES) | {"EVENT"}
+
+
+# ---- the CLI --------------------------------------------------------------------------------
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every command and subcommand of the parser, with its own parser."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*path, name))
+
+
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    return {
+        option
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--") and not isinstance(action, argparse._HelpAction)
+    }
+
+
+def _readme_commands() -> dict[tuple[str, ...], list[str]]:
+    """The CLI reference: each row's synopsis by the command words it starts with; the
+    usage line above the table under ()."""
+    section = _section("## CLI reference")
+    usage = CODE.search(section)
+    assert usage is not None and usage.group(1).startswith("esim-monitor ")
+    rows: dict[tuple[str, ...], list[str]] = {(): [usage.group(1)]}
+    for cell in _first_cells(section):
+        (synopsis,) = CODE.findall(cell)
+        words: list[str] = []
+        for word in synopsis.split():
+            if not re.fullmatch(r"[a-z][a-z-]*", word):
+                break
+            words.append(word)
+        rows.setdefault(tuple(words), []).append(synopsis)
+    return rows
+
+
+def _is_group(parser: argparse.ArgumentParser) -> bool:
+    return any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
+
+
+def test_every_cli_command_and_option_is_in_the_readme() -> None:
+    """Walks the real parser: each command that runs something has a row (or rows: the
+    forms of `run` and `recharge`), and each of its options is in one of them."""
+    rows = _readme_commands()
+    for path, parser in _commands(build_parser()):
+        if path and _is_group(parser):
+            continue  # `config`, `notify`: their subcommands have the rows
+        if path:
+            synopses = [s for key, found in rows.items() if key[: len(path)] == path for s in found]
+        else:
+            synopses = rows[()]
+        name = " ".join(path) or "esim-monitor"
+        assert synopses, f"`{name}` is not in the README's CLI reference"
+        written = {w for s in synopses for w in re.findall(r"--[a-z][a-z-]*", s)}
+        missing = _options(parser) - written
+        assert not missing, f"`{name}`: options not in the README's CLI reference: {missing}"
+
+
+def test_the_readme_documents_no_command_the_cli_lacks() -> None:
+    """Each row names a command that runs something (`recharge history` is `recharge`
+    with its `history` form)."""
+    parsers = dict(_commands(build_parser()))
+    for key in _readme_commands():
+        if not key:
+            continue
+        known = max(
+            (key[:n] for n in range(len(key), 0, -1) if key[:n] in parsers), key=len, default=()
+        )
+        assert known and not _is_group(parsers[known]), f"`{' '.join(key)}` is no command"
