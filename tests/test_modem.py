@@ -3,35 +3,17 @@ modem by IMEI or ICCID, USSD replies, errors, timeouts, stale sessions and seria
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 import threading
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import fake_mmcli
 import pytest
 
 from monitor import modem
 from monitor.errors import CheckFailed, MonitorError, UsageError
-
-
-def _load_fake() -> ModuleType:
-    """tests/fake_mmcli.py, whichever test directory asks first."""
-    if "fake_mmcli" in sys.modules:
-        return sys.modules["fake_mmcli"]
-    path = Path(__file__).resolve().parent / "fake_mmcli.py"
-    spec = importlib.util.spec_from_file_location("fake_mmcli", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fake_mmcli"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fake_mmcli = _load_fake()
 
 IMEI = "867000000000001"
 ICCID = "8901260000000000001"

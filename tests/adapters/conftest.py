@@ -1,6 +1,7 @@
 """Fixtures for the REST adapter tests: loopback fake servers, virtual time, a harness.
 
-The helpers themselves live in fakes.py (test modules import them from there).
+The helpers themselves live in the fakes package (fakes/base.py, one module per provider,
+and the provider test base in fakes/__init__.py); test modules import them from there.
 """
 
 from __future__ import annotations

@@ -6,14 +6,11 @@ The fake follows providers.md, section "Airalo Partner API" (token, usage, partn
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
@@ -22,11 +19,10 @@ from fakes import (
     FakeServer,
     Harness,
     Reply,
-    Request,
-    Route,
     VirtualClock,
     json_reply,
 )
+from fakes.airalo import CLIENT_ID, CLIENT_SECRET, ICCID, FakeAiralo, config_text, usage
 
 from monitor.adapters import AdapterContext
 from monitor.adapters.airalo import AiraloAdapter
@@ -42,96 +38,7 @@ from monitor.cycle import Checker
 from monitor.store import Store
 from monitor.tokens import TokenCache
 
-CLIENT_ID = "partner-client"
-CLIENT_SECRET = "s3cr3t-airalo-client-secret"
-ICCID = "8944465400000267221"
 MIB = 2**20
-
-
-def usage(**overrides: Any) -> dict[str, Any]:
-    """providers.md, Airalo "Usage": the documented sample (remaining/total in MB)."""
-    data = {
-        "remaining": 767,
-        "total": 2048,
-        "expired_at": "2022-01-01 00:00:00",
-        "is_unlimited": False,
-        "status": "ACTIVE",
-        "remaining_voice": 0,
-        "remaining_text": 0,
-        "total_voice": 0,
-        "total_text": 0,
-    }
-    data.update(overrides)
-    return {"data": data, "meta": {"message": "api.succes"}}
-
-
-class FakeAiralo(FakeProvider):
-    """providers.md, "Airalo Partner API": POST /v2/token (multipart, client credentials),
-    GET /v2/sims/{iccid}/usage and GET /v2/balance with Bearer. The body of a refused
-    login is not documented: a 401 with a `message` here (unsure)."""
-
-    def __init__(self) -> None:
-        self.sims: dict[str, dict[str, Any]] = {ICCID: usage()}
-        self.valid: set[str] = set()
-        self.numbers = itertools.count(1)
-        self.lock = threading.Lock()
-        self.accept_tokens = True
-
-    def routes(self) -> list[tuple[str, str, Route]]:
-        return [
-            ("POST", r"/v2/token", self.token),
-            ("GET", r"/v2/sims/(?P<iccid>[^/]+)/usage", self.usage),
-            ("GET", r"/v2/balance", self.balance),
-        ]
-
-    def revoke(self) -> None:
-        """Server-side token expiry: every token issued so far stops working."""
-        with self.lock:
-            self.valid.clear()
-
-    def token(self, request: Request, _: Any) -> Reply:
-        form = request.form()
-        if form != {
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "grant_type": "client_credentials",
-        }:
-            return json_reply(401, {"message": "Unauthorized: invalid client credentials"})
-        token = f"airalo-token-{next(self.numbers)}"
-        with self.lock:
-            if self.accept_tokens:
-                self.valid.add(token)
-        return json_reply(
-            200,
-            {
-                "data": {"token_type": "Bearer", "expires_in": 31622400, "access_token": token},
-                "meta": {"message": "success"},
-            },
-        )
-
-    def authorized(self, request: Request) -> bool:
-        with self.lock:
-            return request.bearer in self.valid
-
-    def usage(self, request: Request, match: Any) -> Reply:
-        if not self.authorized(request):
-            return json_reply(401, {"message": "Unauthenticated."})
-        if request.headers.get("Accept") != "application/json":
-            return Reply(406, "<html>Not Acceptable</html>", content_type="text/html")
-        sim = self.sims.get(match["iccid"])
-        if sim is None:
-            return json_reply(404, {"data": [], "meta": {"message": "messages.resource_not_found"}})
-        return json_reply(200, sim)
-
-    def balance(self, request: Request, _: Any) -> Reply:
-        if not self.authorized(request):
-            return json_reply(401, {"message": "Unauthenticated."})
-        return Reply(
-            200,
-            '{"data": {"balances": {"name": "balance", "availableBalance": '
-            '{"amount": 1234.56, "currency": "USD"}}}, "meta": {"message": "success"}}',
-            content_type="application/json",
-        )
 
 
 @pytest.fixture
@@ -142,26 +49,6 @@ def fake() -> FakeAiralo:
 @pytest.fixture
 def server(serve: Callable[[FakeProvider], FakeServer], fake: FakeAiralo) -> FakeServer:
     return serve(fake)
-
-
-def config_text(
-    url: str, *, timeout: str = "20s", secret: str = CLIENT_SECRET, lines: str = ""
-) -> str:
-    return f"""
-[accounts.travel]
-provider = "airalo"
-client_id = "{CLIENT_ID}"
-client_secret = "{secret}"
-base_url = "{url}"
-timeout = "{timeout}"
-
-[lines.trip]
-account = "travel"
-iccid = "{ICCID}"
-
-[lines.credit]
-account = "travel"
-"""
 
 
 def tokens(server: FakeServer) -> int:

@@ -19,7 +19,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from fakes import ContractProvider, ContractRoute, FakeProvider, FakeServer, Harness, toml_table
+from fakes import (
+    BY_CONTRACTS,
+    PROVIDERS,
+    ContractProvider,
+    ContractRoute,
+    FakeProvider,
+    FakeServer,
+    Harness,
+    toml_table,
+)
 
 from monitor import adapters
 from monitor.cli import main
@@ -28,11 +37,14 @@ from monitor.model import Reading, TopUpRequest, TopUpResult, utcnow
 from monitor.store import ts
 
 CONTRACTS = Path(__file__).parent / "contracts"
-FILES = sorted(CONTRACTS.glob("*/*.json"))
+FILES = sorted(path for p in PROVIDERS for path in (CONTRACTS / p.contracts).glob("*.json"))
+"""Each provider's contract files, from its directory in the provider test base (`fakes`:
+1NCE's is `onence`, a directory cannot start with a digit comfortably in every tool)."""
 
-ADAPTER = {"onence": "1nce"}
-"""Directory name -> registered adapter name, where they differ (a directory cannot start
-with a digit comfortably in every tool)."""
+
+def adapter_name(path: Path) -> str:
+    return BY_CONTRACTS[path.parent.name].name
+
 
 TOP_KEYS = {"source", "verbatim", "note", "call", "account", "line", "top_up", "routes", "expect"}
 ROUTE_KEYS = {"method", "path", "query", "status", "headers", "body", "body_text", "note"}
@@ -200,7 +212,7 @@ def test_contract(
     contract = load(path)
     provider = ContractProvider(routes(contract))
     server = serve(provider)
-    name = ADAPTER.get(path.parent.name, path.parent.name)
+    name = adapter_name(path)
     settings = harness.settings(config_text(name, contract, server.url))
     adapter = adapters.build(settings, LINE, harness.context())
     expect = contract["expect"]
@@ -263,10 +275,13 @@ def test_a_file_that_breaks_the_format_fails(
 
 
 def test_every_provider_directory_names_an_adapter() -> None:
-    """A misspelt directory would quietly test nothing of a provider."""
-    for directory in CONTRACTS.iterdir():
-        if directory.is_dir():
-            adapters.load(ADAPTER.get(directory.name, directory.name))
+    """A misspelt directory would quietly test nothing of a provider: each directory is a
+    provider's of the test base, and each provider of the base has contract files."""
+    directories = {d.name for d in CONTRACTS.iterdir() if d.is_dir()}
+    assert directories == set(BY_CONTRACTS), directories ^ set(BY_CONTRACTS)
+    for provider in PROVIDERS:
+        adapters.load(provider.name)
+        assert list((CONTRACTS / provider.contracts).glob("*.json")), provider.name
 
 
 @pytest.mark.parametrize(
@@ -307,7 +322,7 @@ def test_check_json_shows_the_documented_meaning(
     contract = load(path)
     provider = ContractProvider(routes(contract))
     server = serve(provider)
-    name = ADAPTER.get(path.parent.name, path.parent.name)
+    name = adapter_name(path)
     config = tmp_path / "check.toml"
     config.write_text(
         f'[monitor]\ndatabase = "{tmp_path / "h.db"}"\n' + config_text(name, contract, server.url)

@@ -14,100 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from fakes import FakeProvider, FakeServer, Harness, Reply, Request, Route, json_reply
+from fakes import FakeProvider, FakeServer, Harness, Reply, json_reply
+from fakes.esimgo import API_KEY, ICCID, FakeEsimGo, assignment, bundles, config_text
 
 from monitor.adapters.http import AuthenticationFailed, ProviderRefused
 
-API_KEY = "esimgo-key-0123456789"
-ICCID = "8944538532008160990"
-
-
-USED = {"depleted", "expired", "lapsed", "revoked"}
 """Left out of the list unless `includeUsed=true` ("to include expired and depleted bundles")."""
-
-
-def assignment(state: str, initial: int, remaining: int, **extra: Any) -> dict[str, Any]:
-    """One assignment of `GET /esims/{iccid}/bundles` in the fields of eSIM Go's v2.4
-    `Assignment` schema (the guide's example values), quantities in bytes."""
-    item = {
-        "id": "215009266",
-        "assignmentReference": "3a6e2e40-c674-45e9-b289-b35027bf72a9-0",
-        "callTypeGroup": "data",
-        "initialQuantity": initial,
-        "remainingQuantity": remaining,
-        "assignmentDateTime": "2024-12-11T10:47:00Z",
-        "bundleState": state,
-        "unlimited": False,
-    }
-    item.update(extra)
-    return item
-
-
-def bundles(*assignments: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "bundles": [
-            {"name": "esim_1GB_7D_GB_V2", "description": "1GB, 7 days", "assignments": [a]}
-            for a in assignments
-        ]
-    }
-
-
-class FakeEsimGo(FakeProvider):
-    """eSIM Go's reference: `X-API-Key` auth (403 when bad), bundles by ICCID (400 when
-    unknown; newest first, `limit` default 15, used ones only with `includeUsed`), and
-    `GET /organisation` flat as in v2.5 (the documented example's values)."""
-
-    def __init__(self) -> None:
-        self.sims: dict[str, dict[str, Any]] = {
-            ICCID: bundles(assignment("active", 1_000_000_000, 750_000_000))
-        }
-        self.organisation: dict[str, Any] = {
-            "name": "Acme Corp",
-            "currency": "USD",
-            "balance": 10000,
-            "testCredit": 500,
-            "testCreditExpiry": "2023-12-31",
-            "groups": ["Enterprise", "Tech"],
-            "users": [],
-        }
-
-    def routes(self) -> list[tuple[str, str, Route]]:
-        return [
-            ("GET", r"/v2.5/esims/(?P<iccid>[^/]+)/bundles", self.bundles),
-            ("GET", r"/v2.5/organisation", self.org),
-        ]
-
-    def denied(self, request: Request) -> Reply | None:
-        if request.headers.get("X-API-Key") != API_KEY:
-            return json_reply(403, {"message": "Forbidden: invalid API key"})
-        return None
-
-    def bundles(self, request: Request, match: Any) -> Reply:
-        if denied := self.denied(request):
-            return denied
-        sim = self.sims.get(match["iccid"])
-        if sim is None:
-            return json_reply(400, {"message": "ICCID not found"})
-        used = request.arg("includeUsed") == "true"
-        limit = int(request.arg("limit") or 15)
-        listed = [
-            (bundle, item)
-            for bundle in sim["bundles"]
-            for item in bundle["assignments"]
-            if used or item["bundleState"] not in USED
-        ]
-        listed.sort(key=lambda pair: pair[1]["assignmentDateTime"], reverse=True)
-        shown: list[dict[str, Any]] = []
-        for bundle, item in listed[:limit]:
-            entry = next((e for e in shown if e["name"] == bundle["name"]), None)
-            if entry is None:
-                entry = {**bundle, "assignments": []}
-                shown.append(entry)
-            entry["assignments"].append(item)
-        return json_reply(200, {"bundles": shown})
-
-    def org(self, request: Request, _: Any) -> Reply:
-        return self.denied(request) or json_reply(200, self.organisation)
 
 
 @pytest.fixture
@@ -118,22 +30,6 @@ def fake() -> FakeEsimGo:
 @pytest.fixture
 def server(serve: Callable[[FakeProvider], FakeServer], fake: FakeEsimGo) -> FakeServer:
     return serve(fake)
-
-
-def config_text(url: str, key: str = API_KEY) -> str:
-    return f"""
-[accounts.fleet]
-provider = "esimgo"
-api_key = "{key}"
-base_url = "{url}/v2.5"
-
-[lines.roam]
-account = "fleet"
-iccid = "{ICCID}"
-
-[lines.org]
-account = "fleet"
-"""
 
 
 def test_active_bundle_in_bytes_and_no_end_time(harness: Harness, server: FakeServer) -> None:

@@ -26,21 +26,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_telnyx
-from fakes import Always, FakeProvider, FakeServer, Reply, json_reply
+from fakes import PROVIDERS, Always, FakeProvider, FakeServer, Harness, Provider, Reply, json_reply
+from fakes import telnyx as fake_telnyx
 
 from monitor import config
 from monitor.adapters import validate_lines
 from monitor.cli import load_settings, main
 from monitor.cycle import Checker
 from monitor.daemon import Daemon
+from monitor.errors import CheckFailed
 from monitor.store import Store
 
 ACCOUNTS = ("healthy", "hanging", "garbage", "limited")
 
 
 def test_hostile_providers_fail_alone(tmp_path: Path, clock: Any) -> None:
-    servers = {name: FakeServer(test_telnyx.FakeTelnyx()) for name in ACCOUNTS}
+    servers = {name: FakeServer(fake_telnyx.FakeTelnyx()) for name in ACCOUNTS}
     try:
         servers["hanging"].script("GET", ".*", *[Reply(hold=30)] * 20)
         servers["garbage"].script(
@@ -52,12 +53,12 @@ def test_hostile_providers_fail_alone(tmp_path: Path, clock: Any) -> None:
         text = f'[monitor]\ndatabase = "{tmp_path / "h.db"}"\ncheck_timeout = "3s"\n'
         for name, server in servers.items():
             text += (
-                f'[accounts.{name}]\nprovider = "telnyx"\napi_key = "{test_telnyx.API_KEY}"\n'
+                f'[accounts.{name}]\nprovider = "telnyx"\napi_key = "{fake_telnyx.API_KEY}"\n'
                 f'base_url = "{server.url}"\ntimeout = "2s"\n'
             )
             for i in range(3):
                 text += f'[lines.{name}-{i}]\naccount = "{name}"\n'
-                text += f'sim_card_id = "{test_telnyx.SIM_ID}"\n' if i else ""
+                text += f'sim_card_id = "{fake_telnyx.SIM_ID}"\n' if i else ""
         path = tmp_path / "config.toml"
         path.write_text(text)
         settings = config.load(path, [validate_lines])
@@ -80,6 +81,36 @@ def test_hostile_providers_fail_alone(tmp_path: Path, clock: Any) -> None:
     finally:
         for server in servers.values():
             server.close()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=str)
+def test_each_provider_healthy_low_and_hostile(
+    provider: Provider, harness: Harness, clock: Any
+) -> None:
+    """The provider test base, per provider: the healthy fake reads a data figure, the
+    low one reads less, and a hostile one (an HTML error page for every read) is a failed
+    check, never a zero; three accounts of one provider, each on its own servers."""
+    started = {answer: provider.start() for answer in ("healthy", "low", "hostile")}
+    try:
+        provider.low([server.provider for server in started["low"]])
+        for server in started["hostile"]:
+            provider.hostile(server)
+        read = {
+            answer: harness.read(
+                harness.settings(provider.config([s.url for s in servers])), provider.data_line
+            )
+            for answer, servers in started.items()
+            if answer != "hostile"
+        }
+        healthy, low = read["healthy"].data_remaining, read["low"].data_remaining
+        assert healthy is not None and low is not None and 0 <= low < healthy, (healthy, low)
+        settings = harness.settings(provider.config([s.url for s in started["hostile"]]))
+        with pytest.raises(CheckFailed):
+            harness.read(settings, provider.data_line)
+    finally:
+        for servers in started.values():
+            for server in servers:
+                server.close()
 
 
 # ---- abandoned checks give their worker back (issue 11.4) --------------------------------

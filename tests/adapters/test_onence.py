@@ -8,93 +8,18 @@ request lasting an hour, quotas in binary MB floats (negative = overuse, v2
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fakes import FakeProvider, FakeServer, Harness, Reply, Request, Route, json_reply
+from fakes import FakeProvider, FakeServer, Harness, Reply
+from fakes.onence import ICCID, FakeOnce, config_text
 
 from monitor.adapters.http import AuthenticationFailed, ProviderRefused
 from monitor.store import Store
 from monitor.tokens import TokenCache
-
-USER = "api-user"
-PASSWORD = "pa55-1nce-secret"
-ICCID = "8988280666000000001"
-
-
-class FakeOnce(FakeProvider):
-    """1NCE's OpenAPI: `POST /oauth/token` (HTTP Basic, JSON grant) -> `expires_in: 3600`;
-    `GET /v1/sims/{iccid}/quota/data|sms` (the Quota schema's fields); 400 BadCredentials."""
-
-    def __init__(self) -> None:
-        self.expires_in = 3600
-        self.valid: set[str] = set()
-        self.numbers = itertools.count(1)
-        self.expired: set[str] = set()
-        self.quotas: dict[str, dict[str, Any]] = {
-            "data": {
-                "volume": 435.787951,
-                "total_volume": 500,
-                "expiry_date": "2029-01-01T00:00:00.000Z",
-                "last_volume_added": 500,
-                "threshold_percentage": 20,
-            },
-            "sms": {
-                "volume": 42,
-                "total_volume": 50,
-                "expiry_date": "2029-01-01T00:00:00.000Z",
-                "last_volume_added": 50,
-                "threshold_percentage": 20,
-            },
-        }
-
-    def routes(self) -> list[tuple[str, str, Route]]:
-        return [
-            ("POST", r"/management-api/oauth/token", self.token),
-            (
-                "GET",
-                r"/management-api/v1/sims/(?P<iccid>[^/]+)/quota/(?P<kind>data|sms)",
-                self.quota,
-            ),
-        ]
-
-    def token(self, request: Request, _: Any) -> Reply:
-        if request.basic != (USER, PASSWORD) or request.json() != {
-            "grant_type": "client_credentials"
-        }:
-            return json_reply(
-                400,
-                {
-                    "statusCode": 400,
-                    "errorCode": "BadCredentials",
-                    "message": "User does not exist.",
-                },
-            )
-        token = f"1nce-token-{next(self.numbers)}"
-        self.valid.add(token)
-        return json_reply(
-            200,
-            {
-                "status_code": 200,
-                "access_token": token,
-                "token_type": "bearer",
-                "expires_in": self.expires_in,
-            },
-        )
-
-    def quota(self, request: Request, match: Any) -> Reply:
-        if request.bearer not in self.valid:
-            return Reply(401)
-        if match["iccid"] in self.expired:
-            return Reply(422)
-        if match["iccid"] != ICCID:
-            return Reply(404)
-        return json_reply(200, self.quotas[match["kind"]])
 
 
 @pytest.fixture
@@ -105,25 +30,6 @@ def fake() -> FakeOnce:
 @pytest.fixture
 def server(serve: Callable[[FakeProvider], FakeServer], fake: FakeOnce) -> FakeServer:
     return serve(fake)
-
-
-def config_text(url: str, password: str = PASSWORD) -> str:
-    return f"""
-[accounts.iot]
-provider = "1nce"
-username = "{USER}"
-password = "{password}"
-base_url = "{url}/management-api"
-
-[lines.sensor]
-account = "iot"
-iccid = "{ICCID}"
-
-[lines.sensor-sms]
-account = "iot"
-iccid = "{ICCID}"
-quotas = ["sms"]
-"""
 
 
 def tokens(server: FakeServer) -> int:

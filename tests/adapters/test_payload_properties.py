@@ -9,13 +9,7 @@ import random
 from typing import Any
 
 import pytest
-import test_airalo
-import test_esimgo
-import test_hologram
-import test_onence
-import test_telnyx
-import test_twilio
-from fakes import FakeProvider, FakeServer, Harness, Reply, Request
+from fakes import PROVIDERS, FakeProvider, FakeServer, Harness, Provider, Reply, Request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -65,42 +59,21 @@ class Mutating(FakeProvider):
         return Reply(reply.status, mutate(reply.body, self.rng, self.rate), reply.headers)
 
 
-def _setups() -> list[tuple[str, Any, list[str]]]:
-    return [
-        ("airalo", lambda u: test_airalo.config_text(u[0]), ["trip", "credit"]),
-        ("esimgo", lambda u: test_esimgo.config_text(u[0]), ["roam", "org"]),
-        ("1nce", lambda u: test_onence.config_text(u[0]), ["sensor", "sensor-sms"]),
-        ("hologram", lambda u: test_hologram.config_text(u[0]), ["org", "tracker"]),
-        ("twilio", lambda u: test_twilio.config_text(u[0], u[1]), ["balance", "tracker"]),
-        ("telnyx", lambda u: test_telnyx.config_text(u[0]), ["balance", "modem"]),
-    ]
-
-
-FAKES = {
-    "airalo": lambda: [test_airalo.FakeAiralo()],
-    "esimgo": lambda: [test_esimgo.FakeEsimGo()],
-    "1nce": lambda: [test_onence.FakeOnce()],
-    "hologram": lambda: [test_hologram.FakeHologram()],
-    "twilio": lambda: [test_twilio.FakeTwilioApi(), test_twilio.FakeSuperSim()],
-    "telnyx": lambda: [test_telnyx.FakeTelnyx()],
-}
-
-
-@pytest.mark.parametrize(("provider", "config", "lines"), _setups(), ids=lambda v: str(v)[:8])
+@pytest.mark.parametrize("provider", PROVIDERS, ids=str)
 def test_garbled_answers_are_readings_or_failed_checks(
-    provider: str, config: Any, lines: list[str], harness: Harness, clock: Any
+    provider: Provider, harness: Harness, clock: Any
 ) -> None:
-    wrapped = [Mutating(fake) for fake in FAKES[provider]()]
+    wrapped = [Mutating(fake) for fake in provider.fakes()]
     servers = [FakeServer(w) for w in wrapped]
     try:
-        settings_ = harness.settings(config([s.url for s in servers]))
+        settings_ = harness.settings(provider.config([s.url for s in servers]))
 
         @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
         @given(seed=st.integers(0, 2**32 - 1), rate=st.sampled_from([0.05, 0.2, 0.5, 1.0]))
         def check(seed: int, rate: float) -> None:
             for w in wrapped:
                 w.rng, w.rate = random.Random(seed), rate
-            for line in lines:
+            for line in provider.lines:
                 try:
                     reading = harness.read(settings_, line)
                 except CheckFailed:

@@ -10,7 +10,6 @@ happens to it, and an outcome that cannot be known is never called a failure.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_airalo
-import test_esimgo
-import test_onence
-from fakes import FakeProvider, FakeServer, Harness, Reply, Request, Route, json_reply
-from test_airalo import FakeAiralo
-from test_esimgo import FakeEsimGo
-from test_onence import FakeOnce
+from fakes import PROVIDERS, FakeProvider, FakeServer, Harness, Provider, Reply, json_reply
+from fakes import airalo as fake_airalo
+from fakes import esimgo as fake_esimgo
+from fakes import onence as fake_onence
+from fakes.airalo import ORDER, PACKAGE, TopUpAiralo, catalogue_entry, history_entry
+from fakes.base import iso
+from fakes.esimgo import BUNDLE, ESIMGO_ORDER, TopUpEsimGo
+from fakes.onence import ONCE_ORDER, TopUpOnce
 
 from monitor import adapters
 from monitor.adapters import Adapter
@@ -36,14 +36,7 @@ from monitor.recharge import Recharger
 from monitor.store import Store, ts
 from monitor.tokens import TokenCache
 
-PACKAGE = "bonbon-mobile-30days-3gb-topup"
-BUNDLE = "esim_1GB_7D_GB_V2"
-ORDER = r"/v2/orders/topups"
 MIB = 2**20
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def request(line: str, package: str | None = PACKAGE, **fields: Any) -> TopUpRequest:
@@ -57,116 +50,54 @@ def build(harness: Harness, text: str, line: str) -> Adapter:
     return adapters.build(harness.settings(text), line, harness.context())
 
 
+# ---- every provider of the test base -----------------------------------------------------
+
+TOP_UPS = [provider for provider in PROVIDERS if provider.top_up is not None]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=str)
+def test_each_provider_offers_top_ups_as_the_test_base_says(
+    provider: Provider, harness: Harness
+) -> None:
+    servers = provider.start()
+    try:
+        for line in provider.lines:
+            adapter = build(harness, provider.config([s.url for s in servers]), line)
+            assert adapter.supports_top_up == (provider.top_up is not None), line
+    finally:
+        for server in servers:
+            server.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [None, Reply(drop=True), json_reply(500, {"message": "Internal"})],
+    ids=["answered", "dropped", "500"],
+)
+@pytest.mark.parametrize("provider", TOP_UPS, ids=str)
+def test_each_provider_sends_one_order_whatever_its_answer(
+    provider: Provider,
+    reply: Reply | None,
+    harness: Harness,
+    serve: Callable[[FakeProvider], FakeServer],
+) -> None:
+    """An answered order is a result with a reference; a lost or failed answer is
+    unknown (it may have gone through); either way the order was sent once."""
+    top_up = provider.top_up
+    assert top_up is not None
+    server = serve(top_up.fake())
+    adapter = build(harness, provider.config([server.url]), top_up.line)
+    if reply is None:
+        result = adapter.top_up(request(top_up.line, package=top_up.package))
+        assert result.reference
+    else:
+        server.script("POST", top_up.order, reply)
+        with pytest.raises(TopUpUnknown):
+            adapter.top_up(request(top_up.line, package=top_up.package))
+    assert orders(server, top_up.order) == 1
+
+
 # ---- Airalo -------------------------------------------------------------------------------
-
-
-def history_entry(number: int, package: str, **times: str | None) -> dict[str, Any]:
-    """providers.md, Airalo: one entry of `GET /v2/sims/{iccid}/packages`, in the shape of
-    Airalo's documented sample (which has `activated_at` and no `created_at`)."""
-    entry: dict[str, Any] = {
-        "id": number,
-        "status": "ACTIVE",
-        "remaining": 3072,
-        "activated_at": None,
-        "expired_at": None,
-        "finished_at": None,
-        "package": {"id": package, "type": "topup", "price": 10, "net_price": 8, "amount": 3072},
-    }
-    entry.update(times)
-    return entry
-
-
-def catalogue_entry(package: str, **prices: float) -> dict[str, Any]:
-    """One top-up of `GET /v2/sims/{iccid}/topups`, in the shape of Airalo's documented
-    example (developers.partners.airalo.com/get-top-up-package-list-11883031e0). The example
-    has `price` only; `net_price` is what the partner pays where the pricing model gives it
-    (airalo-python-sdk README, the `topup` packages of "Packages": price 5, net_price 4)."""
-    return {
-        "id": package,
-        "type": "topup",
-        "amount": 3072,
-        "day": 30,
-        "is_unlimited": False,
-        "title": "3 GB - 30 Days",
-        "data": "3 GB",
-        "short_info": None,
-        **prices,
-    }
-
-
-class TopUpAiralo(FakeAiralo):
-    """Adds the top-up order (multipart `package_id`, `iccid`, `description` -> 200 with the
-    order in the fields of the documented answer, developers.partners.airalo.com/submit-top-
-    up-order-11883026e0: `price` only), the eSIM's top-up catalogue, and the package
-    history, where each order appears at once with `activated_at` = when it was bought
-    (unsure: the reference says only "ISO times")."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.orders: list[dict[str, str]] = []
-        self.history: list[dict[str, Any]] = []
-        self.order_numbers = itertools.count(111)
-        self.catalogue = [catalogue_entry(PACKAGE, price=10, net_price=8)]
-
-    def routes(self) -> list[tuple[str, str, Route]]:
-        return [
-            ("POST", ORDER, self.order),
-            ("GET", r"/v2/sims/(?P<iccid>[^/]+)/packages", self.packages),
-            ("GET", r"/v2/sims/(?P<iccid>[^/]+)/topups", self.topups),
-            *super().routes(),
-        ]
-
-    def topups(self, request: Request, match: Any) -> Reply:
-        if not self.authorized(request):
-            return json_reply(401, {"message": "Unauthenticated."})
-        if match["iccid"] not in self.sims:
-            return json_reply(404, {"data": [], "meta": {"message": "messages.resource_not_found"}})
-        return json_reply(200, {"data": self.catalogue})
-
-    def order(self, request: Request, _: Any) -> Reply:
-        if not self.authorized(request):
-            return json_reply(401, {"message": "Unauthenticated."})
-        form = request.form()
-        if form.get("iccid") not in self.sims:
-            return json_reply(422, {"data": {"iccid": "invalid iccid"}, "meta": {"message": "x"}})
-        now = datetime.now(UTC)
-        with self.lock:
-            number = next(self.order_numbers)
-            self.orders.append(form)
-            self.history.append(history_entry(number, form["package_id"], activated_at=iso(now)))
-        return json_reply(
-            200,
-            {
-                "data": {
-                    "package_id": form["package_id"],
-                    "quantity": "1",
-                    "type": "topup",
-                    "description": form.get("description"),
-                    "esim_type": "Prepaid",
-                    "validity": 30,
-                    "package": "Bonbon Mobile 2-3 GB - 30 Days",
-                    "data": "3 GB",
-                    "price": 10,
-                    "created_at": now.strftime("%Y-%m-%d %H:%M:%S"),
-                    "id": number,
-                    "code": f"20251118-{number:06d}",
-                    "currency": "USD",
-                    "manual_installation": "",
-                    "qrcode_installation": "",
-                    "installation_guides": {"en": "http://airalo.local:8080/installation-guide"},
-                },
-                "meta": {"message": "success"},
-            },
-        )
-
-    def packages(self, request: Request, match: Any) -> Reply:
-        if not self.authorized(request):
-            return json_reply(401, {"message": "Unauthenticated."})
-        if match["iccid"] not in self.sims:
-            return json_reply(404, {"data": [], "meta": {"message": "messages.resource_not_found"}})
-        with self.lock:
-            entries = list(self.history)
-        return json_reply(200, {"pricing": {"model": "net_pricing"}, "data": entries})
 
 
 @pytest.fixture
@@ -180,7 +111,7 @@ def airalo_server(serve: Callable[[FakeProvider], FakeServer], airalo: TopUpAira
 
 
 def airalo_adapter(harness: Harness, url: str, line: str = "trip", **config: str) -> Adapter:
-    return build(harness, test_airalo.config_text(url, **config), line)
+    return build(harness, fake_airalo.config_text(url, **config), line)
 
 
 def orders(server: FakeServer, pattern: str = ORDER) -> int:
@@ -203,7 +134,7 @@ def test_airalo_order_is_sent_once_with_the_key_and_reports_what_was_paid(
     assert airalo.orders == [
         {
             "package_id": PACKAGE,
-            "iccid": test_airalo.ICCID,
+            "iccid": fake_airalo.ICCID,
             "description": f"esim-monitor {wanted.key}",
         }
     ]
@@ -221,7 +152,7 @@ def test_airalo_price_paid_is_the_catalogues_net_price_not_the_orders_retail_pri
     result = airalo_adapter(harness, airalo_server.url).top_up(request("trip"))
     assert result.price == Decimal("7.5") and result.currency == "USD"
     seen = [r.path for r in airalo_server.seen() if r.method != "POST" or ORDER in r.path]
-    assert seen.index(f"/v2/sims/{test_airalo.ICCID}/topups") < seen.index("/v2/orders/topups")
+    assert seen.index(f"/v2/sims/{fake_airalo.ICCID}/topups") < seen.index("/v2/orders/topups")
 
 
 @pytest.mark.parametrize(
@@ -354,8 +285,8 @@ def test_airalo_unreachable_means_nothing_was_sent(
     airalo_server.close()
     context = harness.context()
     # A token in the cache, so that the order itself, not a token request, meets the port.
-    context.tokens.put(token_key("airalo", "travel", url, test_airalo.CLIENT_ID), "cached", None)
-    settings = harness.settings(test_airalo.config_text(url, timeout="2s"))
+    context.tokens.put(token_key("airalo", "travel", url, fake_airalo.CLIENT_ID), "cached", None)
+    settings = harness.settings(fake_airalo.config_text(url, timeout="2s"))
     with pytest.raises(TopUpFailed) as info:
         adapters.build(settings, "trip", context).top_up(request("trip"))
     assert "ConnectError" in str(info.value) and "nothing was bought" in str(info.value)
@@ -487,89 +418,6 @@ def test_airalo_request_never_sendable_was_surely_not_bought(
 
 # ---- 1NCE ---------------------------------------------------------------------------------
 
-ONCE_ORDER = r"/management-api/v1/sims/[^/]+/topup"
-
-
-class TopUpOnce(FakeOnce):
-    """Adds 1NCE's top-up (SIM Management OpenAPI `POST /v1/sims/{iccid}/topup`: 201, no
-    body, `Location: .../v1/orders/N`; 400 "Payment method used is not valid.", 403, 404,
-    422 with empty bodies) and the Order Management API (`GET /v1/orders` in pages of at most
-    10 with `X-Total-Pages`, oldest first by order number; `GET /v1/orders/{order_number}`),
-    orders in the `Order` schema's fields only."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.orders: list[str] = []
-        self.placed: list[dict[str, Any]] = []
-        self.order_numbers = itertools.count(1234)
-        self.page_count = True  # the spec says the page count is "listed in the response header"
-
-    def routes(self) -> list[tuple[str, str, Route]]:
-        return [
-            ("POST", r"/management-api/v1/sims/(?P<iccid>[^/]+)/topup", self.topup),
-            ("GET", r"/management-api/v1/orders", self.list_orders),
-            ("GET", r"/management-api/v1/orders/(?P<number>[^/]+)", self.order),
-            *super().routes(),
-        ]
-
-    def add_order(self, iccid: str, order_type: str = "TOPUP", **fields: Any) -> dict[str, Any]:
-        number = next(self.order_numbers)
-        order = {
-            "order_number": number,
-            "order_type": order_type,
-            "order_date": iso(datetime.now(UTC)),
-            "order_status": "COMPLETED",
-            "invoice_number": str(20000000 + number),
-            "invoice_amount": "19.99",
-            "currency": "EUR",
-            "sims": [
-                {
-                    "iccid": iccid,
-                    "_links": [
-                        {"rel": "self", "href": f"https://api.1nce.com/api/v1/sims/{iccid}"}
-                    ],
-                }
-            ],
-            "products": [{"product_id": 1001, "quantity": 1}],
-        }
-        order.update(fields)
-        self.placed.append(order)
-        return order
-
-    def topup(self, request: Request, match: Any) -> Reply:
-        if request.bearer not in self.valid:
-            return Reply(401)
-        method = request.arg("payment_method")
-        if method not in ("banktransfer", "creditcard", "monthlyinvoice", "boleto"):
-            return json_reply(400, {"message": "Payment method used is not valid."})
-        if match["iccid"] in self.expired:
-            return Reply(422)
-        if match["iccid"] != test_onence.ICCID:
-            return Reply(404)
-        self.orders.append(method)
-        number = self.add_order(match["iccid"])["order_number"]
-        location = f"https://api.1nce.com/management-api/v1/orders/{number}"
-        return Reply(201, None, headers={"Location": location})
-
-    def list_orders(self, request: Request, _: Any) -> Reply:
-        if request.bearer not in self.valid:
-            return Reply(401)
-        size = int(request.arg("pageSize") or 10)
-        page = int(request.arg("page") or 1)
-        assert size <= 10, "1NCE's pageSize maximum is 10"
-        pages = max(1, -(-len(self.placed) // size))
-        chunk = self.placed[(page - 1) * size : page * size]
-        headers = {"X-Total-Pages": str(pages)} if self.page_count else {}
-        return json_reply(200, chunk, **headers)
-
-    def order(self, request: Request, match: Any) -> Reply:
-        if request.bearer not in self.valid:
-            return Reply(401)
-        for order in self.placed:
-            if str(order["order_number"]) == match["number"]:
-                return json_reply(200, order)
-        return Reply(404)
-
 
 @pytest.fixture
 def once() -> TopUpOnce:
@@ -582,7 +430,7 @@ def once_server(serve: Callable[[FakeProvider], FakeServer], once: TopUpOnce) ->
 
 
 def once_adapter(harness: Harness, url: str, account_extra: str = "") -> Adapter:
-    text = test_onence.config_text(url).replace('base_url = "', account_extra + 'base_url = "', 1)
+    text = fake_onence.config_text(url).replace('base_url = "', account_extra + 'base_url = "', 1)
     return build(harness, text, "sensor")
 
 
@@ -701,12 +549,12 @@ def test_once_interrupted_top_up_is_found_among_the_orders(
 ) -> None:
     once.page_count = page_count
     asked = request("sensor", package="topup")
-    once.add_order(test_onence.ICCID, order_date=iso(asked.requested_at - timedelta(days=3)))
+    once.add_order(fake_onence.ICCID, order_date=iso(asked.requested_at - timedelta(days=3)))
     once.add_order("8988280666000000777")  # another SIM's top-up
-    once.add_order(test_onence.ICCID, "ADDITIONAL_ORDER")
+    once.add_order(fake_onence.ICCID, "ADDITIONAL_ORDER")
     for _ in range(20):  # more than two pages of other orders first
         once.add_order("8988280666000000777", order_date=iso(asked.requested_at))
-    ours = once.add_order(test_onence.ICCID, invoice_amount="9.50", currency="EUR")
+    ours = once.add_order(fake_onence.ICCID, invoice_amount="9.50", currency="EUR")
     found = once_adapter(harness, once_server.url).find_top_up(asked)
     assert found == TopUpResult(
         reference=str(ours["order_number"]),
@@ -721,7 +569,7 @@ def test_once_no_order_since_the_intent_means_it_was_not_bought(
 ) -> None:
     asked = request("sensor", package="topup")
     for days in (40, 30, 20):  # the SIM's earlier top-ups
-        once.add_order(test_onence.ICCID, order_date=iso(asked.requested_at - timedelta(days=days)))
+        once.add_order(fake_onence.ICCID, order_date=iso(asked.requested_at - timedelta(days=days)))
     once.add_order("8988280666000000777")
     assert once_adapter(harness, once_server.url).find_top_up(asked) is None
 
@@ -738,69 +586,6 @@ def test_once_unreadable_order_list_leaves_the_top_up_unknown(
 
 # ---- eSIM Go ------------------------------------------------------------------------------
 
-ESIMGO_ORDER = r"/v2.5/orders"
-
-
-class TopUpEsimGo(FakeEsimGo):
-    """Adds eSIM Go's `POST /orders` (request body shape from providers.md: copy, medium).
-    The answer has the fields of eSIM Go's order detail (docs.esim-go.com, "Get order
-    detail": `order[]`, `total`, `currency`, `status`, `statusMessage`, `orderReference`,
-    `createDate`); an assigned bundle appears among the eSIM's bundles, queued."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.orders: list[Any] = []
-        self.references = (f"ref-{n:04d}" for n in itertools.count(1))
-
-    def routes(self) -> list[tuple[str, str, Route]]:
-        return [("POST", ESIMGO_ORDER, self.order), *super().routes()]
-
-    def order(self, request: Request, _: Any) -> Reply:
-        if denied := self.denied(request):
-            return denied
-        body = request.json()
-        (item,) = body["order"]
-        (iccid,) = item["iccids"]
-        if iccid not in self.sims:
-            return json_reply(400, {"message": "ICCID not found"})
-        self.orders.append(body)
-        reference = next(self.references)
-        self.sims[iccid]["bundles"].append(
-            {
-                "name": item["item"],
-                "description": "1GB, 7 days",
-                "assignments": [
-                    test_esimgo.assignment(
-                        "queued",
-                        1_000_000_000,
-                        1_000_000_000,
-                        id=f"assigned-{reference}",
-                        assignmentDateTime=iso(datetime.now(UTC)).replace("+00:00", "Z"),
-                    )
-                ],
-            }
-        )
-        return json_reply(
-            200,
-            {
-                "order": [
-                    {
-                        "type": "bundle",
-                        "item": item["item"],
-                        "quantity": 1,
-                        "subTotal": 2.67,
-                        "pricePerUnit": 2.67,
-                    }
-                ],
-                "total": 2.67,
-                "currency": "USD",
-                "status": "completed",
-                "statusMessage": "Order completed: 1 eSIMs assigned",
-                "orderReference": reference,
-                "createDate": iso(datetime.now(UTC)),
-            },
-        )
-
 
 @pytest.fixture
 def esimgo() -> TopUpEsimGo:
@@ -813,7 +598,7 @@ def esimgo_server(serve: Callable[[FakeProvider], FakeServer], esimgo: TopUpEsim
 
 
 def esimgo_adapter(harness: Harness, url: str, line: str = "roam") -> Adapter:
-    return build(harness, test_esimgo.config_text(url), line)
+    return build(harness, fake_esimgo.config_text(url), line)
 
 
 def test_esimgo_order_assigns_the_bundle_to_the_esim_once(
@@ -832,14 +617,14 @@ def test_esimgo_order_assigns_the_bundle_to_the_esim_once(
                     "type": "bundle",
                     "quantity": 1,
                     "item": BUNDLE,
-                    "iccids": [test_esimgo.ICCID],
+                    "iccids": [fake_esimgo.ICCID],
                     "allowReassign": False,
                 }
             ],
         }
     ]
     (sent,) = esimgo_server.seen("POST", ESIMGO_ORDER)
-    assert sent.headers["X-API-Key"] == test_esimgo.API_KEY
+    assert sent.headers["X-API-Key"] == fake_esimgo.API_KEY
 
 
 @pytest.mark.parametrize(
@@ -918,13 +703,13 @@ enabled = true
 
 [accounts.travel]
 provider = "airalo"
-client_id = "{test_airalo.CLIENT_ID}"
-client_secret = "{test_airalo.CLIENT_SECRET}"
+client_id = "{fake_airalo.CLIENT_ID}"
+client_secret = "{fake_airalo.CLIENT_SECRET}"
 base_url = "{url}"
 
 [lines.trip]
 account = "travel"
-iccid = "{test_airalo.ICCID}"
+iccid = "{fake_airalo.ICCID}"
 
 [lines.trip.recharge]
 action = "provider"
@@ -1027,7 +812,7 @@ def test_interrupted_intent_is_reconciled_and_never_bought_again(
 def once_recharger(tmp_path: Path, once_server: FakeServer) -> Iterator[tuple[Recharger, Store]]:
     path = tmp_path / "once.toml"
     path.write_text(
-        test_onence.config_text(f"{once_server.url}")
+        fake_onence.config_text(f"{once_server.url}")
         + f"""
 [monitor]
 database = "{tmp_path / "o.db"}"
@@ -1091,7 +876,7 @@ def test_once_interrupted_intent_is_reconciled_from_the_orders(
         }
     )
     if went_through:
-        once.add_order(test_onence.ICCID, invoice_amount="9.50")
+        once.add_order(fake_onence.ICCID, invoice_amount="9.50")
     now = utcnow()
     policy.after_check("sensor", Level.CRITICAL, once_low(now), now)
     rows = store.recharges("sensor")

@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import fake_mmcli
 import pytest
 from pydantic import ValidationError
 
@@ -21,22 +19,6 @@ from monitor import adapters, config, modem
 from monitor.adapters.ussd import UssdAdapter, UssdOptions
 from monitor.cycle import Checker
 from monitor.errors import CheckFailed
-
-
-def _load_fake() -> ModuleType:
-    """tests/fake_mmcli.py, whichever test directory asks first."""
-    if "fake_mmcli" in sys.modules:
-        return sys.modules["fake_mmcli"]
-    path = Path(__file__).resolve().parents[1] / "fake_mmcli.py"
-    spec = importlib.util.spec_from_file_location("fake_mmcli", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fake_mmcli"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fake_mmcli = _load_fake()
 
 IMEI = "867000000000001"
 ICCID = "8901260000000000001"

@@ -1,8 +1,9 @@
 """What the provider fakes share: a threaded HTTP/1.1 server on 127.0.0.1 (port 0) that
 records every request, scripted replies (`server.script(...)`) for errors such as 429, 503,
 HTML or a dropped connection, a virtual clock, and a harness that reads lines through the
-real config and adapters. Each provider's fake lives in its test module and cites the
-section of `../shared/reference/providers.md` it follows. Fixtures are in conftest.py.
+real config and adapters. Each provider's fake lives in its own module of this package and
+cites the section of `../shared/reference/providers.md` it follows. Fixtures are in
+../conftest.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import default as email_policy
@@ -289,6 +291,11 @@ def _encode(reply: Reply) -> tuple[bytes, str]:
         return reply.body, reply.content_type or "application/octet-stream"
     text = "" if reply.body is None else str(reply.body)
     return text.encode(), reply.content_type or "text/plain; charset=utf-8"
+
+
+def iso(moment: datetime) -> str:
+    """A time as the fakes write it: UTC ISO-8601 to the second."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def finishes(call: Callable[[], Any], within: float) -> Any:
