@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from monitor import __version__, config, logs
 from monitor.errors import (
@@ -25,6 +25,7 @@ from monitor.errors import (
     EXIT_USAGE,
     ConfigError,
     MonitorError,
+    ReloadRejected,
     UnitError,
     UsageError,
 )
@@ -77,6 +78,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     daemon.install_signal_handlers()
     daemon.run()
+    return EXIT_OK
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Ask the running daemon to reload its config and wait for its verdict: 0 when it
+    applied the new config, the daemon's code (78: invalid) when it rejected it. Used as
+    the unit's ExecReload=, so `systemctl reload` fails with the daemon's reason."""
+    from monitor import control
+
+    timeout = _duration_arg(args.timeout, "--timeout")
+    pid = args.pid
+    if pid is None:  # the lock file of the configured database names the daemon
+        settings = load_settings(config.config_path(args.config), deep=False)
+        pid = control.holder(settings.database_path())
+    verdict = control.request_reload(pid, timeout.total_seconds())
+    if not verdict.ok:
+        raise ReloadRejected(verdict.message, verdict.exit_code)
+    print(f"esim-monitor (PID {pid}): {verdict.message}")
     return EXIT_OK
 
 
@@ -564,9 +583,12 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     settings = load_settings(path)
     print(f"{path}: ok ({len(settings.lines)} lines, {len(settings.channels)} channels)")
     for problem in adapters.interval_warnings(settings):
-        print(f"{path}: warning: {problem}", file=sys.stderr)
+        print(logs.as_warning(f"{path}: warning: {problem}"), file=sys.stderr)
     if not settings.lines:
-        print(f"{path}: warning: no [lines.*] configured, nothing will be watched", file=sys.stderr)
+        print(
+            logs.as_warning(f"{path}: warning: no [lines.*] configured, nothing will be watched"),
+            file=sys.stderr,
+        )
     if not settings.channels:
         print(
             f"{path}: note: no [channels.*] configured; alerts reach only the log and database",
@@ -794,8 +816,17 @@ def _print_table(headers: list[str], rows: Iterable[list[str]], out: TextIO | No
 # ---- parser and main ---------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors (exit 2) journald files at err, as the other errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(
+            EXIT_USAGE, logs.as_error(f"{self.format_usage()}{self.prog}: error: {message}\n")
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="esim-monitor",
         description="Watch prepaid and eSIM lines (balance, data, expiry); alert through Apprise.",
     )
@@ -821,6 +852,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("run", cmd_run, "run the daemon")
     p.add_argument("--once", action="store_true", help="check every line once, deliver, exit")
+    p = add(
+        "reload",
+        cmd_reload,
+        "ask the running daemon to reload its config; exit 0 when it applied it, else "
+        "non-zero with its reason",
+    )
+    p.add_argument(
+        "--pid",
+        type=int,
+        metavar="PID",
+        help="the daemon's PID (the unit passes $MAINPID); default: from the database's lock",
+    )
+    p.add_argument("--timeout", default="60s", help="longest wait for the verdict (default 60s)")
 
     p = add("check", cmd_check, "read lines now and print them; records and sends nothing")
     p.add_argument("lines", nargs="*", metavar="LINE")
@@ -910,13 +954,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         if debug:
             traceback.print_exc()
-        print(str(exc), file=sys.stderr)
-        print(f"esim-monitor: invalid config ({len(exc.problems)} problem(s))", file=sys.stderr)
+        print(logs.as_error(str(exc)), file=sys.stderr)
+        print(
+            logs.as_error(f"esim-monitor: invalid config ({len(exc.problems)} problem(s))"),
+            file=sys.stderr,
+        )
         return exc.exit_code
     except MonitorError as exc:
         if debug:
             traceback.print_exc()
-        print(f"esim-monitor: error: {exc}", file=sys.stderr)
+        print(logs.as_error(f"esim-monitor: error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -926,7 +973,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(
-            f"esim-monitor: internal error: {type(exc).__name__} (set {DEBUG_ENV}=1 for details)",
+            logs.as_error(
+                f"esim-monitor: internal error: {type(exc).__name__} "
+                f"(set {DEBUG_ENV}=1 for details)"
+            ),
             file=sys.stderr,
         )
         return EXIT_FAILURE

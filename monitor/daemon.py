@@ -33,10 +33,17 @@ from types import FrameType
 import schedule
 import structlog
 
-from monitor import adapters, heartbeat, metrics, sdnotify
+from monitor import adapters, control, heartbeat, metrics, redact, sdnotify
 from monitor.config import Settings
 from monitor.cycle import Checker
-from monitor.errors import AlreadyRunning, DatabaseUnusable, LoopFailed, MonitorError
+from monitor.errors import (
+    EXIT_FAILURE,
+    AlreadyRunning,
+    ConfigError,
+    DatabaseUnusable,
+    LoopFailed,
+    MonitorError,
+)
 from monitor.model import Event, utcnow
 from monitor.notify import Notifier, deliver_due, send_now
 from monitor.report import queue_digests
@@ -59,7 +66,7 @@ class DatabaseLock:
     when the holder's process ends, however it ends."""
 
     def __init__(self, database: Path) -> None:
-        self.path = database.with_name(database.name + ".lock")
+        self.path = control.lock_path(database)
         try:
             make_private_dirs(database.parent)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -123,8 +130,10 @@ class Waker:
         with contextlib.suppress(BlockingIOError):  # a full pipe wakes the loop all the same
             os.write(self._write, b"\0")
 
-    def wait(self, timeout: float) -> None:
-        select.select([self._read], [], [], max(timeout, 0.0))
+    def wait(self, timeout: float, also: control.ControlSocket | None = None) -> None:
+        """Until a signal, a wake(), `timeout` seconds, or (`also`) a reload request."""
+        watched = [self._read] if also is None else [self._read, also.fileno()]
+        select.select(watched, [], [], max(timeout, 0.0))
         with contextlib.suppress(BlockingIOError):
             while os.read(self._read, 4096):
                 pass
@@ -154,6 +163,9 @@ class Daemon:
         self._unusable: str | None = None
         """Why the database cannot be used (the daemon runs on a store in memory), or None."""
         self._probe: tuple[int, ...] | None = None
+        self._rejected: str | None = None
+        """Why the last reload was rejected (until one is applied): `systemctl status` says."""
+        self._control: control.ControlSocket | None = None
         self.lock = DatabaseLock(settings.database_path())
         try:
             self.store = Store.open(settings.database_path(), verify=True)
@@ -217,6 +229,7 @@ class Daemon:
         self._schedule(previous={})
         self._due.update(self.settings.lines)  # a first check of every line at startup
         self._start_metrics()
+        self._control = control.ControlSocket.open()
         self.sd.ready(status=self._status_line())
         self.dog.kick()
         try:
@@ -237,7 +250,7 @@ class Daemon:
                     pause = ERROR_PAUSE
                 due = self.dog.due_in()
                 if not self._stopping and not self._reload_requested:
-                    self._waker.wait(pause if due is None else min(pause, due))
+                    self._waker.wait(pause if due is None else min(pause, due), self._control)
                 self.dog.kick()
         finally:
             self.sd.stopping()
@@ -245,6 +258,8 @@ class Daemon:
         log.info("esim-monitor stopped")
 
     def _pass(self) -> None:
+        if self._control is not None and self._control.accept():
+            self._reload_requested = True  # `esim-monitor reload`: a verdict is awaited
         if self._reload_requested:
             self._reload_requested = False
             self.reload()
@@ -424,13 +439,17 @@ class Daemon:
                 log.warning("heartbeat ping failed", error=beat.error)
 
     def _status_line(self) -> str:
-        """ "12 lines, 2 low, next check 14:05": what `systemctl status` shows."""
+        """ "12 lines, 2 low, next check 14:05": what `systemctl status` shows; after a
+        rejected reload, why, first (until a reload is applied)."""
         if self._unusable is not None:
             return f"database unusable: {self._unusable}"
         low = sum(1 for line in self._snapshot.lines if line.state in ("warning", "critical"))
         runs = [job.next_run for job in self.scheduler.jobs if job.next_run]
         text = f"{len(self.settings.lines)} lines, {low} low"
-        return text + (f", next check {min(runs):%H:%M}" if runs else "")
+        text += f", next check {min(runs):%H:%M}" if runs else ""
+        if self._rejected is not None:
+            text = f"reload rejected: {self._rejected}; running the previous config: {text}"
+        return text
 
     def _prune(self) -> None:
         """Once a day, roll readings past `keep_readings` up into daily rows."""
@@ -499,17 +518,32 @@ class Daemon:
         log.info("metrics endpoint listening", address=address)
 
     def reload(self) -> None:
-        """Re-read the config; an invalid one is logged and rejected, the old one runs on."""
+        """Re-read the config; an invalid one is logged at err and rejected, the old one
+        runs on. The verdict goes to `STATUS=` and to every `esim-monitor reload` waiting."""
         log.info("reloading config")
         self.sd.reloading()
+        verdict = control.Verdict(False, "reload failed", EXIT_FAILURE)
         try:
             self._apply(self._reload())
         except MonitorError as exc:
             log.error("new config rejected, keeping the running one", problems=str(exc))
-        except Exception:  # whatever failed, the running config goes on
+            verdict = control.Verdict(False, f"new config rejected: {exc}", exc.exit_code)
+            self._rejected = _short_reason(exc)
+        except Exception as exc:  # whatever failed, the running config goes on
             log.exception("reload failed, keeping the running config")
+            verdict = control.Verdict(False, f"reload failed: {_where(exc)}", EXIT_FAILURE)
+            self._rejected = f"reload failed ({_where(exc)})"
+        else:
+            self._rejected = None
+            verdict = control.Verdict(
+                True,
+                f"config reloaded: {len(self.settings.lines)} lines, "
+                f"{len(self.settings.channels)} channels",
+            )
         finally:
             self.sd.ready(status=self._status_line())
+            if self._control is not None:
+                self._control.answer(_scrubbed(verdict))
 
     def _apply(self, settings: Settings) -> None:
         """A new database moves the lock with it: taken on the new one first, so a
@@ -548,6 +582,9 @@ class Daemon:
 
     def close(self) -> None:
         self._waker.close()
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         if self._metrics is not None:
             self._metrics.stop()
             self._metrics = None
@@ -555,6 +592,27 @@ class Daemon:
         self.store.close()
         self.lock.release()
         self.sd.close()
+
+
+STATUS_REASON = 200
+"""Characters of a rejection's reason in `STATUS=`: the journal has the whole of it."""
+
+
+def _short_reason(exc: MonitorError) -> str:
+    """One line for `STATUS=`: the first problem, and how many more."""
+    if isinstance(exc, ConfigError) and exc.problems:
+        more = len(exc.problems) - 1
+        text = str(exc.problems[0]) + (f" (and {more} more)" if more else "")
+    else:
+        text = str(exc).split("\n", 1)[0]
+    return text if len(text) <= STATUS_REASON else text[: STATUS_REASON - 1] + "…"
+
+
+def _scrubbed(verdict: control.Verdict) -> control.Verdict:
+    """The verdict as the log would show it: no configured secret in any form (it is
+    printed by `esim-monitor reload`, which logging's scrubber never sees)."""
+    clean = redact.scrub_log_event(None, "", {"message": verdict.message})["message"]
+    return control.Verdict(verdict.ok, clean, verdict.exit_code)
 
 
 def _read_only(path: Path, st: os.stat_result) -> bool:

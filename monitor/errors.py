@@ -65,6 +65,20 @@ class AlreadyRunning(MonitorError):
     """Another daemon holds the database's lock: two would double every reading and alert."""
 
 
+class DaemonUnreachable(MonitorError):
+    """`esim-monitor reload` found no daemon to ask (none runs, or a `run --once`), or
+    had no verdict from it in time."""
+
+
+class ReloadRejected(MonitorError):
+    """The running daemon rejected its new config and runs on with the old one. The exit
+    code is the one `run` would give that config (78 invalid, 65 unusable database)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class LoopFailed(MonitorError):
     """The daemon's loop keeps failing and no watchdog will restart it: it exits (1)."""
 

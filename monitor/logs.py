@@ -1,8 +1,10 @@
 """Logging: structlog on stderr, readable on a TTY, JSON lines otherwise.
 
 stdout is reserved for command output, so `--json` can be piped to jq. Under journald
-(`$JOURNAL_STREAM` set) each line starts with a `<N>` syslog priority, so
-`journalctl -p warning` finds warnings. stdlib logging (Apprise's) goes the same way.
+(`$JOURNAL_STREAM` names stderr) each line starts with a `<N>` syslog priority, so
+`journalctl -p warning` finds warnings. stdlib logging (Apprise's) goes the same way, and
+so do the CLI's own error messages (`as_error`): a broken config is priority err, not the
+info that journald gives a bare line.
 """
 
 from __future__ import annotations
@@ -20,6 +22,39 @@ LogFormat = Literal["auto", "console", "json"]
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 _PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2, "exception": 3}
+ERR = 3
+WARNING = 4
+
+
+def journal(stream: Any = None) -> bool:
+    """Whether `stream` (stderr) is journald's: `$JOURNAL_STREAM` is its `device:inode`.
+    A child that inherited the variable but writes elsewhere (a terminal, a file) is not.
+    A stream without a file descriptor (a test's StringIO) trusts the variable."""
+    named = os.environ.get("JOURNAL_STREAM", "")
+    if not named:
+        return False
+    stream = sys.stderr if stream is None else stream
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return True
+    return named == f"{st.st_dev}:{st.st_ino}"
+
+
+def as_error(text: str, stream: Any = None) -> str:
+    """`text` (a message for stderr) as journald reads an error: each line prefixed with
+    `<3>` when stderr is the journal, unchanged otherwise."""
+    return _prefixed(text, ERR, stream)
+
+
+def as_warning(text: str, stream: Any = None) -> str:
+    return _prefixed(text, WARNING, stream)
+
+
+def _prefixed(text: str, priority: int, stream: Any) -> str:
+    if not journal(stream):
+        return text
+    return "".join(f"<{priority}>{line}" for line in text.splitlines(keepends=True))
 
 
 def _journal_priority(_: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -42,8 +77,8 @@ class _PriorityPrefix:
 def setup(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> None:
     """Configure structlog and stdlib logging once per process."""
     stream = stream or sys.stderr
-    journal = bool(os.environ.get("JOURNAL_STREAM"))
-    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty() and not journal)
+    to_journal = journal(stream)
+    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty() and not to_journal)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -60,11 +95,11 @@ def setup(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> N
     else:
         shared.append(structlog.processors.format_exc_info)
         renderer = structlog.dev.ConsoleRenderer(
-            colors=stream.isatty() and not journal,
+            colors=stream.isatty() and not to_journal,
             exception_formatter=structlog.dev.plain_traceback,
         )
     shared.append(scrub_log_event)  # after tracebacks are rendered: they are scrubbed too
-    if journal:
+    if to_journal:
         shared.append(_journal_priority)
         renderer = _PriorityPrefix(renderer)
 

@@ -448,3 +448,72 @@ def test_one_daemon_per_database_and_a_reload_moves_the_lock(
     assert moved.returncode == 1 and f"PID {d.proc.pid}" in moved.stderr
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(timeout=10) == 0
+
+
+def test_reload_reports_the_daemons_verdict(
+    write_config: Callable[..., Path], supervised: Any
+) -> None:
+    """Issue 14.5: `esim-monitor reload` (the unit's ExecReload=) exits 0 when the daemon
+    applied the new config; a rejected one exits 78 with the reason, is logged at err and
+    shows in STATUS= (unfixed: `kill -HUP` succeeded whatever the daemon thought)."""
+    path = write_config(CONFIG)
+    d = supervised(path)
+    d.notified("READY=1")
+    pid = str(d.proc.pid)
+    path.write_text(path.read_text() + '[lines.b]\nadapter = "demo"\n')
+    ok = _cli(path, "reload", "--pid", pid)
+    assert ok.returncode == 0, ok.stderr
+    assert "config reloaded: 2 lines" in ok.stdout
+    assert _cli(path, "reload").returncode == 0  # the PID from the database's lock
+    path.write_text(path.read_text().replace('interval = "1s"', 'interval = "5 parsecs"'))
+    bad = _cli(path, "reload", "--pid", pid)
+    assert bad.returncode == 78
+    assert "new config rejected" in bad.stderr and "At 'monitor.interval'" in bad.stderr
+    assert d.logged("new config rejected, keeping the running one")["level"] == "error"
+    (status,) = [
+        f for f in d.notified("STATUS=reload rejected")[-1].split("\n") if f.startswith("STATUS=")
+    ]
+    assert "At 'monitor.interval'" in status and "running the previous config: 2 lines" in status
+    assert d.proc.poll() is None
+
+
+def test_reload_without_a_daemon_fails(write_config: Callable[..., Path]) -> None:
+    path = write_config(CONFIG)
+    assert _cli(path, "run", "--once").returncode == 0  # a lock file, nobody listening
+    done = _cli(path, "reload", "--timeout", "5s")
+    assert done.returncode == 1 and "listens for reloads" in done.stderr
+
+
+def _journal_run(config: Path, *args: str) -> tuple[int, str]:
+    """A command whose stderr is a stand-in journal stream: JOURNAL_STREAM names it."""
+    read, write = os.pipe()
+    st = os.fstat(write)
+    env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(config), *args],
+        env=env,
+        stderr=write,
+        stdout=subprocess.DEVNULL,
+    )
+    os.close(write)
+    with os.fdopen(read) as stream:
+        text = stream.read()
+    return proc.wait(timeout=30), text
+
+
+def test_under_journald_a_failing_start_is_logged_at_err(
+    write_config: Callable[..., Path], daemon: Any
+) -> None:
+    """Issue 14.5: unfixed, a broken config was priority 6 (info), so `journalctl -p
+    warning` showed nothing of why the service failed."""
+    bad = write_config('[monitor]\ninterval = "soon"\n[lines.a]\nadapter = "demo"\n')
+    code, text = _journal_run(bad, "run")
+    assert code == 78 and "At 'monitor.interval'" in text
+    assert all(line.startswith("<3>") for line in text.splitlines()), text
+    code, text = _journal_run(bad, "run", "--bogus")  # a usage error, exit 2
+    assert code == 2 and text and all(line.startswith("<3>") for line in text.splitlines())
+    d, path = daemon()
+    d.wait_for("line checked", line="a")
+    code, text = _journal_run(path, "run")  # another daemon holds the database: exit 1
+    assert code == 1 and f"PID {d.proc.pid}" in text
+    assert [line[:3] for line in text.splitlines() if "another esim-monitor" in line] == ["<3>"]

@@ -94,9 +94,11 @@ def test_what_the_daemon_relies_on() -> None:
     (pre,) = unit["Service.ExecStartPre"]
     assert pre.endswith("esim-monitor config validate")
     assert unit["Service.ExecStart"][0].endswith("esim-monitor run")
-    # Only the signal: systemd 252 gives ExecReload= no credentials, so a `config validate`
-    # there would fail for every config whose secrets are credentials.
-    assert unit["Service.ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    # The daemon's own verdict, not a `config validate`: systemd 252 gives ExecReload= no
+    # credentials, so that would fail for every config whose secrets are credentials.
+    assert unit["Service.ExecReload"] == [
+        "/opt/esim-monitor/venv/bin/esim-monitor reload --pid $MAINPID"
+    ]
     assert unit["Service.Restart"] == ["on-failure"]
     prevented = " ".join(unit["Service.RestartPreventExitStatus"]).split()
     assert str(errors.EXIT_CONFIG) in prevented  # invalid config
@@ -125,7 +127,7 @@ def test_render_fills_in_this_installation(tmp_path: Path) -> None:
     unit = directives(systemd_unit.render_unit(exe, Path("/srv/esim/config.toml")))
     assert unit["Service.ExecStartPre"] == [f"-{exe} config validate"]
     assert unit["Service.ExecStart"] == [f"{exe} run"]
-    assert unit["Service.ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert unit["Service.ExecReload"] == [f"{exe} reload --pid $MAINPID"]
     assert unit["Service.Environment"] == ["ESIM_MONITOR_CONFIG=/srv/esim/config.toml"]
 
 
