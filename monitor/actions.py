@@ -103,6 +103,7 @@ class AppriseAction(_CannotLookUp):
         result = target.notify(
             body=json.dumps(payload(request), default=str),
             title=f"esim-monitor recharge: {request.line}",
+            body_format=apprise.NotifyFormat.TEXT,  # JSON, not HTML: sent as written
             tag="recharge",
             timeout=self.timeout,
         )

@@ -40,6 +40,7 @@ from pydantic_settings import (
 from pydantic_settings.sources import NestedSecretsSettingsSource
 
 from monitor.errors import ConfigError, ConfigProblem, UnitError
+from monitor.markup import BodyFormat
 from monitor.model import EVENT_TYPES, money_problem
 from monitor.redact import Redactor, url_secrets
 from monitor.units import (
@@ -251,6 +252,9 @@ class Channel(_Strict):
     """Default templates: "full" for email and chat, "short" for SMS."""
     title: str | None = None
     body: str | None = None
+    body_format: BodyFormat = "text"
+    """What the `body` template is written in: "text", "html" or "markdown". Values put into
+    an html or markdown template are escaped for it; without a `body` the message is text."""
     quiet_hours: QuietHoursSetting = None
     """Hold events during this daily window ("off" for none); default from [defaults.alerts]."""
     urgent: list[EventName] | None = None

@@ -26,6 +26,7 @@ from apprise.decorators import notify as apprise_notify
 
 from monitor.config import Channel, Settings
 from monitor.errors import ConfigProblem
+from monitor.markup import BodyFormat, escape
 from monitor.model import Event, utcnow
 from monitor.store import Delivery, OutboxEntry, Store
 
@@ -141,6 +142,12 @@ _NOTIFY_TYPES = {
 """Apprise's notify type (a service's icon or colour) of every event type, each listed: a
 new event type must be given one (tests/test_docs.py checks)."""
 
+_APPRISE_FORMATS: dict[BodyFormat, apprise.NotifyFormat] = {
+    "text": apprise.NotifyFormat.TEXT,
+    "html": apprise.NotifyFormat.HTML,
+    "markdown": apprise.NotifyFormat.MARKDOWN,
+}
+
 
 @apprise_notify(on="console", name="esim-monitor console")
 def _console(body: str, title: str, notify_type: str, meta: Mapping[str, Any], **_: Any) -> bool:
@@ -213,16 +220,32 @@ def variables(event: Event, settings: Settings) -> dict[str, Any]:
     return values
 
 
-def render(event: Event, channel: Channel | None, settings: Settings) -> tuple[str, str]:
-    """Title and body for one channel. Body lines whose variables are all empty are left out."""
+def body_format(event: Event, channel: Channel | None) -> BodyFormat:
+    """The markup of the message `render` makes: the channel's `body_format` when its own
+    `body` template is used; text otherwise (the default templates and the digest are text,
+    whatever markup the channel's own template would be in)."""
+    if channel is None or not channel.body or event.type == "digest":
+        return "text"
+    return channel.body_format
+
+
+def render(
+    event: Event, channel: Channel | None, settings: Settings, title_apart: bool = False
+) -> tuple[str, str]:
+    """Title and body for one channel. Body lines whose variables are all empty are left out.
+    In an html or markdown message every value is escaped for that markup, in the title too
+    unless the service shows it `title_apart` as text (a mail subject): Apprise puts the
+    title of chat services into the body, as markup."""
     if event.type == "digest":
         return str(event.facts.get("title", "")), str(event.facts.get("body", ""))
-    values = _Blank(variables(event, settings))
+    markup = body_format(event, channel)
+    plain = variables(event, settings)
+    values = _Blank({k: escape(v, markup) if isinstance(v, str) else v for k, v in plain.items()})
     formatter = string.Formatter()
     short = channel is not None and channel.format == "short"
     title_template = (channel and channel.title) or (SHORT_TITLE if short else DEFAULT_TITLE)
     body_template = (channel and channel.body) or (SHORT_BODY if short else DEFAULT_BODY)
-    title = formatter.vformat(title_template, (), values)
+    title = formatter.vformat(title_template, (), _Blank(plain) if title_apart else values)
     lines = []
     for template_line in body_template.splitlines():
         fields = [f for _, f, _, _ in formatter.parse(template_line) if f]
@@ -261,9 +284,18 @@ class Notifier:
         return self._apprise[name]
 
     def send(self, name: str, event: Event, attach: Sequence[str] = ()) -> Outcome:
-        title, body = render(event, self.settings.channels[name], self.settings)
+        channel = self.settings.channels[name]
+        title, body = render(event, channel, self.settings, title_apart=self._title_apart(name))
         kind = _NOTIFY_TYPES[event.type]
-        return self.send_text(name, title, body, kind, attach)
+        return self.send_text(name, title, body, kind, attach, body_format(event, channel))
+
+    def _title_apart(self, name: str) -> bool:
+        """Whether the service shows the title apart from the body (a mail subject), where
+        Apprise leaves it as written; chat services get it put into the body as markup."""
+        try:
+            return all(service.title_maxlen > 0 for service in self._target(name))
+        except ValueError:  # a rejected URL: send_text reports it
+            return False
 
     def send_text(
         self,
@@ -272,11 +304,15 @@ class Notifier:
         body: str,
         kind: apprise.NotifyType = apprise.NotifyType.INFO,
         attach: Sequence[str] = (),
+        markup: BodyFormat = "text",
     ) -> Outcome:
+        """Send a written message. Its `markup` is said to Apprise: without it the mail
+        plugin takes text as HTML (its lines run into one, markup in it is live)."""
         try:
             result = self._target(name).notify(
                 body=body,
                 title=title,
+                body_format=_APPRISE_FORMATS[markup],
                 notify_type=kind,
                 tag=name,
                 attach=list(attach) or None,

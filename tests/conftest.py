@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated environment, config files, a loopback JSON sink for Apprise,
-and an in-process Apprise schema that records what it is given."""
+a real SMTP server on loopback, and an in-process Apprise schema that records what it is
+given."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mailbox_server import Mailbox
 
 from monitor import adapters
 from monitor.adapters import demo
@@ -99,6 +101,13 @@ def sink() -> Iterator[Sink]:
     s = Sink()
     yield s
     s.close()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox()
+    yield box
+    box.close()
 
 
 @pytest.fixture

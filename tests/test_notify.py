@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
+from mailbox_server import Mailbox
+
 from monitor import config
-from monitor.cli import load_settings
+from monitor.cli import load_settings, main
+from monitor.errors import ConfigError
 from monitor.model import Event, Level, LineState
 from monitor.notify import (
     Notifier,
@@ -211,3 +217,101 @@ def test_a_failing_channel_costs_one_attempt_per_pass(
     assert deliver_due(store, Notifier(s), datetime.now(UTC) + timedelta(minutes=1)) == (5, 0)
     assert len(sink.received) == 5
     store.close()
+
+
+# ---- body format: text bodies, escaped values (issue 14.1) -------------------------------
+
+EVIL = '<a href="http://evil.example/">login here</a>'
+
+
+def _parts(message: EmailMessage) -> dict[str, str]:
+    """Each text part of a mail by content type, as the receiver decodes it."""
+    return {
+        part.get_content_type(): part.get_content()
+        for part in message.walk()
+        if part.get_content_maintype() == "text"
+    }
+
+
+def test_a_mail_body_arrives_as_text_plain_with_its_lines(
+    write_config: Callable[..., Path], mailbox: Mailbox, recorder: list[dict[str, Any]]
+) -> None:
+    s = load_settings(write_config(CONFIG + f'[channels.mail]\nurl = "{mailbox.url()}"\n'))
+    assert Notifier(s).send("mail", event()).ok
+    [message] = mailbox.messages
+    assert message.get_content_type() == "text/plain"
+    lines = message.get_content().strip().splitlines()
+    assert lines[:3] == [
+        "Line: US travel eSIM (travel)",
+        "State: critical",
+        event().facts["summary"],
+    ]
+    assert "Top up: https://pay.example/topup" in lines
+
+
+def test_command_output_arrives_inert_in_text_html_and_markdown_mail(
+    write_config: Callable[..., Path], mailbox: Mailbox, tmp_path: Path
+) -> None:
+    script = tmp_path / "portal.py"
+    script.write_text(f"print({EVIL!r})\nraise SystemExit(1)\n")
+    config = write_config(
+        "[defaults.alerts]\nfailures_before_alert = 1\n"
+        f'[channels.text]\nurl = "{mailbox.url("text@example.com")}"\n'
+        f'[channels.html]\nurl = "{mailbox.url("html@example.com")}"\nbody_format = "html"\n'
+        'body = "<p>Cannot read <b>{label}</b>: {error}</p>"\n'
+        f'[channels.md]\nurl = "{mailbox.url("md@example.com")}"\nbody_format = "markdown"\n'
+        'body = "Cannot read **{label}**: {error}"\n'
+        f'[lines.portal]\nadapter = "command"\nlabel = "AT&T <prepaid>"\n'
+        f'argv = ["{sys.executable}", "{script}"]\n'
+    )
+    assert main(["--config", str(config), "run", "--once"]) == 0
+    [text] = mailbox.to("text@example.com")
+    assert text.get_content_type() == "text/plain"
+    assert EVIL in text.get_content()  # shown as written: a text/plain part has no links
+    for address, own_markup in (("html@example.com", "<b>"), ("md@example.com", "<strong>")):
+        [message] = mailbox.to(address)
+        html_part = _parts(message)["text/html"]
+        assert "<a " not in html_part  # the link arrives as text
+        assert "&lt;a href=" in html_part and "login here&lt;/a&gt;" in html_part
+        assert f"{own_markup}AT&amp;T &lt;prepaid&gt;" in html_part  # the user's markup is live
+        assert message["Subject"].startswith("[FAILURE] Cannot read AT&T <prepaid>")
+
+
+def test_markdown_values_are_escaped_and_the_template_is_not(
+    write_config: Callable[..., Path], recorder: list[dict[str, Any]]
+) -> None:
+    from apprise import NotifyFormat
+    from apprise.conversion.format import convert_between
+
+    text = CONFIG + (
+        '[channels.md]\nurl = "record://md"\nbody_format = "markdown"\n'
+        'body = "# {label}\\n*{error}*\\n[top up]({payment_url})"\n'
+    )
+    s = load_settings(write_config(text.replace("US travel eSIM", "_US_ [travel](x) #1")))
+    hostile = "**bold** `code` | ~gone~ \\ ![img](http://evil.example/i.png) " + EVIL
+    _, body = render(event("failure", error=hostile), s.channels["md"], s)
+    html = convert_between(NotifyFormat.MARKDOWN, NotifyFormat.HTML, body)
+    assert "<h1>_US_ [travel](x) #1</h1>" in html
+    assert '<a href="https://pay.example/topup">top up</a>' in html
+    for live in ("<strong>", "<code>", "<img", '<a href="http://evil', "<del>", '<a href="x"'):
+        assert live not in html
+    assert "**bold** `code` | ~gone~ \\ ![img](http://evil.example/i.png)" in html
+    assert '&lt;a href="http://evil.example/"&gt;login here&lt;/a&gt;' in html
+
+
+def test_text_channels_and_default_bodies_are_not_escaped(
+    write_config: Callable[..., Path], recorder: list[dict[str, Any]]
+) -> None:
+    s = load_settings(
+        write_config(CONFIG + '[channels.h]\nurl = "record://h"\nbody_format = "html"\n')
+    )
+    for name in ("all", "h"):  # "h" has no body template of its own: the default is text
+        _, body = render(event("failure", error=EVIL), s.channels[name], s)
+        assert f"Error: {EVIL}" in body
+
+
+def test_body_format_is_validated(write_config: Callable[..., Path]) -> None:
+    path = write_config('[channels.c]\nurl = "json://127.0.0.1/x"\nbody_format = "rtf"\n')
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert "channels.c.body_format" in str(caught.value)
