@@ -2,7 +2,9 @@
 
 Reads run in a bounded thread pool, each isolated: any exception an adapter raises is a
 failed check for that line alone. Evaluation and database writes happen on the calling
-thread, one transaction per line, so the store needs no locking.
+thread, one transaction per line, so the store needs no locking. The recharge policy runs
+after each check on a worker of its own (`recharge.RechargeWorker`, with its own connection),
+so a slow top-up never delays another line's check or alert.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from monitor.model import (
     utcnow,
 )
 from monitor.notify import outbox_entries
-from monitor.recharge import Recharger
+from monitor.recharge import RechargeWorker
 from monitor.redact import Redactor
 from monitor.store import Check, Point, Store
 from monitor.tokens import TokenCache
@@ -90,8 +92,14 @@ class _Outcome:
 class Checker:
     """Owns the adapters of one configuration; rebuilt on reload."""
 
-    def __init__(self, settings: Settings, tokens: TokenCache | None = None) -> None:
-        """`tokens`: where access tokens are kept, by default beside the history."""
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenCache | None = None,
+        on_recharge_events: Callable[[], None] | None = None,
+    ) -> None:
+        """`tokens`: where access tokens are kept, by default beside the history;
+        `on_recharge_events`: called from the recharge worker when it wrote alerts."""
         self.settings = settings
         self.context = adapters.AdapterContext(
             tokens or TokenCache(settings.database_path()), secret_values(settings)
@@ -101,9 +109,15 @@ class Checker:
         self.breakers: dict[str, Breaker] = {
             name: Breaker(name, settings.monitor.breaker_after) for name in settings.accounts
         }
+        self.recharges = RechargeWorker(settings, self._adapter, on_recharge_events)
 
-    def close(self) -> None:
+    def close(self, wait: float = 0.0) -> None:
+        """Waits up to `wait` seconds for a top-up under way; the clients it uses are
+        closed once it ends (on a reload the new checker goes on meanwhile)."""
         self._pool.shutdown()
+        self.recharges.close(wait, then=self._close_clients)
+
+    def _close_clients(self) -> None:
         self.context.close()
         self.context.tokens.close()
 
@@ -497,19 +511,16 @@ class Checker:
         )
 
     def _after(self, store: Store, outcome: Judged, control: Controls, now: datetime) -> None:
-        """What follows a recorded check: an ack its state change ends, the recharge policy.
-        The check and its alerts are safe already: a failure here is only logged."""
+        """What follows a recorded check: an ack its state change ends, and the recharge
+        policy, handed to its worker (a top-up must not hold up other lines' checks). The
+        check and its alerts are safe already: a failure here is only logged."""
         line = outcome.result.line
         try:
             if control.acked_level is not None and control.acked_level != outcome.state.level:
                 store.acknowledge(line, None, now)
-            if self.settings.lines[line].recharge is not None:
-                recharger = Recharger(self.settings, store, self._adapter)
-                recharger.after_check(line, outcome.state.level, outcome.result.reading, now)
         except StoreError as exc:
             log.error("after the check, a database write failed", line=line, error=str(exc))
-        except Exception:
-            log.exception("after the check, the recharge policy failed", line=line)
+        self.recharges.submit(line, store, outcome.state.level, outcome.result.reading, now)
 
 
 def _account_event(kind: str, breaker: Breaker, now: datetime, **facts: Any) -> Event:

@@ -56,6 +56,9 @@ MAX_SLEEP = 60.0
 ERROR_PAUSE = 5.0
 PRUNE_EVERY = timedelta(days=1)
 FAILED_PASSES = 3
+STOP_WAIT = 10.0
+"""On SIGTERM, how long a top-up under way is waited for before the daemon exits (its
+intent is in the ledger: an unfinished one is reconciled, never bought again, at start)."""
 """Unexpected pass failures in a row after which the loop counts as broken."""
 
 
@@ -174,7 +177,7 @@ class Daemon:
         except BaseException:
             self.lock.release()
             raise
-        self.checker = Checker(settings)
+        self.checker = self._checker(settings)
         self.notifier = Notifier(settings)
         self.scheduler = schedule.Scheduler()
         self.sd = sdnotify.Notifier()
@@ -211,10 +214,13 @@ class Daemon:
 
     def run_once(self) -> None:
         """Send what is due, check every line once, send what that produced (digests too,
-        so `run --once` from cron is a complete daemon pass)."""
+        so `run --once` from cron is a complete daemon pass), then what the top-ups those
+        checks called for produced."""
         queue_digests(self.settings, self.store, utcnow())
         self._deliver()
         self._check(list(self.settings.lines))
+        self._deliver()  # the checks' alerts do not wait for the top-ups below
+        self.checker.recharges.drain()  # the top-ups those checks called for
         self._deliver()
 
     def run(self) -> None:
@@ -396,8 +402,12 @@ class Daemon:
         if left:
             log.error("alerts lost with the store in memory", count=left)
 
+    def _checker(self, settings: Settings, tokens: TokenCache | None = None) -> Checker:
+        """A checker whose recharge worker wakes the loop to deliver the alerts it wrote."""
+        return Checker(settings, tokens, on_recharge_events=self._waker.wake)
+
     def _swap_checker(self, settings: Settings, tokens: TokenCache | None = None) -> None:
-        old, self.checker = self.checker, Checker(settings, tokens)
+        old, self.checker = self.checker, self._checker(settings, tokens)
         old.close()
 
     def _log_overdue(self, due: list[str]) -> None:
@@ -566,9 +576,9 @@ class Daemon:
         metrics_changed = settings.monitor.metrics != self.settings.monitor.metrics
         self.settings = settings
         if self._unusable is not None:
-            self.checker = Checker(_without_recharge(settings), TokenCache(None))
+            self.checker = self._checker(_without_recharge(settings), TokenCache(None))
         else:
-            self.checker = Checker(settings)
+            self.checker = self._checker(settings)
         self.notifier = Notifier(settings)
         old_checker.close()
         self._due.intersection_update(settings.lines)
@@ -588,7 +598,7 @@ class Daemon:
         if self._metrics is not None:
             self._metrics.stop()
             self._metrics = None
-        self.checker.close()
+        self.checker.close(wait=STOP_WAIT)
         self.store.close()
         self.lock.release()
         self.sd.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ import structlog
 from monitor import actions
 from monitor.adapters import line_sizes
 from monitor.config import Recharge, Settings, Trigger
-from monitor.errors import MonitorError, TopUpFailed, TopUpUnknown
+from monitor.errors import MonitorError, StoreError, TopUpFailed, TopUpUnknown
 from monitor.model import Event, Level, Reading, TopUpRequest, TopUpResult
 from monitor.notify import outbox_entries
 from monitor.store import Store, parse_ts, ts
@@ -35,6 +36,8 @@ log = structlog.get_logger("monitor.recharge")
 
 MANUAL_WAIT = 60.0
 """How long `esim-monitor recharge` waits for the daemon's top-up to finish."""
+GRACE = 15.0
+"""Beyond an action's own `timeout`, how long one recharge step may take (HTTP, ledger)."""
 
 LIVE = ("requested", "submitted", "confirmed", "unconfirmed", "unknown")
 """Ledger states that count against the caps: money was, or may have been, spent."""
@@ -430,6 +433,157 @@ class Recharger:
         with self.store.transaction():
             yield
             self.store.add_events(outbox_entries(self.settings, [event]), now)
+
+
+@dataclass(frozen=True)
+class _Job:
+    database: Path
+    level: Level | None
+    reading: Reading | None
+    now: datetime
+
+
+class RechargeWorker:
+    """Runs the recharge policy off the checking loop: a top-up command or payment call may
+    take its whole `timeout`, and no other line's check or alert may wait for it.
+
+    One thread, so the steps run one at a time in the order the checks came (across
+    processes the ledger lock still serialises them), on a Store connection of its own: a
+    SQLite connection belongs to one thread. A line's queued step is replaced by its next
+    check's: every step re-reads the ledger, so only the newest reading matters, and a slow
+    action cannot pile up a backlog. Steps queued but not begun when the worker is closed
+    are dropped safely: the next check raises the need again."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        adapter: Callable[[str], Any],
+        on_events: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_events`: called (from the worker) after a step wrote alerts to the outbox,
+        so the loop delivers them without waiting for its next pass."""
+        self.settings = settings
+        self.adapter = adapter
+        self.on_events = on_events
+        self._jobs: dict[str, _Job] = {}
+        self._running: str | None = None
+        self._closed = False
+        self._then: Callable[[], None] | None = None
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stores: dict[Path, Store] = {}
+
+    def submit(
+        self, line: str, store: Store, level: Level | None, reading: Reading | None, now: datetime
+    ) -> None:
+        """The recharge step after one check of `line`, recorded in `store`."""
+        if self.settings.lines[line].recharge is None:
+            return
+        if str(store.path) == ":memory:":  # no file to open a second connection on
+            self._step(store, line, _Job(store.path, level, reading, now))
+            return
+        with self._cond:
+            if self._closed:
+                return
+            self._jobs.pop(line, None)
+            self._jobs[line] = _Job(store.path, level, reading, now)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="recharge", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def drain(self) -> bool:
+        """Wait until every queued step has run, each bounded by its action's timeout plus
+        `GRACE`; False when one outlived that (it goes on, unwaited for)."""
+        with self._cond:
+            while self._jobs or self._running is not None:
+                line = self._running or next(iter(self._jobs))
+                bound = self._bound(line)
+                if not self._cond.wait_for(
+                    lambda line=line: self._running != line and line not in self._jobs,
+                    timeout=bound,
+                ):
+                    log.error(
+                        "a top-up step outlived its bound; not waiting for it",
+                        line=line,
+                        seconds=bound,
+                    )
+                    return False
+        return True
+
+    def close(self, wait: float, then: Callable[[], None] | None = None) -> bool:
+        """Stop taking steps and drop those not begun; wait up to `wait` seconds for the
+        one under way. `then` (closing what the steps use) runs once no step uses it: now,
+        or when the running step ends. False when a step was still running."""
+        with self._cond:
+            self._closed = True
+            self._jobs.clear()
+            self._cond.notify_all()
+            if self._running is None:
+                idle = True
+            else:
+                idle = self._cond.wait_for(lambda: self._running is None, timeout=wait)
+                if not idle:
+                    log.warning("stopping with a top-up step under way", line=self._running)
+                    self._then = then
+                    return False
+        self._finish(then)
+        return idle
+
+    def _bound(self, line: str) -> float:
+        recharge = self.settings.lines[line].recharge
+        return (recharge.timeout.total_seconds() if recharge else 0.0) + GRACE
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._jobs or self._closed)
+                if self._closed:
+                    break
+                line = next(iter(self._jobs))
+                job = self._jobs.pop(line)
+                self._running = line
+            try:
+                self._step(self._store(job.database), line, job)
+            except Exception as exc:  # the database would not open: this step's failure
+                log.error("recharge: cannot open the database", line=line, error=str(exc))
+            finally:
+                with self._cond:
+                    self._running = None
+                    self._cond.notify_all()
+        with self._cond:
+            then, self._then = self._then, None
+        self._finish(then)
+
+    def _store(self, path: Path) -> Store:
+        if path not in self._stores:
+            self._stores[path] = Store.open(path)
+        return self._stores[path]
+
+    def _step(self, store: Store, line: str, job: _Job) -> None:
+        """One line's recharge policy; a failure is that step's alone, and only logged (the
+        check and its alerts are safe already)."""
+        try:
+            events = Recharger(self.settings, store, self.adapter).after_check(
+                line, job.level, job.reading, job.now
+            )
+        except StoreError as exc:
+            log.error("recharge: a database write failed", line=line, error=str(exc))
+            return
+        except Exception:
+            log.exception("the recharge policy failed", line=line)
+            return
+        if events and self.on_events is not None:
+            self.on_events()
+
+    def _finish(self, then: Callable[[], None] | None) -> None:
+        with self._cond:
+            stores = list(self._stores.values())
+            self._stores.clear()
+        for store in stores:
+            store.close()
+        if then is not None:
+            then()
 
 
 def _what(recharge: Recharge) -> str:

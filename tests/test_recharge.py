@@ -499,6 +499,124 @@ def test_sigkill_during_a_top_up_charges_no_second_time(
     assert any(t.startswith("[RECHARGE-FAILED] a: top-up unknown") for t in sink.titles())
 
 
+def _blocking_top_up(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A top-up command that says it started, then waits for the test's word (at most
+    two minutes): its duration is the test's to choose, not a timing."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    script = tmp_path / "topup.py"
+    script.write_text(
+        "import pathlib, time\n"
+        f"pathlib.Path({str(started)!r}).touch()\n"
+        "deadline = time.monotonic() + 120\n"
+        f"while not pathlib.Path({str(release)!r}).exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print('ref-1')\n"
+    )
+    return script, started, release
+
+
+def _daemon(path: Path) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "monitor", "--config", str(path), "--log-format", "json", "run"]
+    return subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} in {timeout} s"
+        time.sleep(0.05)
+
+
+def test_a_slow_top_up_delays_no_other_lines_alert(
+    write_config: Callable[..., Path], sink: Any, tmp_path: Path
+) -> None:
+    """Issue 11.11: line a's top-up command runs (and waits) while line b falls to
+    critical: b's alert goes out meanwhile; a's own alert follows when its command ends."""
+    script, started, release = _blocking_top_up(tmp_path)
+    path = write_config(
+        f'[monitor]\ninterval = "1s"\n[recharge]\nenabled = true\n'
+        f'[channels.hook]\nurl = "{sink.url}"\n'
+        "[defaults.thresholds]\nbalance_warning = 10\nbalance_critical = 5\n"
+        '[lines.a]\nadapter = "demo"\nbalance = 3\ndrain = 0\n'
+        '[lines.a.recharge]\naction = "command"\n'
+        f'argv = ["{sys.executable}", "{script}"]\ntimeout = "3m"\n'
+        '[lines.b]\nadapter = "demo"\nbalance = 12\ndrain = 3\n'
+    )
+    proc = _daemon(path)
+    try:
+        _until(started.exists, "top-up command start")
+        _until(
+            lambda: "[CRITICAL] b is critical: balance 3.00 USD" in sink.titles(),
+            "critical alert for b while a's top-up runs",
+        )
+        assert not any(t.startswith("[RECHARGE-") for t in sink.titles())
+        release.touch()
+        _until(
+            lambda: any(t.startswith("[RECHARGE-REQUESTED] a") for t in sink.titles()),
+            "a's top-up alert once its command ended",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        release.touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (row,) = ledger(path)
+    assert row["state"] == "submitted" and row["reference"] == "ref-1"
+
+
+def test_run_once_waits_for_the_top_ups_its_checks_called_for(
+    write_config: Callable[..., Path], sink: Any, tmp_path: Path
+) -> None:
+    """The top-up runs off the loop, yet `run --once` is a whole pass: it waits for the
+    step and delivers the alert it wrote before it exits."""
+    script, _, release = _blocking_top_up(tmp_path)
+
+    def release_after_the_critical_alert() -> None:  # the pass's delivery is done by then
+        _until(lambda: any(t.startswith("[CRITICAL] a") for t in sink.titles()), "alert")
+        release.touch()
+
+    threading.Thread(target=release_after_the_critical_alert, daemon=True).start()
+    path = write_config(
+        f'[recharge]\nenabled = true\n[channels.hook]\nurl = "{sink.url}"\n'
+        "[defaults.thresholds]\nbalance_critical = 5\n"
+        '[lines.a]\nadapter = "demo"\nbalance = 3\ndrain = 0\n'
+        '[lines.a.recharge]\naction = "command"\n'
+        f'argv = ["{sys.executable}", "{script}"]\n'
+    )
+    assert cli(path, "run", "--once") == 0
+    assert [r["state"] for r in ledger(path)] == ["submitted"]
+    assert sink.titles()[-1].startswith("[RECHARGE-REQUESTED] a")
+
+
+def test_sigterm_waits_for_a_running_top_up_only_so_long(
+    write_config: Callable[..., Path], sink: Any, tmp_path: Path
+) -> None:
+    """A top-up that will not end does not hold up the stop past its bound; its intent
+    stays in the ledger, reconciled (never bought again) at the next start."""
+    script, started, release = _blocking_top_up(tmp_path)
+    path = write_config(
+        f'[monitor]\ninterval = "1h"\n[recharge]\nenabled = true\n'
+        f'[channels.hook]\nurl = "{sink.url}"\n'
+        "[defaults.thresholds]\nbalance_critical = 5\n"
+        '[lines.a]\nadapter = "demo"\nbalance = 3\ndrain = 0\n'
+        '[lines.a.recharge]\naction = "command"\n'
+        f'argv = ["{sys.executable}", "{script}"]\ntimeout = "3m"\n'
+    )
+    proc = _daemon(path)
+    try:
+        _until(started.exists, "top-up command start")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0  # STOP_WAIT (10 s), not the command's 3 minutes
+    finally:
+        release.touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [r["state"] for r in ledger(path)] == ["requested"]
+
+
 # ---- CLI ----------------------------------------------------------------------------------
 
 
