@@ -448,6 +448,20 @@ def test_interrupted_intent_is_reconciled_before_acting_again(
     store.close()
 
 
+def _command_config(
+    sink: Any, script: Path, interval: str, timeout: str, thresholds: str = "", more: str = ""
+) -> str:
+    """Line a, critical from its first check, topped up by running `script`."""
+    return (
+        f'[monitor]\ninterval = "{interval}"\n[recharge]\nenabled = true\n'
+        f'[channels.hook]\nurl = "{sink.url}"\n'
+        f"[defaults.thresholds]\n{thresholds}balance_critical = 5\n"
+        '[lines.a]\nadapter = "demo"\nbalance = 3\ndrain = 0\n'
+        '[lines.a.recharge]\naction = "command"\n'
+        f'argv = ["{sys.executable}", "{script}"]\ntimeout = "{timeout}"\n{more}'
+    )
+
+
 def test_sigkill_during_a_top_up_charges_no_second_time(
     write_config: Callable[..., Path], sink: Any, tmp_path: Path
 ) -> None:
@@ -460,14 +474,7 @@ def test_sigkill_during_a_top_up_charges_no_second_time(
         "print('started', flush=True)\n"
         "time.sleep(60)\n"
     )
-    path = write_config(
-        f'[monitor]\ninterval = "1h"\n[recharge]\nenabled = true\n'
-        f'[channels.hook]\nurl = "{sink.url}"\n'
-        "[defaults.thresholds]\nbalance_critical = 5\n"
-        '[lines.a]\nadapter = "demo"\nbalance = 3\ndrain = 0\n'
-        '[lines.a.recharge]\naction = "command"\n'
-        f'argv = ["{sys.executable}", "{script}"]\ntimeout = "2m"\n'
-    )
+    path = write_config(_command_config(sink, script, interval="1h", timeout="2m"))
     command = [
         sys.executable,
         "-m",
@@ -534,13 +541,14 @@ def test_a_slow_top_up_delays_no_other_lines_alert(
     critical: b's alert goes out meanwhile; a's own alert follows when its command ends."""
     script, started, release = _blocking_top_up(tmp_path)
     path = write_config(
-        f'[monitor]\ninterval = "1s"\n[recharge]\nenabled = true\n'
-        f'[channels.hook]\nurl = "{sink.url}"\n'
-        "[defaults.thresholds]\nbalance_warning = 10\nbalance_critical = 5\n"
-        '[lines.a]\nadapter = "demo"\nbalance = 3\ndrain = 0\n'
-        '[lines.a.recharge]\naction = "command"\n'
-        f'argv = ["{sys.executable}", "{script}"]\ntimeout = "3m"\n'
-        '[lines.b]\nadapter = "demo"\nbalance = 12\ndrain = 3\n'
+        _command_config(
+            sink,
+            script,
+            interval="1s",
+            timeout="3m",
+            thresholds="balance_warning = 10\n",
+            more='[lines.b]\nadapter = "demo"\nbalance = 12\ndrain = 3\n',
+        )
     )
     proc = _daemon(path)
     try:
@@ -596,14 +604,7 @@ def test_sigterm_waits_for_a_running_top_up_only_so_long(
     """A top-up that will not end does not hold up the stop past its bound; its intent
     stays in the ledger, reconciled (never bought again) at the next start."""
     script, started, release = _blocking_top_up(tmp_path)
-    path = write_config(
-        f'[monitor]\ninterval = "1h"\n[recharge]\nenabled = true\n'
-        f'[channels.hook]\nurl = "{sink.url}"\n'
-        "[defaults.thresholds]\nbalance_critical = 5\n"
-        '[lines.a]\nadapter = "demo"\nbalance = 3\ndrain = 0\n'
-        '[lines.a.recharge]\naction = "command"\n'
-        f'argv = ["{sys.executable}", "{script}"]\ntimeout = "3m"\n'
-    )
+    path = write_config(_command_config(sink, script, interval="1h", timeout="3m"))
     proc = _daemon(path)
     try:
         _until(started.exists, "top-up command start")

@@ -79,6 +79,23 @@ def translate(exc: BaseException, path: Path) -> StoreError | None:
     return None
 
 
+@contextmanager
+def opening(path: Path, close: Callable[[], None]) -> Iterator[None]:
+    """The checks made while a database is opened: on any failure the connection is
+    closed, and what SQLite (or decoding a row) raised becomes the project's error."""
+    try:
+        yield
+    except (sqlite3.Error, *DECODING_ERRORS) as exc:
+        close()
+        mapped = translate(exc, path)
+        if mapped is None:
+            raise
+        raise mapped from None
+    except BaseException:
+        close()
+        raise
+
+
 def guarded(method: Callable[_P, _R]) -> Callable[_P, _R]:
     """A public method of a store or a view raises the project's errors only."""
 

@@ -19,14 +19,13 @@ from monitor.errors import DatabaseUnusable, StoreError
 from monitor.model import utcnow
 from monitor.store import schema
 from monitor.store.connection import (
-    DECODING_ERRORS,
     check_known_schema,
     connect,
     guard_public,
     make_private_dirs,
+    opening,
     quick_check,
     tighten,
-    translate,
 )
 from monitor.store.ledger import Ledger
 from monitor.store.lines import Check, Lines
@@ -66,20 +65,11 @@ class Store(Lines, Outbox, Ledger, Views):
         tighten(path)
         conn = connect(path)
         db = Database(conn, execute_plugins=False)
-        try:
+        with opening(path, db.close):
             if verify:
                 quick_check(conn, path)
             check_known_schema(conn, path)
             schema.migrations().apply(db)
-        except (sqlite3.Error, *DECODING_ERRORS) as exc:
-            db.close()
-            mapped = translate(exc, path)
-            if mapped is None:
-                raise
-            raise mapped from None
-        except BaseException:
-            db.close()
-            raise
         return cls(db, path)
 
     @classmethod

@@ -20,12 +20,11 @@ from monitor.forecast import Forecast
 from monitor.model import Controls, Level, Reading
 from monitor.store import codec, schema
 from monitor.store.connection import (
-    DECODING_ERRORS,
     check_known_schema,
     connect,
     guard_public,
+    opening,
     tighten,
-    translate,
 )
 from monitor.store.ledger import Recharge, recharges
 from monitor.store.lines import Point, controls_from
@@ -276,17 +275,8 @@ class View(Views):
             return None
         tighten(path)
         conn = connect(path)
-        try:
+        with opening(path, conn.close):
             applied = check_known_schema(conn, path)
-        except (sqlite3.Error, *DECODING_ERRORS) as exc:
-            conn.close()
-            mapped = translate(exc, path)
-            if mapped is None:
-                raise
-            raise mapped from None
-        except BaseException:
-            conn.close()
-            raise
         if len(applied) < len(schema.NAMES):
             conn.close()
             from monitor.store.database import Store
