@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import socket
 from email.message import EmailMessage
 from typing import Any
@@ -15,6 +16,12 @@ class Mailbox:
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
 
+        # Its session log would reach whatever handler a CLI run under test left on the
+        # root logger (a captured stream pytest has closed since): keep it to itself.
+        server_log = logging.getLogger("mail.log")
+        server_log.propagate = False
+        if not server_log.handlers:
+            server_log.addHandler(logging.NullHandler())
         self.messages: list[EmailMessage] = []
         mailbox = self
 
