@@ -62,13 +62,6 @@ class LineStatus(NamedTuple):
     def state(self) -> str:
         return "unknown" if self.level is None else self.level.label
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
-        """Transitional: `status()[line]["balance"]` as tests/adapters (owned apart) still
-        read it; the typed value, never the stored text. Remove once they use attributes."""
-        if isinstance(key, str):
-            return getattr(self, key)
-        return tuple.__getitem__(self, key)
-
     @property
     def reading(self) -> Reading | None:
         """The last reading's figures: the baseline a top-up is verified against."""

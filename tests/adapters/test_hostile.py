@@ -76,7 +76,7 @@ def test_hostile_providers_fail_alone(tmp_path: Path, clock: Any) -> None:
                 result = judged[f"{name}-{i}"]
                 assert result.reading is None and result.error, (name, result)
         assert "429" in judged["limited-1"].error or "rate" in judged["limited-1"].error.lower()
-        assert store.status()["garbage-1"]["balance"] is None  # never a zero
+        assert store.status()["garbage-1"].balance is None  # never a zero
         store.close()
     finally:
         for server in servers.values():
