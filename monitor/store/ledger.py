@@ -22,14 +22,8 @@ class Ledger(Connection):
     def recharges(
         self, line: str | None = None, since: datetime | None = None
     ) -> list[dict[str, Any]]:
-        sql, params = "SELECT * FROM recharges WHERE 1 = 1", []
-        if line is not None:
-            sql += " AND line = ?"
-            params.append(line)
-        if since is not None:
-            sql += " AND requested_at >= ?"
-            params.append(codec.ts(since))
-        return list(self.db.query(sql + " ORDER BY requested_at, id", params))
+        sql, params = ledger_query("*", line, since)
+        return list(self.db.query(sql, params))
 
     def recharge_by_key(self, key: str) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM recharges WHERE key = ?", [key]))
@@ -148,12 +142,17 @@ def recharges(
     conn: sqlite3.Connection, line: str | None = None, since: datetime | None = None
 ) -> list[Recharge]:
     """The ledger, oldest first, of one line or all, since a time or ever."""
-    sql, params = f"SELECT {RECHARGE_COLUMNS} FROM recharges WHERE 1 = 1", []
+    sql, params = ledger_query(RECHARGE_COLUMNS, line, since)
+    return [recharge_from_row(row) for row in conn.execute(sql, params).fetchall()]
+
+
+def ledger_query(columns: str, line: str | None, since: datetime | None) -> tuple[str, list[Any]]:
+    """The one query of the ledger, oldest first, for both its row and its typed readers."""
+    sql, params = f"SELECT {columns} FROM recharges WHERE 1 = 1", []
     if line is not None:
         sql += " AND line = ?"
         params.append(line)
     if since is not None:
         sql += " AND requested_at >= ?"
         params.append(codec.ts(since))
-    rows = conn.execute(sql + " ORDER BY requested_at, id", params).fetchall()
-    return [recharge_from_row(row) for row in rows]
+    return sql + " ORDER BY requested_at, id", params

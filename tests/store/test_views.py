@@ -18,22 +18,23 @@ from monitor.model import Controls, Event, Level, LineState, Reading
 from monitor.store import Check, OutboxEntry, Store, View, schema
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+READING = Reading(
+    "a",
+    T0,
+    balance=Decimal("4.10"),
+    currency="USD",
+    data_remaining=123,
+    data_total=1000,
+    expires_at=T0 + timedelta(days=2),
+    status="ACTIVE",
+    renewal_at=T0 + timedelta(days=1),
+    renewal_price=Decimal("15"),
+)
 
 
 def _filled(path: Path) -> None:
     store = Store.open(path)
-    reading = Reading(
-        "a",
-        T0,
-        balance=Decimal("4.10"),
-        currency="USD",
-        data_remaining=123,
-        data_total=1000,
-        expires_at=T0 + timedelta(days=2),
-        status="ACTIVE",
-        renewal_at=T0 + timedelta(days=1),
-        renewal_price=Decimal("15"),
-    )
+    reading = READING
     forecast = Forecast("balance", Decimal("0.5"), T0 + timedelta(days=8))
     event = Event("critical", "a", T0, {"value": "4.10 USD"})
     store.record_checks(
@@ -73,18 +74,7 @@ def test_status_is_typed_and_the_same_through_store_and_view(tmp_path: Path) -> 
     assert a.read_at == T0 and a.expires_at == T0 + timedelta(days=2)
     assert a.forecasts == {"balance": Forecast("balance", Decimal("0.5"), T0 + timedelta(days=8))}
     assert a.controls == Controls(snoozed_until=T0 + timedelta(hours=2))
-    assert a.reading == Reading(
-        "a",
-        T0,
-        balance=Decimal("4.10"),
-        currency="USD",
-        data_remaining=123,
-        data_total=1000,
-        expires_at=T0 + timedelta(days=2),
-        status="ACTIVE",
-        renewal_at=T0 + timedelta(days=1),
-        renewal_price=Decimal("15"),
-    )
+    assert a.reading == READING
     assert b.reading is None and b.failures == 1 and b.last_error == "timeout"
     assert b.state == "unknown" and b.controls == Controls()
 
