@@ -15,11 +15,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -29,7 +29,7 @@ from monitor.config import Recharge, Settings, Trigger
 from monitor.errors import MonitorError, StoreError, TopUpFailed, TopUpUnknown
 from monitor.model import Event, Level, Reading, TopUpRequest, TopUpResult
 from monitor.notify import outbox_entries
-from monitor.store import Store, parse_ts, ts
+from monitor.store import Store, ledger
 from monitor.units import Size, Sizes, format_bytes, format_duration, format_money
 
 log = structlog.get_logger("monitor.recharge")
@@ -101,29 +101,28 @@ class Block:
 
 
 def blocked(
-    recharge: Recharge, rows: Sequence[dict[str, Any]], now: datetime, tz: tzinfo
+    recharge: Recharge, entries: Sequence[ledger.Recharge], now: datetime, tz: tzinfo
 ) -> Block | None:
     """The first cap (or the cooldown) that forbids another top-up now. Pure."""
-    live = [r for r in rows if r["state"] in LIVE and not r["dry_run"]]
-    times = [parse_ts(r["requested_at"]) for r in live]
+    live = [e for e in entries if e.state in LIVE and not e.dry_run]
     local = now.astimezone(tz)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
     month = day.replace(day=1)
     next_day = (day + timedelta(days=1, hours=12)).replace(hour=0)
     next_month = (month + timedelta(days=32)).replace(day=1)
-    last = max((t for t in times if t), default=None)
+    last = max((e.requested_at for e in live), default=None)
     if last is not None and now - last < recharge.cooldown:
         return Block("cooldown", last + recharge.cooldown, format_duration(recharge.cooldown))
-    today = [r for r, t in zip(live, times, strict=True) if t and t >= day]
+    today = [e for e in live if e.requested_at >= day]
     if len(today) >= recharge.max_per_day:
         return Block("max_per_day", next_day, f"{recharge.max_per_day} a day")
-    this_month = [r for r, t in zip(live, times, strict=True) if t and t >= month]
+    this_month = [e for e in live if e.requested_at >= month]
     if len(this_month) >= recharge.max_per_month:
         return Block("max_per_month", next_month, f"{recharge.max_per_month} a month")
     cap = recharge.max_spend_per_month
     if cap is not None:
         estimate = recharge.price or Decimal(0)
-        spent = sum((_spent(r, recharge) for r in this_month), Decimal(0))
+        spent = sum((_spent(e, recharge) for e in this_month), Decimal(0))
         if spent + estimate > cap:
             return Block(
                 "max_spend_per_month",
@@ -134,11 +133,11 @@ def blocked(
     return None
 
 
-def _spent(row: dict[str, Any], recharge: Recharge) -> Decimal:
+def _spent(entry: ledger.Recharge, recharge: Recharge) -> Decimal:
     """What a past top-up cost in the cap's currency; the configured price when the provider
     did not say, or said it in another currency (so the cap errs on the safe side)."""
-    if row["price"] is not None and row["currency"] == recharge.currency:
-        return Decimal(row["price"])
+    if entry.price is not None and entry.currency == recharge.currency:
+        return entry.price
     return recharge.price or Decimal(0)
 
 
@@ -166,7 +165,7 @@ class Recharger:
                 return []
             events = self._verify(line, recharge, reading, now)
             # Under the lock no top-up is under way: an intent without an outcome is debris.
-            interrupted = [r for r in self.store.recharges(line) if r["state"] == "requested"]
+            interrupted = [e for e in self.store.recharges(line) if e.state == "requested"]
             if interrupted:
                 events += self._reconcile(line, interrupted, now)
             elif self.settings.recharge.enabled and reading is not None:
@@ -177,7 +176,7 @@ class Recharger:
         """`esim-monitor recharge LINE`: a top-up now, under the same caps and ledger."""
         recharge = self.settings.lines[line].recharge
         assert recharge is not None
-        key = f"{line}:manual:{ts(now)}"
+        key = ledger.manual_key(line, now)
         with ledger_lock(self.store.path, wait=MANUAL_WAIT) as held:
             if not held:
                 raise RechargeBusy(
@@ -200,12 +199,12 @@ class Recharger:
             if since is not None:
                 self.store.set_need(line, None)  # the need is over; a new one gets a new key
             return []
-        if any(r["state"] == "submitted" for r in self.store.recharges(line)):
+        if any(e.state == "submitted" for e in self.store.recharges(line)):
             return []  # a top-up is on its way: wait for its verification
         if since is None:
             since = now
             self.store.set_need(line, since)
-        key = f"{line}:{ts(since)}"
+        key = ledger.need_key(line, since)
         if self.store.recharge_by_key(key) is not None:
             return []  # this need was handled: bought, refused, skipped or unknown
         return self._perform(line, recharge, key, reading, now, recharge.dry_run, manual=False)
@@ -220,14 +219,13 @@ class Recharger:
         dry_run: bool,
         manual: bool,
     ) -> list[Event]:
-        rows = self.store.recharges(line)
-        base = self._row(line, recharge, key, reading, now, dry_run, manual)
+        intent = _intent(line, recharge, key, reading, now, dry_run, manual)
         what = _what(recharge)
-        block = blocked(recharge, rows, now, self.settings.tz())
+        block = blocked(recharge, self.store.recharges(line), now, self.settings.tz())
         if block is not None:
             # Skips do not take the need's key: when the cap frees up, the need is bought.
             # One skip (and one alert) per need, cap and window.
-            skip_key = f"{key}:skip:{block.cap}:{ts(block.frees_at)}"
+            skip_key = ledger.skip_key(key, block.cap, block.frees_at)
             if self.store.recharge_by_key(skip_key) is not None:
                 return []
             detail = f"{block.cap} ({block.detail}) until {block.frees_at.isoformat()}"
@@ -242,7 +240,7 @@ class Recharger:
             )
             with self._writing(now, skipped):
                 self.store.add_recharge(
-                    {**base, "key": skip_key, "state": "skipped", "detail": detail}
+                    replace(intent, key=skip_key, state="skipped", detail=detail)
                 )
             log.warning("top-up skipped", line=line, cap=block.cap)
             return [skipped]
@@ -261,7 +259,7 @@ class Recharger:
                 )
                 with self._writing(now, failed):
                     self.store.add_recharge(
-                        {**base, "state": "failed", "detail": "no unused refill PIN left"}
+                        replace(intent, state="failed", detail="no unused refill PIN left")
                     )
                 return [failed]
             facts["pin"] = unused[0]
@@ -280,24 +278,24 @@ class Recharger:
             event = self._event("recharge-requested", line, now, what=what, dry_run=True)
             with self._writing(now, event):
                 self.store.add_recharge(
-                    {**base, "state": "dry-run", "detail": "dry run: nothing called"}
+                    replace(intent, state="dry-run", detail="dry run: nothing called")
                 )
             log.info("top-up dry run", line=line)
             return [event]
-        recharge_id = self.store.add_recharge({**base, "state": "requested"}, pin_hash)
+        entry = self.store.add_recharge(intent, pin_hash)
         log.info("top-up requested", line=line, action=recharge.action, key=key)
         try:
             result = actions.build(self.settings, line, lambda: self.adapter(line)).execute(request)
         except TopUpFailed as exc:
             if pin_hash is not None and not exc.sent:
                 self.store.release_pin(pin_hash)  # it never left: the PIN is still good
-            return [self._settle(recharge_id, line, now, "failed", str(exc), what=what)]
+            return [self._settle(entry, now, "failed", str(exc), what=what)]
         except TopUpUnknown as exc:
-            return [self._settle(recharge_id, line, now, "unknown", str(exc), what=what)]
+            return [self._settle(entry, now, "unknown", str(exc), what=what)]
         except Exception as exc:  # a bug after the call may have spent money: assume it did
             log.exception("top-up action raised", line=line)
             detail = f"internal error in the {recharge.action} action: {type(exc).__name__}"
-            return [self._settle(recharge_id, line, now, "unknown", detail, what=what)]
+            return [self._settle(entry, now, "unknown", detail, what=what)]
         extra = {"pins_left": facts["pins_left"]} if "pins_left" in facts else {}
         event = self._event(
             "recharge-requested",
@@ -309,36 +307,43 @@ class Recharger:
             **extra,
         )
         with self._writing(now, event):
-            self.store.update_recharge(recharge_id, **_submitted(result, now))
+            self.store.update_recharge(_submitted(entry, result, now))
         log.info("top-up submitted", line=line, reference=result.reference)
         return [event]
 
     def _settle(
-        self, recharge_id: int, line: str, now: datetime, state: str, detail: str, **facts: Any
+        self,
+        entry: ledger.Recharge,
+        now: datetime,
+        state: Literal["failed", "unknown"],
+        detail: str,
+        **facts: Any,
     ) -> Event:
         outcome = "unknown: not retried; check the account" if state == "unknown" else "failed"
-        event = self._event("recharge-failed", line, now, error=detail, outcome=outcome, **facts)
+        event = self._event(
+            "recharge-failed", entry.line, now, error=detail, outcome=outcome, **facts
+        )
         with self._writing(now, event):
-            self.store.update_recharge(recharge_id, state=state, settled_at=ts(now), detail=detail)
-        log.error("top-up " + state, line=line, detail=detail)
+            self.store.update_recharge(replace(entry, state=state, settled_at=now, detail=detail))
+        log.error("top-up " + state, line=entry.line, detail=detail)
         return event
 
     def _verify(
         self, line: str, recharge: Recharge, reading: Reading | None, now: datetime
     ) -> list[Event]:
         events = []
-        for row in self.store.recharges(line):
-            if row["state"] != "submitted":
+        for entry in self.store.recharges(line):
+            if entry.state != "submitted":
                 continue
-            if reading is not None and _went_up(row, reading):
+            if reading is not None and _went_up(entry, reading):
                 event = self._event("recharge-confirmed", line, now, what=_what(recharge))
                 with self._writing(now, event):
-                    self.store.update_recharge(row["id"], state="confirmed", settled_at=ts(now))
-                log.info("top-up confirmed", line=line, key=row["key"])
+                    self.store.update_recharge(replace(entry, state="confirmed", settled_at=now))
+                log.info("top-up confirmed", line=line, key=entry.key)
                 events.append(event)
                 continue
-            submitted = parse_ts(row["submitted_at"]) or parse_ts(row["requested_at"])
-            if submitted is not None and now - submitted >= recharge.verify_within:
+            submitted = entry.submitted_at or entry.requested_at
+            if now - submitted >= recharge.verify_within:
                 event = self._event(
                     "recharge-unconfirmed",
                     line,
@@ -347,76 +352,48 @@ class Recharger:
                     verify_within=format_duration(recharge.verify_within),
                 )
                 with self._writing(now, event):
-                    self.store.update_recharge(row["id"], state="unconfirmed", settled_at=ts(now))
-                log.warning("top-up unconfirmed", line=line, key=row["key"])
+                    self.store.update_recharge(replace(entry, state="unconfirmed", settled_at=now))
+                log.warning("top-up unconfirmed", line=line, key=entry.key)
                 events.append(event)
         return events
 
-    def _reconcile(self, line: str, rows: list[dict[str, Any]], now: datetime) -> list[Event]:
+    def _reconcile(
+        self, line: str, entries: Sequence[ledger.Recharge], now: datetime
+    ) -> list[Event]:
         """Intents a crash interrupted: ask the action what became of them, or tell a person."""
         events = []
-        for row in rows:
+        for entry in entries:
             request = TopUpRequest(
                 line=line,
-                key=row["key"],
-                requested_at=parse_ts(row["requested_at"]) or now,
-                package=row["package"],
-                amount=Decimal(row["amount"]) if row["amount"] else None,
-                currency=row["currency"],
+                key=entry.key,
+                requested_at=entry.requested_at,
+                package=entry.package,
+                amount=entry.amount,
+                currency=entry.currency,
             )
             try:
                 action = actions.build(self.settings, line, lambda: self.adapter(line))
                 found = action.reconcile(request)
             except TopUpUnknown as exc:
-                events.append(self._settle(row["id"], line, now, "unknown", str(exc)))
+                events.append(self._settle(entry, now, "unknown", str(exc)))
                 continue
             except Exception as exc:  # cannot tell: a person must look, never a second buy
                 log.exception("reconciling a top-up failed", line=line)
                 detail = f"could not be reconciled ({type(exc).__name__}): check the account"
-                events.append(self._settle(row["id"], line, now, "unknown", detail))
+                events.append(self._settle(entry, now, "unknown", detail))
                 continue
             if found is None:
                 # Nothing was bought: the need's key is freed, so the need can be met again.
-                with self.store.transaction():
-                    self.store.update_recharge(row["id"], key=f"{row['key']}:interrupted")
-                    events.append(
-                        self._settle(
-                            row["id"], line, now, "failed", "interrupted before the call was made"
-                        )
-                    )
+                freed = replace(entry, key=ledger.interrupted_key(entry.key))
+                events.append(
+                    self._settle(freed, now, "failed", "interrupted before the call was made")
+                )
             else:
-                self.store.update_recharge(row["id"], **_submitted(found, now))
+                self.store.update_recharge(_submitted(entry, found, now))
                 log.info("interrupted top-up found by reconciliation", line=line)
         return events
 
     # ---- helpers ------------------------------------------------------------------------
-
-    def _row(
-        self,
-        line: str,
-        recharge: Recharge,
-        key: str,
-        reading: Reading | None,
-        now: datetime,
-        dry_run: bool,
-        manual: bool,
-    ) -> dict[str, Any]:
-        return {
-            "line": line,
-            "key": key,
-            "action": recharge.action,
-            "package": recharge.package,
-            "amount": f"{recharge.amount:f}" if recharge.amount is not None else None,
-            "price": f"{recharge.price:f}" if recharge.price is not None else None,
-            "currency": recharge.currency,
-            "dry_run": int(dry_run),
-            "manual": int(manual),
-            "requested_at": ts(now),
-            "baseline_balance": f"{reading.balance:f}"
-            if reading is not None and reading.balance is not None
-            else None,
-            "baseline_data": reading.data_remaining if reading is not None else None,
-        }
 
     def _event(self, kind: str, line: str, now: datetime, **facts: Any) -> Event:
         base = {"label": self.settings.label(line)}
@@ -594,30 +571,57 @@ def _what(recharge: Recharge) -> str:
     return recharge.action
 
 
-def _submitted(result: TopUpResult, now: datetime) -> dict[str, Any]:
-    fields: dict[str, Any] = {"state": "submitted", "submitted_at": ts(now)}
+def _intent(
+    line: str,
+    recharge: Recharge,
+    key: str,
+    reading: Reading | None,
+    now: datetime,
+    dry_run: bool,
+    manual: bool,
+) -> ledger.Recharge:
+    """The ledger entry of a top-up about to be tried, with the reading it must beat."""
+    return ledger.Recharge(
+        line=line,
+        key=key,
+        state="requested",
+        action=recharge.action,
+        requested_at=now,
+        package=recharge.package,
+        amount=recharge.amount,
+        price=recharge.price,
+        currency=recharge.currency,
+        dry_run=dry_run,
+        manual=manual,
+        baseline_balance=reading.balance if reading is not None else None,
+        baseline_data=reading.data_remaining if reading is not None else None,
+    )
+
+
+def _submitted(entry: ledger.Recharge, result: TopUpResult, now: datetime) -> ledger.Recharge:
+    """The entry once the action answered: the provider's reference, price and detail."""
+    entry = replace(entry, state="submitted", submitted_at=now)
     if result.reference:
-        fields["reference"] = result.reference
+        entry = replace(entry, reference=result.reference)
     if result.price is not None and result.currency:
-        fields["price"] = f"{result.price:f}"
-        fields["currency"] = result.currency
+        entry = replace(entry, price=result.price, currency=result.currency)
     if result.detail:
-        fields["detail"] = result.detail
-    return fields
+        entry = replace(entry, detail=result.detail)
+    return entry
 
 
-def _went_up(row: dict[str, Any], reading: Reading) -> bool:
+def _went_up(entry: ledger.Recharge, reading: Reading) -> bool:
     """A later reading shows the top-up: more money or more data than before it."""
     if (
-        row["baseline_balance"] is not None
+        entry.baseline_balance is not None
         and reading.balance is not None
-        and reading.balance > Decimal(row["baseline_balance"])
+        and reading.balance > entry.baseline_balance
     ):
         return True
     return (
-        row["baseline_data"] is not None
+        entry.baseline_data is not None
         and reading.data_remaining is not None
-        and reading.data_remaining > row["baseline_data"]
+        and reading.data_remaining > entry.baseline_data
     )
 
 

@@ -227,9 +227,9 @@ KILL_AFTER_OUTCOME = """
 import os, signal, sys
 from monitor import cli, store
 real = store.Store.update_recharge
-def update(self, recharge_id, **fields):
-    real(self, recharge_id, **fields)
-    if fields.get("state") == "submitted":  # the top-up's outcome is written: die here
+def update(self, entry):
+    real(self, entry)
+    if entry.state == "submitted":  # the top-up's outcome is written: die here
         os.kill(os.getpid(), signal.SIGKILL)
 store.Store.update_recharge = update
 sys.exit(cli.main(sys.argv[1:]))
@@ -249,8 +249,8 @@ def test_sigkill_after_a_top_up_outcome_loses_no_alert(write_config: Callable[..
     assert killed.returncode == -signal.SIGKILL
     subprocess.run([sys.executable, "-m", "monitor", *once], check=True, timeout=60)
     store = Store.open(load_settings(path).database_path())
-    (row,) = store.recharges("a")
+    (entry,) = store.recharges("a")
     kinds = [e.type for e in store.events(datetime(2000, 1, 1, tzinfo=UTC))]
     store.close()
-    alert = {"submitted": "recharge-requested", "unknown": "recharge-failed"}[row["state"]]
-    assert alert in kinds, (row["state"], kinds)
+    alert = {"submitted": "recharge-requested", "unknown": "recharge-failed"}[entry.state]
+    assert alert in kinds, (entry.state, kinds)

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +28,8 @@ from monitor.cli import load_settings, main
 from monitor.config import Recharge, Trigger, parse_trigger
 from monitor.model import Level, Reading, TopUpRequest, TopUpResult
 from monitor.recharge import Recharger, blocked, trigger_holds
-from monitor.store import Store, ts
+from monitor.store import Recharge as Entry
+from monitor.store import Store
 
 T0 = datetime(2026, 11, 10, 15, 0, tzinfo=UTC)
 
@@ -55,7 +57,7 @@ def cli(path: Path, *args: str) -> int:
     return main(["--config", str(path), *args])
 
 
-def ledger(path: Path) -> list[dict[str, Any]]:
+def ledger(path: Path) -> list[Entry]:
     store = Store.open(load_settings(path).database_path())
     try:
         return store.recharges()
@@ -79,9 +81,9 @@ def test_one_low_period_gives_exactly_one_top_up_then_confirmation(
         "[RECHARGE-REQUESTED] a: top-up requested (demo-topup)",
     ]
     assert "[RECHARGE-CONFIRMED] a: top-up confirmed (demo-topup)" in titles
-    (row,) = ledger(path)
-    assert row["state"] == "confirmed" and row["price"] == "9" and row["currency"] == "USD"
-    assert row["key"].startswith("a:2026-11-10T15:00")
+    (entry,) = ledger(path)
+    assert entry.state == "confirmed" and entry.price == Decimal("9") and entry.currency == "USD"
+    assert entry.key.startswith("a:2026-11-10T15:00")
 
 
 def test_the_same_need_is_never_bought_twice(
@@ -121,8 +123,8 @@ def test_dry_run_calls_nothing(write_config: Callable[..., Path], sink: Any) -> 
     for _ in range(3):
         cli(path, "run", "--once")
     assert demo._top_ups == {}
-    (row,) = ledger(path)
-    assert row["state"] == "dry-run"
+    (entry,) = ledger(path)
+    assert entry.state == "dry-run"
     assert sink.titles()[-1] == (
         "[RECHARGE-REQUESTED] a: top-up would be requested (demo-topup), but this is a dry run"
     )
@@ -131,8 +133,16 @@ def test_dry_run_calls_nothing(write_config: Callable[..., Path], sink: Any) -> 
 # ---- caps, pure ---------------------------------------------------------------------------
 
 
-def row(at: datetime, state: str = "confirmed", price: str | None = "20") -> dict[str, Any]:
-    return {"requested_at": ts(at), "state": state, "dry_run": 0, "price": price, "currency": "USD"}
+def booked(at: datetime, state: Any = "confirmed", price: str | None = "20") -> Entry:
+    return Entry(
+        line="a",
+        key=f"a:{at.isoformat()}",
+        state=state,
+        action="provider",
+        requested_at=at,
+        price=Decimal(price) if price is not None else None,
+        currency="USD",
+    )
 
 
 POLICY = Recharge(
@@ -147,37 +157,37 @@ POLICY = Recharge(
 
 
 @pytest.mark.parametrize(
-    ("rows", "now", "cap", "frees_at"),
+    ("entries", "now", "cap", "frees_at"),
     [
         ([], T0, None, None),
-        ([row(T0 - timedelta(hours=2))], T0, "cooldown", T0 + timedelta(hours=4)),
-        ([row(T0 - timedelta(hours=7))], T0, "max_per_day", datetime(2026, 11, 11, tzinfo=UTC)),
-        ([row(T0 - timedelta(days=1), price="30")], T0, None, None),  # 30 + 20 = 50: at the cap
+        ([booked(T0 - timedelta(hours=2))], T0, "cooldown", T0 + timedelta(hours=4)),
+        ([booked(T0 - timedelta(hours=7))], T0, "max_per_day", datetime(2026, 11, 11, tzinfo=UTC)),
+        ([booked(T0 - timedelta(days=1), price="30")], T0, None, None),  # 30 + 20 = 50: at the cap
         (
-            [row(T0 - timedelta(days=1), price="31")],
+            [booked(T0 - timedelta(days=1), price="31")],
             T0,
             "max_spend_per_month",
             datetime(2026, 12, 1, tzinfo=UTC),
         ),  # 31 spent + 20 next > 50
         (
-            [row(T0 - timedelta(days=d), price="1") for d in (1, 2, 3)],
+            [booked(T0 - timedelta(days=d), price="1") for d in (1, 2, 3)],
             T0,
             "max_per_month",
             datetime(2026, 12, 1, tzinfo=UTC),
         ),
-        ([row(T0 - timedelta(days=d), state="failed") for d in (1, 2, 3)], T0, None, None),
-        ([row(T0 - timedelta(days=1), state="unknown")], T0, None, None),
+        ([booked(T0 - timedelta(days=d), state="failed") for d in (1, 2, 3)], T0, None, None),
+        ([booked(T0 - timedelta(days=1), state="unknown")], T0, None, None),
         (
-            [row(T0 - timedelta(days=1), state="unknown", price="40")],
+            [booked(T0 - timedelta(days=1), state="unknown", price="40")],
             T0,
             "max_spend_per_month",
             datetime(2026, 12, 1, tzinfo=UTC),
         ),  # unknown counts as spent
-        ([row(datetime(2026, 10, 31, tzinfo=UTC), price="45")], T0, None, None),  # last month
+        ([booked(datetime(2026, 10, 31, tzinfo=UTC), price="45")], T0, None, None),  # last month
     ],
 )
-def test_caps(rows: list[dict[str, Any]], now: datetime, cap: str | None, frees_at: Any) -> None:
-    block = blocked(POLICY, rows, now, UTC)
+def test_caps(entries: list[Entry], now: datetime, cap: str | None, frees_at: Any) -> None:
+    block = blocked(POLICY, entries, now, UTC)
     assert (block.cap if block else None) == cap
     if block:
         assert block.frees_at == frees_at
@@ -190,7 +200,7 @@ def test_caps_follow_the_configured_time_zone() -> None:
     # 03:00 UTC on the 11th is still the 10th in New York: the same day as 15:00 UTC on the 10th
     block = blocked(
         POLICY.model_copy(update={"cooldown": timedelta(0)}),
-        [row(T0)],
+        [booked(T0)],
         datetime(2026, 11, 11, 3, 0, tzinfo=UTC),
         ny,
     )
@@ -307,7 +317,7 @@ def test_webhook_is_signed_and_unconfirmed_after_the_deadline(
     with freeze_time(T0 + timedelta(hours=2), tick=True):
         cli(path, "run", "--once")  # the balance never went up
     assert len(hook.calls) == 1
-    assert ledger(path)[0]["state"] == "unconfirmed"
+    assert ledger(path)[0].state == "unconfirmed"
     assert "[RECHARGE-UNCONFIRMED] a: top-up (20 USD) not seen within 1h" in sink.titles()
 
 
@@ -320,8 +330,8 @@ def test_an_unknown_outcome_is_not_retried_and_alerts(
         with freeze_time(T0 + timedelta(hours=hours), tick=True):
             cli(path, "run", "--once")
     assert len(hook.calls) == 1
-    (row,) = ledger(path)
-    assert row["state"] == "unknown"
+    (entry,) = ledger(path)
+    assert entry.state == "unknown"
     assert any(
         t.startswith("[RECHARGE-FAILED] a: top-up unknown: not retried") for t in sink.titles()
     )
@@ -333,7 +343,7 @@ def test_a_refused_webhook_is_a_failure(
     hook.status = 400
     path = write_config(WEBHOOK.format(sink=sink.url, hook=hook.url))
     cli(path, "run", "--once")
-    assert ledger(path)[0]["state"] == "failed"
+    assert ledger(path)[0].state == "failed"
 
 
 def test_config_errors(
@@ -407,9 +417,9 @@ def test_refill_pins_each_used_once_then_exhaustion_alerted(
         recharger.after_check("a", Level.CRITICAL, low, now + timedelta(minutes=1))
     sent = [a for a in fake.actions() if a.startswith("initiate")]
     assert sent == ["initiate *888*1111#", "initiate *888*2222#"]
-    states = [r["state"] for r in store.recharges("a")]
+    states = [r.state for r in store.recharges("a")]
     assert states == ["confirmed", "confirmed", "failed"]  # the next reading showed each
-    assert store.recharges("a")[2]["detail"] == "no unused refill PIN left"
+    assert store.recharges("a")[2].detail == "no unused refill PIN left"
     db_text = Path(settings.database_path()).read_bytes()
     assert b"1111" not in db_text and b"2222" not in db_text  # only hashes are kept
     store.close()
@@ -424,24 +434,23 @@ def test_interrupted_intent_is_reconciled_before_acting_again(
     path = write_config(DEMO.format(enabled="true", url=sink.url, extra=""))
     settings = load_settings(path)
     store = Store.open(settings.database_path())
-    base = {
-        "line": "a",
-        "action": "provider",
-        "package": "demo-topup",
-        "dry_run": 0,
-        "manual": 0,
-        "requested_at": ts(T0),
-        "state": "requested",
-    }
+    base = Entry(
+        line="a",
+        key="a:never-sent",
+        state="requested",
+        action="provider",
+        requested_at=T0,
+        package="demo-topup",
+    )
     # the daemon died after writing the intent, before the call: the demo provider has none
-    store.add_recharge({**base, "key": "a:never-sent"})
+    store.add_recharge(base)
     # and another time after the call, before its record: the provider has the order
-    store.add_recharge({**base, "key": "a:sent"})
+    store.add_recharge(replace(base, key="a:sent"))
     demo._top_ups["a:sent"] = TopUpRequest("a", "a:sent", T0)
     recharger = Recharger(settings, store, lambda line: demo.DemoAdapter(line, None, None))  # type: ignore[arg-type]
     low = Reading("a", T0 + timedelta(minutes=5), balance=Decimal(1), currency="USD")
     recharger.after_check("a", Level.CRITICAL, low, low.checked_at)
-    states = {r["key"]: r["state"] for r in store.recharges("a")}
+    states = {r.key: r.state for r in store.recharges("a")}
     # nothing was bought for the first: its need's key is free again
     assert states == {"a:never-sent:interrupted": "failed", "a:sent": "submitted"}
     assert len(demo._top_ups) == 1  # reconciling bought nothing
@@ -494,15 +503,15 @@ def test_sigkill_during_a_top_up_charges_no_second_time(
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert counter.read_text() == "x"
-    assert [r["state"] for r in ledger(path)] == ["requested"]
+    assert [r.state for r in ledger(path)] == ["requested"]
     # restart: the interrupted intent is found, reported, and not run again
     done = subprocess.run(
         [*command[:-1], "run", "--once"], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
     assert counter.read_text() == "x"
-    (row,) = ledger(path)
-    assert row["state"] == "unknown"
+    (entry,) = ledger(path)
+    assert entry.state == "unknown"
     assert any(t.startswith("[RECHARGE-FAILED] a: top-up unknown") for t in sink.titles())
 
 
@@ -570,8 +579,8 @@ def test_a_slow_top_up_delays_no_other_lines_alert(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    (row,) = ledger(path)
-    assert row["state"] == "submitted" and row["reference"] == "ref-1"
+    (entry,) = ledger(path)
+    assert entry.state == "submitted" and entry.reference == "ref-1"
 
 
 def test_run_once_waits_for_the_top_ups_its_checks_called_for(
@@ -594,7 +603,7 @@ def test_run_once_waits_for_the_top_ups_its_checks_called_for(
         f'argv = ["{sys.executable}", "{script}"]\n'
     )
     assert cli(path, "run", "--once") == 0
-    assert [r["state"] for r in ledger(path)] == ["submitted"]
+    assert [r.state for r in ledger(path)] == ["submitted"]
     assert sink.titles()[-1].startswith("[RECHARGE-REQUESTED] a")
 
 
@@ -615,7 +624,7 @@ def test_sigterm_waits_for_a_running_top_up_only_so_long(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert [r["state"] for r in ledger(path)] == ["requested"]
+    assert [r.state for r in ledger(path)] == ["requested"]
 
 
 # ---- CLI ----------------------------------------------------------------------------------
@@ -719,7 +728,7 @@ def test_a_skipped_need_is_bought_once_the_cap_frees(
         recharger.after_check("a", Level.CRITICAL, Reading("a", at, **low), at)
     next_day = T0.replace(hour=0) + timedelta(days=1, minutes=30)
     recharger.after_check("a", Level.CRITICAL, Reading("a", next_day, **low), next_day)
-    states = [r["state"] for r in store.recharges("a")]
+    states = [r.state for r in store.recharges("a")]
     assert states == ["confirmed", "skipped", "submitted"]
     assert len(demo._top_ups) == 2
     store.close()
@@ -745,11 +754,11 @@ def test_a_pin_that_never_left_is_kept_and_never_shown(
         'pins = "98765432101234"\ncooldown = "0s"\n'
     )
     cli(path, "run", "--once")
-    (row,) = ledger(path)
-    assert row["state"] == "failed" and "was not sent" in row["detail"]
+    (entry,) = ledger(path)
+    assert entry.state == "failed" and "was not sent" in entry.detail
     settings = load_settings(path)
     store = Store.open(settings.database_path())
     assert store.used_pins() == set()  # still good for the next need
     store.close()
     alerts = json.dumps(sink.received)
-    assert "98765432101234" not in alerts and "98765432101234" not in row["detail"]
+    assert "98765432101234" not in alerts and "98765432101234" not in entry.detail

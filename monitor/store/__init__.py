@@ -7,7 +7,8 @@
 - `lines`: checks (reading, line state, events in one transaction), controls (snooze,
   acknowledge), series, retention and daily roll-ups.
 - `outbox`: events, their deliveries per channel, digests.
-- `ledger`: recharge intents and outcomes, refill PINs, needs, account alerts.
+- `ledger`: recharge intents and outcomes (`Recharge` entries, written and read whole),
+  their idempotency keys, refill PINs, needs, account alerts.
 - `views`: the read models (a line's status, history, events, the ledger) for the CLI,
   metrics and reports; `View` reads them with plain `sqlite3`.
 - `tokens`: the adapters' access tokens.

@@ -38,9 +38,12 @@ def clip(text: str | None, limit: int = EXCERPT_BYTES) -> str | None:
 
 
 def ts(moment: datetime | None) -> str | None:
-    """UTC ISO-8601 text with a fixed shape, so text order is time order."""
+    """UTC ISO-8601 text with a fixed shape, so text order is time order. A naive time is
+    refused: `astimezone` would read it as the machine's local time, silently."""
     if moment is None:
         return None
+    if moment.tzinfo is None:
+        raise TypeError(f"a naive datetime cannot be stored: {moment.isoformat()}")
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
@@ -49,8 +52,13 @@ def parse_ts(text: str | None) -> datetime | None:
 
 
 def money(amount: Decimal | None) -> str | None:
-    """Exact decimal text, never exponent notation (text a person and SQL both read)."""
-    return f"{amount:f}" if amount is not None else None
+    """Exact decimal text, never exponent notation (text a person and SQL both read). A
+    float is refused: it has rounded the amount already."""
+    if amount is None:
+        return None
+    if not isinstance(amount, Decimal):
+        raise TypeError(f"money is stored from a Decimal, not {type(amount).__name__}")
+    return f"{amount:f}"
 
 
 def parse_money(text: str | None) -> Decimal | None:

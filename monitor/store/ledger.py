@@ -9,44 +9,58 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, get_args
 
 from monitor.store import codec
-from monitor.store.connection import Connection
+from monitor.store.connection import Connection, insert_row
 
 
 class Ledger(Connection):
-    def recharges(
-        self, line: str | None = None, since: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        sql, params = ledger_query("*", line, since)
-        return list(self.db.query(sql, params))
+    def recharges(self, line: str | None = None, since: datetime | None = None) -> list[Recharge]:
+        """The ledger, oldest first, of one line or all, since a time or ever."""
+        return recharges(self.conn, line, since)
 
-    def recharge_by_key(self, key: str) -> dict[str, Any] | None:
-        rows = list(self.db.query("SELECT * FROM recharges WHERE key = ?", [key]))
-        return rows[0] if rows else None
+    def recharge_by_key(self, key: str) -> Recharge | None:
+        row = self.conn.execute(
+            f"SELECT {RECHARGE_COLUMNS} FROM recharges WHERE key = ?", [key]
+        ).fetchone()
+        return recharge_from_row(row) if row else None
 
-    def add_recharge(self, row: dict[str, Any], pin_hash: str | None = None) -> int:
-        """Write an intent (or a skip) before anything is called; a PIN is spent with it."""
+    def add_recharge(self, entry: Recharge, pin_hash: str | None = None) -> Recharge:
+        """Write an intent (or a skip) before anything is called; a PIN is spent with it.
+        Returns the entry with the id the ledger gave it."""
+        if entry.id is not None:  # a TypeError: the store's door reads a ValueError as damage
+            raise TypeError(f"recharge {entry.id} is in the ledger already: update it")
         with self._writing() as db:
-            recharge_id = int(db["recharges"].insert(row).last_pk)
+            recharge_id = insert_row(db.conn, "recharges", recharge_row(entry))
             if pin_hash is not None:
-                db["recharge_pins"].insert(
+                insert_row(
+                    db.conn,
+                    "recharge_pins",
                     {
                         "pin_hash": pin_hash,
-                        "line": row["line"],
-                        "used_at": row["requested_at"],
+                        "line": entry.line,
+                        "used_at": codec.ts(entry.requested_at),
                         "recharge_id": recharge_id,
-                    }
+                    },
                 )
-        return recharge_id
+        return replace(entry, id=recharge_id)
 
-    def update_recharge(self, recharge_id: int, **fields: Any) -> None:
+    def update_recharge(self, entry: Recharge) -> None:
+        """Write an entry's outcome (every column of it) over its row."""
+        if entry.id is None:
+            raise TypeError("a recharge not yet in the ledger: add it")
+        row = recharge_row(entry)
         with self._writing() as db:
-            db["recharges"].update(recharge_id, fields)
+            cursor = db.conn.execute(
+                f"UPDATE recharges SET {', '.join(f'{c} = ?' for c in row)} WHERE id = ?",
+                [*row.values(), entry.id],
+            )
+            if cursor.rowcount != 1:
+                raise LookupError(f"no recharge {entry.id} in the ledger")
 
     def release_pin(self, pin_hash: str) -> None:
         """A PIN whose redeem code never left the modem may be used again."""
@@ -83,15 +97,25 @@ class Ledger(Connection):
                 )
 
 
+RechargeState = Literal[
+    "requested", "submitted", "confirmed", "unconfirmed", "unknown", "failed", "skipped", "dry-run"
+]
+"""Where a top-up stands: `requested` (the intent, before any call), `submitted` (the call
+answered; verified by a later reading: `confirmed` or `unconfirmed`), `unknown` (money may
+have been spent: never retried), `failed`, `skipped` (a cap), `dry-run`."""
+RECHARGE_STATES: frozenset[str] = frozenset(get_args(RechargeState))
+
+
 @dataclass(frozen=True)
 class Recharge:
-    """One row of the ledger: a top-up's intent and, once known, its outcome."""
+    """One entry of the ledger: a top-up's intent and, once known, its outcome. Written and
+    read as it is (money Decimal, times aware datetimes); `id` is None until the ledger
+    has it (`add_recharge` returns the entry with its id)."""
 
-    id: int
     line: str
     key: str
     """The idempotency key: the need (or the manual request) it answers."""
-    state: str
+    state: RechargeState
     action: str
     requested_at: datetime
     package: str | None = None
@@ -106,6 +130,22 @@ class Recharge:
     baseline_data: int | None = None
     reference: str | None = None
     detail: str | None = None
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in RECHARGE_STATES:
+            raise ValueError(f"unknown recharge state {self.state!r}")
+        for name in ("requested_at", "submitted_at", "settled_at"):
+            moment = getattr(self, name)
+            if moment is not None and (not isinstance(moment, datetime) or moment.tzinfo is None):
+                raise TypeError(f"Recharge.{name} must be an aware datetime")
+        for name in ("amount", "price", "baseline_balance"):
+            amount = getattr(self, name)
+            if amount is not None and not isinstance(amount, Decimal):
+                raise TypeError(f"Recharge.{name} must be a Decimal")
+        count = self.baseline_data
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+            raise TypeError("Recharge.baseline_data must be int bytes")
 
 
 RECHARGE_COLUMNS = (
@@ -114,8 +154,31 @@ RECHARGE_COLUMNS = (
 )
 
 
+def recharge_row(entry: Recharge) -> dict[str, Any]:
+    """The columns of an entry (all but its id) in their stored forms."""
+    return {
+        "line": entry.line,
+        "key": entry.key,
+        "state": entry.state,
+        "action": entry.action,
+        "requested_at": codec.ts(entry.requested_at),
+        "package": entry.package,
+        "amount": codec.money(entry.amount),
+        "price": codec.money(entry.price),
+        "currency": entry.currency,
+        "dry_run": codec.flag(entry.dry_run),
+        "manual": codec.flag(entry.manual),
+        "submitted_at": codec.ts(entry.submitted_at),
+        "settled_at": codec.ts(entry.settled_at),
+        "baseline_balance": codec.money(entry.baseline_balance),
+        "baseline_data": entry.baseline_data,
+        "reference": entry.reference,
+        "detail": entry.detail,
+    }
+
+
 def recharge_from_row(row: Sequence[Any]) -> Recharge:
-    """A Recharge from the `RECHARGE_COLUMNS` of its row."""
+    """An entry from the `RECHARGE_COLUMNS` of its row."""
     return Recharge(
         id=row[0],
         line=row[1],
@@ -138,21 +201,38 @@ def recharge_from_row(row: Sequence[Any]) -> Recharge:
     )
 
 
+def need_key(line: str, since: datetime) -> str:
+    """The idempotency key of a need: its line and when its spell began."""
+    return f"{line}:{codec.ts(since)}"
+
+
+def manual_key(line: str, at: datetime) -> str:
+    """The key of a manual top-up (`esim-monitor recharge LINE`): each is a need of its own."""
+    return f"{line}:manual:{codec.ts(at)}"
+
+
+def skip_key(key: str, cap: str, frees_at: datetime) -> str:
+    """The key of a skip: one per need, cap and window, apart from the need's own key, so
+    the need is still bought once the cap frees up."""
+    return f"{key}:skip:{cap}:{codec.ts(frees_at)}"
+
+
+def interrupted_key(key: str) -> str:
+    """An intent found never called keeps its row under this key: the need's own is free."""
+    return f"{key}:interrupted"
+
+
 def recharges(
     conn: sqlite3.Connection, line: str | None = None, since: datetime | None = None
 ) -> list[Recharge]:
-    """The ledger, oldest first, of one line or all, since a time or ever."""
-    sql, params = ledger_query(RECHARGE_COLUMNS, line, since)
-    return [recharge_from_row(row) for row in conn.execute(sql, params).fetchall()]
-
-
-def ledger_query(columns: str, line: str | None, since: datetime | None) -> tuple[str, list[Any]]:
-    """The one query of the ledger, oldest first, for both its row and its typed readers."""
-    sql, params = f"SELECT {columns} FROM recharges WHERE 1 = 1", []
+    """The ledger, oldest first, of one line or all, since a time or ever: the one query
+    of it, for the policy (`Ledger.recharges`) and the read model (`recharge_history`)."""
+    sql, params = f"SELECT {RECHARGE_COLUMNS} FROM recharges WHERE 1 = 1", []
     if line is not None:
         sql += " AND line = ?"
         params.append(line)
     if since is not None:
         sql += " AND requested_at >= ?"
         params.append(codec.ts(since))
-    return sql + " ORDER BY requested_at, id", params
+    rows = conn.execute(sql + " ORDER BY requested_at, id", params).fetchall()
+    return [recharge_from_row(row) for row in rows]

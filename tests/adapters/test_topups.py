@@ -33,7 +33,8 @@ from monitor.cli import load_settings
 from monitor.errors import ConfigError, TopUpFailed, TopUpUnknown
 from monitor.model import Level, Reading, TopUpRequest, TopUpResult, utcnow
 from monitor.recharge import Recharger
-from monitor.store import Store, ts
+from monitor.store import Recharge, Store
+from monitor.store.ledger import need_key
 from monitor.tokens import TokenCache
 
 MIB = 2**20
@@ -42,7 +43,7 @@ MIB = 2**20
 def request(line: str, package: str | None = PACKAGE, **fields: Any) -> TopUpRequest:
     now = utcnow()
     return TopUpRequest(
-        line=line, key=f"{line}:{ts(now)}", requested_at=now, package=package, **fields
+        line=line, key=need_key(line, now), requested_at=now, package=package, **fields
     )
 
 
@@ -750,9 +751,13 @@ def test_one_low_spell_buys_exactly_once(
     assert [e.type for e in first] == ["recharge-requested"]
     assert first[0].facts["reference"] == "20251118-000111"
     assert orders(airalo_server) == 1 and len(airalo.orders) == 1
-    (row,) = store.recharges("trip")
-    assert (row["reference"], row["price"], row["currency"]) == ("20251118-000111", "8", "USD")
-    assert airalo.orders[0]["description"] == f"esim-monitor {row['key']}"
+    (entry,) = store.recharges("trip")
+    assert (entry.reference, entry.price, entry.currency) == (
+        "20251118-000111",
+        Decimal("8"),
+        "USD",
+    )
+    assert airalo.orders[0]["description"] == f"esim-monitor {entry.key}"
 
 
 @pytest.mark.parametrize(
@@ -770,17 +775,15 @@ def test_interrupted_intent_is_reconciled_and_never_bought_again(
     # As if the daemon died between writing its intent and learning the outcome.
     store.set_need("trip", since)
     store.add_recharge(
-        {
-            "line": "trip",
-            "key": f"trip:{ts(since)}",
-            "action": "provider",
-            "package": PACKAGE,
-            "dry_run": 0,
-            "manual": 0,
-            "requested_at": ts(since),
-            "baseline_data": 100 * MIB,
-            "state": "requested",
-        }
+        Recharge(
+            line="trip",
+            key=need_key("trip", since),
+            state="requested",
+            action="provider",
+            requested_at=since,
+            package=PACKAGE,
+            baseline_data=100 * MIB,
+        )
     )
     if went_through:
         airalo.history = [history_entry(111, PACKAGE, activated_at=iso(since))]
@@ -788,10 +791,10 @@ def test_interrupted_intent_is_reconciled_and_never_bought_again(
         airalo_server.script("GET", r".*/packages", *[json_reply(500, {"message": "x"})] * 50)
     now = utcnow()
     events = policy.after_check("trip", Level.CRITICAL, low(now), now)
-    (row,) = store.recharges("trip")
-    assert row["state"] == state
+    (entry,) = store.recharges("trip")
+    assert entry.state == state
     if went_through:
-        assert events == [] and row["reference"] == "111"
+        assert events == [] and entry.reference == "111"
     else:
         assert [e.type for e in events] == ["recharge-failed"]
     later = now + timedelta(hours=8)
@@ -799,7 +802,7 @@ def test_interrupted_intent_is_reconciled_and_never_bought_again(
     if went_through is False:
         # reconciliation showed nothing was bought: the line, still low, is bought for once
         assert orders(airalo_server) == 1
-        assert [r["state"] for r in store.recharges("trip")] == ["failed", "submitted"]
+        assert [e.state for e in store.recharges("trip")] == ["failed", "submitted"]
     else:
         assert orders(airalo_server) == 0
         assert len(store.recharges("trip")) == 1
@@ -843,11 +846,11 @@ def test_once_top_up_price_is_recorded_in_the_ledger(
     policy, store = once_recharger
     now = utcnow()
     policy.after_check("sensor", Level.CRITICAL, once_low(now), now)
-    (row,) = store.recharges("sensor")
-    assert (row["state"], row["reference"], row["price"], row["currency"]) == (
+    (entry,) = store.recharges("sensor")
+    assert (entry.state, entry.reference, entry.price, entry.currency) == (
         "submitted",
         "1234",
-        "19.99",
+        Decimal("19.99"),
         "EUR",
     )
 
@@ -863,29 +866,26 @@ def test_once_interrupted_intent_is_reconciled_from_the_orders(
     since = utcnow() - timedelta(minutes=2)
     store.set_need("sensor", since)  # as if the daemon died after writing its intent
     store.add_recharge(
-        {
-            "line": "sensor",
-            "key": f"sensor:{ts(since)}",
-            "action": "provider",
-            "package": None,
-            "dry_run": 0,
-            "manual": 0,
-            "requested_at": ts(since),
-            "baseline_data": 10 * MIB,
-            "state": "requested",
-        }
+        Recharge(
+            line="sensor",
+            key=need_key("sensor", since),
+            state="requested",
+            action="provider",
+            requested_at=since,
+            baseline_data=10 * MIB,
+        )
     )
     if went_through:
         once.add_order(fake_onence.ICCID, invoice_amount="9.50")
     now = utcnow()
     policy.after_check("sensor", Level.CRITICAL, once_low(now), now)
-    rows = store.recharges("sensor")
+    entries = store.recharges("sensor")
     if went_through:
-        (row,) = rows
-        assert (row["state"], row["reference"], row["price"]) == ("submitted", "1234", "9.50")
+        (entry,) = entries
+        assert (entry.state, entry.reference, entry.price) == ("submitted", "1234", Decimal("9.50"))
         assert orders(once_server, ONCE_ORDER) == 0
     else:
-        assert rows[0]["state"] == "failed"  # nothing was bought: the need can be met anew
+        assert entries[0].state == "failed"  # nothing was bought: the need can be met anew
         later = now + timedelta(hours=8)
         policy.after_check("sensor", Level.CRITICAL, once_low(later), later)
         assert orders(once_server, ONCE_ORDER) == 1

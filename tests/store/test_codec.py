@@ -45,6 +45,14 @@ def test_money_keeps_its_places() -> None:
     assert codec.money(None) is None and codec.parse_money(None) is None
 
 
+def test_a_float_or_a_naive_time_is_never_stored() -> None:
+    """A float has rounded the money already; a naive time would be read as local time."""
+    with pytest.raises(TypeError, match="Decimal"):
+        codec.money(9.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="naive"):
+        codec.ts(datetime(2026, 11, 1, 12, 0))
+
+
 @pytest.mark.parametrize("level", [*Level, None])
 def test_levels_and_metrics(level: Level | None) -> None:
     assert codec.parse_level(codec.level(level)) is level
