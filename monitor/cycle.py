@@ -25,6 +25,7 @@ import structlog
 
 from monitor import adapters
 from monitor.config import Settings, secret_values
+from monitor.counters import COUNTERS
 from monitor.errors import CheckFailed, StoreError
 from monitor.evaluate import Policy, evaluate_failure, evaluate_reading, summarize
 from monitor.forecast import MAX_POINTS, Forecast, forecast
@@ -347,6 +348,7 @@ class Checker:
             for item in self._write(store, outcomes, now, direct):
                 self._after(store, item.judged, item.control, now)
                 _log_outcome(item.judged)
+                _count_check(item.judged.result)
                 judged.append(item.judged)
         log.info(
             "checks done",
@@ -493,6 +495,7 @@ class Checker:
                     reached = list(entry.channels) if answer is None else answer
                 sent.append(reached)
             owed.append(dataclasses.replace(record, sent=sent))
+            _count_check(outcome.judged.result)
         store.owe(owed)
 
     def _record(self, outcome: Judged, control: Controls, now: datetime) -> Check:
@@ -738,6 +741,13 @@ def _read_raw(line_id: str, adapter: adapters.Adapter, starts: dict[str, float])
 def _named(exc: BaseException) -> str:
     """An exception as a check's error shows it: its type (its text may hold anything)."""
     return type(exc).__name__
+
+
+def _count_check(result: CheckResult) -> None:
+    """A check recorded (or kept for the database): `esim_monitor_checks_total`."""
+    COUNTERS.check(
+        "ok" if result.reading is not None else "skipped" if result.skipped else "failed"
+    )
 
 
 def _log_outcome(judged: Judged) -> None:

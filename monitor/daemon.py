@@ -434,10 +434,10 @@ class Daemon:
             return
         seconds = time.monotonic() - started
         self.dog.kick()
-        labels = {line: self.settings.label(line) for line in self.settings.lines}
         self._snapshot = metrics.Snapshot(
-            metrics.line_snapshots(self.store.status(), labels),
+            metrics.line_snapshots(self.store.status(), self.settings),
             metrics.Health(seconds, utcnow(), self.store.pending_count()),
+            tuple(self.settings.channels),
         )
         self.sd.status(self._status_line())
         url = self.settings.monitor.heartbeat_url
@@ -475,8 +475,11 @@ class Daemon:
         return send_now(self.notifier, event)
 
     def _deliver(self) -> None:
+        """Send what is due; the metrics' pending count is then read anew (not left at
+        what was pending before these sends)."""
         deliver_due(self.store, self.notifier, tick=self.dog.kick)
         self.dog.kick()
+        self._snapshot = self._snapshot.with_pending(self.store.pending_count())
 
     def _sleep_seconds(self) -> float:
         waits = [MAX_SLEEP]
@@ -515,6 +518,11 @@ class Daemon:
             interval, jitter = job.timing  # type: ignore[attr-defined]
             timings[next(iter(job.tags))] = (interval, jitter, job.next_run)
         return timings
+
+    @property
+    def snapshot(self) -> metrics.Snapshot:
+        """What the metrics endpoint serves now."""
+        return self._snapshot
 
     def _start_metrics(self) -> None:
         address = self.settings.monitor.metrics

@@ -25,6 +25,7 @@ import structlog
 from apprise.decorators import notify as apprise_notify
 
 from monitor.config import Channel, Settings
+from monitor.counters import COUNTERS
 from monitor.errors import ConfigProblem
 from monitor.markup import BodyFormat, escape
 from monitor.model import Event, utcnow
@@ -363,11 +364,11 @@ def deliver_due(
     now = now or utcnow()
     settings = notifier.settings
     sent = failed = 0
-    gone: list[int] = []
+    gone: list[Delivery] = []
     stalled: dict[str, datetime] = {}
     for channel, held in store.held_due(now).items():
         if channel not in settings.channels:
-            gone.extend(d.id for d in held)
+            gone.extend(held)
             continue
         title, body = catch_up(held, settings)
         outcome = notifier.send_text(channel, title, body)
@@ -379,7 +380,7 @@ def deliver_due(
     for delivery in store.due_deliveries(now):
         channel = delivery.channel
         if channel not in settings.channels:
-            gone.append(delivery.id)
+            gone.append(delivery)
             continue
         if channel in stalled:
             store.defer(delivery.id, stalled[channel])
@@ -404,7 +405,9 @@ def deliver_due(
         if tick is not None:
             tick()
     if gone:
-        store.drop_deliveries(gone, "channel no longer configured")
+        store.drop_deliveries([d.id for d in gone], "channel no longer configured")
+        for d in gone:
+            COUNTERS.delivery(d.channel, "dropped")
         log.warning("pending alerts dropped: their channel left the config", count=len(gone))
     return sent, failed
 
@@ -415,6 +418,7 @@ def send_now(notifier: Notifier, event: Event) -> list[str]:
     reached = []
     for channel in route(notifier.settings, event):
         outcome = notifier.send(channel, event)
+        COUNTERS.delivery(channel, "sent" if outcome.ok else "failed")
         if outcome.ok:
             reached.append(channel)
         log.log(
@@ -437,12 +441,14 @@ def _record(store: Store, rows: Sequence[Delivery], outcome: Outcome, what: str)
     if outcome.ok:
         for row in rows:
             store.delivered(row.id, done_at)
+        COUNTERS.delivery(outcome.channel, "sent", len(rows))
         log.info("alert delivered", channel=outcome.channel, line=line, kind=what)
         return None
     attempts = max(row.attempts for row in rows) + 1
     when = retry_at(attempts, done_at)
     for row in rows:
         store.delivery_failed(row.id, outcome.error or "failed", done_at, when)
+    COUNTERS.delivery(outcome.channel, "failed", len(rows))
     log.warning(
         "alert delivery failed, will retry",
         channel=outcome.channel,

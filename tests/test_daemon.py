@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -199,7 +200,9 @@ def test_systemd_notify_watchdog_reload_stop_metrics_heartbeat(
             seen += until("WATCHDOG=1")
         assert any(m.startswith("STATUS=1 lines, 1 low, next check") for m in seen)
         scrape = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
-        assert b'line="a"' in scrape
+        assert b'esim_monitor_line_info{line="a",label="a",account="",provider="demo"} 1' in scrape
+        checks = re.search(rb'^esim_monitor_checks_total\{result="ok"\} (\S+)$', scrape, re.M)
+        assert checks and float(checks[1]) >= 1  # counted in the daemon's own process
         assert beats and beats[0] == "/ping/abc"
         proc.send_signal(signal.SIGHUP)
         seen = until("READY=1")

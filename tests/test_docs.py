@@ -172,3 +172,34 @@ def test_the_readme_documents_no_command_the_cli_lacks() -> None:
             (key[:n] for n in range(len(key), 0, -1) if key[:n] in parsers), key=len, default=()
         )
         assert known and not _is_group(parsers[known]), f"`{' '.join(key)}` is no command"
+
+
+# ---- metrics --------------------------------------------------------------------------------
+
+
+def test_the_readme_lists_every_metric_the_endpoint_serves() -> None:
+    """Dashboards are written from the README's table: it names each of our series, and
+    each of its names is served (with every figure known and every counter counted)."""
+    from monitor import metrics
+    from monitor.counters import Counters
+
+    counters = Counters()
+    counters.check("ok")
+    line = metrics.LineSnapshot(
+        "a",
+        "A",
+        balance=1,
+        data_remaining_bytes=1,
+        data_total_bytes=1,
+        expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+        last_check_at=datetime(2030, 1, 1, tzinfo=UTC),
+        last_success_at=datetime(2030, 1, 1, tzinfo=UTC),
+    )
+    health = metrics.Health(1.0, datetime(2030, 1, 1, tzinfo=UTC), 0)
+    snapshot = metrics.Snapshot([line], health, ("phone",))
+    text = metrics.Exposition(lambda: snapshot, counters).render().decode()
+    served = {
+        row.split(" ")[2] for row in text.splitlines() if row.startswith("# TYPE esim_monitor_")
+    }
+    listed = {cell.strip("`") for cell in _first_cells(_section("## Metrics (Prometheus)"))}
+    assert listed == served

@@ -29,7 +29,7 @@ from monitor.store.connection import (
 )
 from monitor.store.ledger import Ledger
 from monitor.store.lines import Check, Lines
-from monitor.store.outbox import Outbox
+from monitor.store.outbox import Outbox, count_events
 from monitor.store.views import Views
 
 
@@ -101,6 +101,7 @@ class Store(Lines, Outbox, Ledger, Views):
         sent, again. Past `MAX_OWED`, the oldest checks without events that a later check
         of their line supersedes are let go."""
         self._owed.extend(checks)
+        count_events(entry for check in checks for entry in check.events)  # raised: counted now
         if len(self._owed) <= self.MAX_OWED:
             return
         latest = {check.line: i for i, check in enumerate(self._owed)}

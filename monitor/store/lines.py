@@ -18,7 +18,7 @@ from monitor.forecast import Forecast
 from monitor.model import Controls, Level, LineState, Reading
 from monitor.store import codec
 from monitor.store.connection import Connection, insert_row, upsert_row
-from monitor.store.outbox import OutboxEntry, write_entries
+from monitor.store.outbox import OutboxEntry, count_events, write_entries
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -90,6 +90,7 @@ class Lines(Connection):
         with self._writing() as db:
             for check in checks:
                 self._write_check(db, check, now)
+        count_events(entry for check in checks for entry in check.events)
 
     def _write_check(self, db: Database, check: Check, now: datetime) -> list[int]:
         reading_id = insert_row(db.conn, "readings", _reading_row(check))

@@ -9,11 +9,13 @@ sent again.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from monitor.counters import COUNTERS
 from monitor.errors import StoreError
 from monitor.model import Event
 from monitor.store import codec
@@ -90,12 +92,19 @@ def write_entries(
     return ids
 
 
+def count_events(entries: Iterable[OutboxEntry]) -> None:
+    """Count written events by type (`esim_monitor_events_total`), once they are committed."""
+    for kind, count in Counter(entry.event.type for entry in entries).items():
+        COUNTERS.event(kind, count)
+
+
 class Outbox(Connection):
     _sent: dict[int, datetime]
 
     def add_events(self, entries: Sequence[OutboxEntry], now: datetime) -> None:
         with self._writing() as db:
             write_entries(db.conn, entries, now)
+        count_events(entries)
 
     def due_deliveries(self, now: datetime) -> list[Delivery]:
         rows = self.conn.execute(
@@ -196,11 +205,13 @@ class Outbox(Connection):
 
     def add_digest(self, channel: str, event: Event, message: str, now: datetime) -> None:
         """The digest event, its delivery and the channel's last-digest time, at once."""
+        entry = OutboxEntry(event, message, (channel,))
         with self._writing() as db:
-            write_entries(db.conn, [OutboxEntry(event, message, (channel,))], now)
+            write_entries(db.conn, [entry], now)
             upsert_row(
                 db.conn, "digests", {"channel": channel, "last_sent_at": codec.ts(now)}, "channel"
             )
+        count_events([entry])
 
     # ---- sends not yet marked ------------------------------------------------------------------
 
