@@ -67,6 +67,7 @@ from monitor.cli import load_settings
 from monitor.config import Settings
 from monitor.model import Event
 from monitor.notify import render
+from monitor.store import codec
 
 PHASES = (Decimal(20), Decimal(8), Decimal(3), Decimal(3), Decimal(3))
 """What the fake provider answers, in turn per line: ok, warning, then critical three times
@@ -379,7 +380,7 @@ def outbox(conn: sqlite3.Connection, settings: Settings, since: str, until: str)
             row["type"],
             row["line"] or "",
             datetime.fromisoformat(row["created_at"]),
-            json.loads(row["facts"] or "{}"),
+            codec.parse_facts(row["facts"]),
         )
         title, body = render(event, settings.channels[row["channel"]], settings)
         key = (row["channel"], title, body)

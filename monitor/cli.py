@@ -126,14 +126,14 @@ def cmd_check(args: argparse.Namespace) -> int:
             state=item.state.state
             if reading
             else states.get(item.result.line, LineState("")).state,
-            checked_at=item.result.checked_at.isoformat(),
+            checked_at=item.result.checked_at,
             balance=reading.balance if reading else None,
             currency=reading.currency if reading else None,
             data_remaining=reading.data_remaining if reading else None,
             data_total=reading.data_total if reading else None,
-            expires_at=reading.expires_at.isoformat() if reading and reading.expires_at else None,
+            expires_at=reading.expires_at if reading else None,
             status=reading.status if reading else None,
-            renewal_at=reading.renewal_at.isoformat() if reading and reading.renewal_at else None,
+            renewal_at=reading.renewal_at if reading else None,
             renewal_price=reading.renewal_price if reading else None,
         )
         row["error"] = item.result.error
@@ -141,7 +141,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             row["raw"] = item.result.raw
         rows.append(row)
     if args.json:
-        _print_json(rows)
+        _print_json(rows, times=datetime.isoformat)  # as the reading gave them: its offset
     else:
         _print_lines_table(rows, settings.tz(), error_column=True)
     return EXIT_FAILURE if any(r["error"] for r in rows) else EXIT_OK
@@ -166,28 +166,28 @@ def cmd_status(args: argparse.Namespace) -> int:
             settings,
             line_id,
             state=s.state,
-            checked_at=_iso(s.checked_at),
+            checked_at=s.checked_at,
             balance=s.balance,
             currency=s.currency,
             data_remaining=s.data_remaining,
             data_total=s.data_total,
-            expires_at=_iso(s.expires_at),
+            expires_at=s.expires_at,
             status=s.status,
-            renewal_at=_iso(s.renewal_at),
+            renewal_at=s.renewal_at,
             renewal_price=s.renewal_price,
         )
         row.update(
-            read_at=_iso(s.read_at),
+            read_at=s.read_at,
             failures=s.failures,
             error=s.last_error,
-            low_since=_iso(s.low_since),
-            snoozed_until=_iso(control.snoozed_until) if control.snoozed(now) else None,
+            low_since=s.low_since,
+            snoozed_until=control.snoozed_until if control.snoozed(now) else None,
             acknowledged=control.acked_level.label if control.acked_level else None,
             forecast={metric: f.to_json() for metric, f in s.forecasts.items()},
         )
         rows.append(row)
     if args.json:
-        _print_json(rows)
+        _print_json(rows, times=_iso)
         return EXIT_OK
     tz = settings.tz()
     _print_lines_table(rows, tz, error_column=True)
@@ -219,26 +219,28 @@ def cmd_history(args: argparse.Namespace) -> int:
         view.close()
     rows = [
         {
-            "checked_at": _iso(r.checked_at),
+            "checked_at": r.checked_at,
             "ok": r.ok,
             "level": r.level.label if r.level is not None else None,
             "balance": _decimal(r.balance),
             "currency": r.currency,
             "data_remaining": r.data_remaining,
             "data_total": r.data_total,
-            "expires_at": _iso(r.expires_at),
+            "expires_at": r.expires_at,
             "status": r.status,
             "error": r.error,
         }
         for r in found
     ]
     if args.format == "json":
-        _print_json(rows)
+        _print_json(rows, times=_iso)
     elif args.format == "csv":
         fields = list(rows[0]) if rows else ["checked_at"]
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(
+            {k: _iso(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in rows
+        )
     else:
         from monitor.adapters import line_sizes
 
@@ -275,21 +277,21 @@ def cmd_events(args: argparse.Namespace) -> int:
     rows = [
         {
             "id": e.id,
-            "created_at": _iso(e.created_at),
+            "created_at": e.created_at,
             "line": e.line,
             "type": e.type,
             "message": e.message,
             "channel": e.channel,
             "status": e.status if e.channel is not None else "not routed",
             "attempts": e.attempts,
-            "sent_at": _iso(e.sent_at),
-            "next_attempt_at": _iso(e.next_attempt_at),
+            "sent_at": e.sent_at,
+            "next_attempt_at": e.next_attempt_at,
             "last_error": e.last_error,
         }
         for e in found
     ]
     if args.json:
-        _print_json(rows)
+        _print_json(rows, times=_iso)
         return EXIT_OK
     tz = settings.tz()
     _print_table(
@@ -327,7 +329,7 @@ def cmd_snooze(args: argparse.Namespace) -> int:
         store.snooze(args.line, until)
     finally:
         store.close()
-    print(f"{args.line}: alerts snoozed until {_when(until.isoformat(), settings.tz())}")
+    print(f"{args.line}: alerts snoozed until {_when(until, settings.tz())}")
     return EXIT_OK
 
 
@@ -457,9 +459,9 @@ def _recharge_history(args: argparse.Namespace) -> int:
             "currency": r.currency,
             "dry_run": int(r.dry_run),
             "manual": int(r.manual),
-            "requested_at": _iso(r.requested_at),
-            "submitted_at": _iso(r.submitted_at),
-            "settled_at": _iso(r.settled_at),
+            "requested_at": r.requested_at,
+            "submitted_at": r.submitted_at,
+            "settled_at": r.settled_at,
             "baseline_balance": _decimal(r.baseline_balance),
             "baseline_data": r.baseline_data,
             "reference": r.reference,
@@ -468,7 +470,7 @@ def _recharge_history(args: argparse.Namespace) -> int:
         for r in found
     ]
     if args.json:
-        _print_json(rows)
+        _print_json(rows, times=_iso)
         return EXIT_OK
     tz = settings.tz()
     _print_table(
@@ -751,15 +753,22 @@ def _decimal(amount: Decimal | None) -> str | None:
     return f"{amount:f}" if amount is not None else None
 
 
-def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, default=_jsonable, ensure_ascii=False)
+def _print_json(data: Any, times: Callable[[datetime], Any] | None = None) -> None:
+    """`times` writes the datetimes in `data` (rows keep them typed for their tables)."""
+
+    def jsonable(value: Any) -> Any:
+        if times is not None and isinstance(value, datetime):
+            return times(value)
+        return _jsonable(value)
+
+    json.dump(data, sys.stdout, indent=2, default=jsonable, ensure_ascii=False)
     sys.stdout.write("\n")
 
 
-def _when(iso: str | None, tz: tzinfo) -> str:
-    if not iso:
+def _when(moment: datetime | None, tz: tzinfo) -> str:
+    if moment is None:
         return "-"
-    return datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
 def _money(amount: str | None, currency: str | None) -> str:

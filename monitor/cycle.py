@@ -246,11 +246,11 @@ class Checker:
         if not result.skipped:
             change = breaker.record(result.reading is not None, result.error, time.monotonic())
         events = list(judged.events)
-        notices = dict(judged.state.notices)
+        notices = judged.state.notices
         account_events = []
         if breaker.tripped and any(e.type == "failure" for e in events):
             events = [e for e in events if e.type != "failure"]
-            notices["folded"] = breaker.account
+            notices = dataclasses.replace(notices, folded=breaker.account)
         if change == "opened" and not breaker.alerted:
             log.error("account paused: its checks keep failing", account=breaker.account)
             breaker.alerted = True
@@ -266,7 +266,8 @@ class Checker:
                 )
             )
         if result.reading is not None:
-            if notices.pop("folded", None) is not None:
+            if notices.folded is not None:
+                notices = dataclasses.replace(notices, folded=None)
                 events = [e for e in events if e.type != "failure-recovered"]
             if breaker.alerted:
                 log.info("account readable again", account=breaker.account)

@@ -15,7 +15,16 @@ from typing import Any
 
 from monitor.config import Alerts, Thresholds
 from monitor.forecast import Forecast
-from monitor.model import Controls, Event, Level, LineState, MetricResult, Reading
+from monitor.model import (
+    Controls,
+    Event,
+    ExpiryNotice,
+    Level,
+    LineState,
+    MetricResult,
+    Notices,
+    Reading,
+)
 from monitor.units import (
     Percent,
     Size,
@@ -247,13 +256,16 @@ def evaluate_reading(
         low_since = None
         last_alert_at = None
 
-    notices = dict(previous.notices)
-    events.extend(_escalation(reading.line, level, controls, policy, notices, facts, now))
-    events.extend(_expiry_reminders(reading, policy, notices, facts, now))
+    notices, escalated = _escalation(
+        reading.line, level, controls, policy, previous.notices, facts, now
+    )
+    events.extend(escalated)
+    notices, reminders = _expiry_reminders(reading, policy, notices, facts, now)
+    events.extend(reminders)
     risk = renewal_risk(reading, policy.thresholds, now)
-    if risk is not None and notices.get("renewal-risk") != risk["renewal_at"]:
+    if risk is not None and notices.renewal_risk != risk["renewal_at"]:
         events.append(_event("renewal-risk", reading.line, now, facts, **risk))
-        notices["renewal-risk"] = risk["renewal_at"]
+        notices = dataclasses.replace(notices, renewal_risk=risk["renewal_at"])
 
     state = LineState(
         line=reading.line,
@@ -276,29 +288,28 @@ def _escalation(
     level: Level,
     controls: Controls,
     policy: Policy,
-    notices: dict[str, Any],
+    notices: Notices,
     facts: dict[str, Any],
     now: datetime,
-) -> list[Event]:
+) -> tuple[Notices, list[Event]]:
     """A critical nobody acknowledged within `escalate_after` goes to `escalate_to` too,
     once per critical spell."""
     if level < Level.CRITICAL:
-        notices.pop("critical_since", None)
-        notices.pop("escalated", None)
-        return []
-    since = notices.setdefault("critical_since", now.isoformat())
+        return dataclasses.replace(notices, critical_since=None, escalated=None), []
+    since = notices.critical_since or now
+    notices = dataclasses.replace(notices, critical_since=since)
     after, targets = policy.alerts.escalate_after, policy.alerts.escalate_to
     if (
         after is None
         or not targets
         or controls.acked_level == Level.CRITICAL
-        or notices.get("escalated") == since
-        or now - datetime.fromisoformat(since) < after
+        or notices.escalated == since
+        or now - since < after
     ):
-        return []
-    notices["escalated"] = since
-    critical_for = humanize_duration(now - datetime.fromisoformat(since))
-    return [
+        return notices, []
+    notices = dataclasses.replace(notices, escalated=since)
+    critical_for = humanize_duration(now - since)
+    return notices, [
         _event(
             "critical",
             line,
@@ -314,26 +325,26 @@ def _escalation(
 def _expiry_reminders(
     reading: Reading,
     policy: Policy,
-    notices: dict[str, Any],
+    notices: Notices,
     facts: dict[str, Any],
     now: datetime,
-) -> list[Event]:
+) -> tuple[Notices, list[Event]]:
     """One `expiry` event per offset and expiry date; a new expiry date (a renewal) resets
     them. When several offsets are crossed at once, one reminder names the nearest."""
     offsets = policy.alerts.expiry_reminders
-    if reading.expires_at is None or not offsets:
-        return []
-    expires = reading.expires_at.isoformat()
-    record = notices.get("expiry")
-    sent = set(record["sent"]) if record and record.get("expires_at") == expires else set()
-    left = reading.expires_at - now
+    expires = reading.expires_at
+    if expires is None or not offsets:
+        return notices, []
+    record = notices.expiry
+    sent = record.sent if record is not None and record.expires_at == expires else frozenset()
+    left = expires - now
     crossed = {format_duration(o): o for o in offsets if left <= o}
     new = set(crossed) - sent
-    notices["expiry"] = {"expires_at": expires, "sent": sorted(sent | set(crossed))}
+    notices = dataclasses.replace(notices, expiry=ExpiryNotice(expires, sent | set(crossed)))
     if not new or left <= timedelta(0):
-        return []
+        return notices, []
     nearest = min(crossed.values())
-    return [
+    return notices, [
         _event(
             "expiry",
             reading.line,
@@ -359,7 +370,7 @@ def renewal_risk(reading: Reading, thresholds: Thresholds, now: datetime) -> dic
     if reading.balance >= reading.renewal_price or left > thresholds.renewal_warning:
         return None
     return {
-        "renewal_at": reading.renewal_at.isoformat(),
+        "renewal_at": reading.renewal_at,
         "renewal_price": format_money(reading.renewal_price, reading.currency),
         "shortfall": format_money(reading.renewal_price - reading.balance, reading.currency),
         "renews_in": humanize_duration(left) if left > timedelta(0) else "now",
@@ -405,7 +416,7 @@ def _repeat_due(last_alert_at: datetime | None, repeat: timedelta, now: datetime
 def _low(low_since: datetime | None, now: datetime) -> dict[str, Any]:
     if low_since is None or low_since >= now:
         return {}
-    return {"low_since": low_since.isoformat(), "low_for": humanize_duration(now - low_since)}
+    return {"low_since": low_since, "low_for": humanize_duration(now - low_since)}
 
 
 def _reading_facts(
@@ -434,7 +445,7 @@ def _reading_facts(
         "data_total": format_bytes(reading.data_total, sizes)
         if reading.data_total is not None
         else None,
-        "expires_at": reading.expires_at.isoformat() if reading.expires_at else None,
+        "expires_at": reading.expires_at,
         "status": reading.status,
         "forecast": next((m.value for m in metrics if m.metric == "forecast"), None),
     }

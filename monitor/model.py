@@ -202,6 +202,32 @@ class MetricResult:
 
 
 @dataclass(frozen=True)
+class ExpiryNotice:
+    """The expiry reminders sent for one expiry date: a new date (a renewal) resets them."""
+
+    expires_at: datetime
+    sent: frozenset[str] = frozenset()
+    """The reminder offsets sent, as the config spells them ("3d"): the `offset` fact."""
+
+
+@dataclass(frozen=True)
+class Notices:
+    """What a line's one-shot notices were about, so each is sent once per occasion and
+    again when the occasion moves."""
+
+    critical_since: datetime | None = None
+    """When the line's current critical spell began (None: not critical)."""
+    escalated: datetime | None = None
+    """The `critical_since` of the spell whose escalation went out: once per spell."""
+    expiry: ExpiryNotice | None = None
+    renewal_risk: datetime | None = None
+    """The renewal date whose risk notice went out: sent again only for another date."""
+    folded: str | None = None
+    """The account whose failure alert stands for this line's (its own was folded into it),
+    so the line's own recovery is folded too."""
+
+
+@dataclass(frozen=True)
 class LineState:
     """What the daemon remembers of a line between checks; persisted so restarts do not re-alert."""
 
@@ -216,9 +242,7 @@ class LineState:
     last_error: str | None = None
     checked_at: datetime | None = None
     last_success_at: datetime | None = None
-    notices: Mapping[str, Any] = field(default_factory=dict)
-    """One-shot notices already sent, by kind, with what they were about (a renewal date),
-    so each is sent once per occasion and again when the occasion moves."""
+    notices: Notices = field(default_factory=Notices)
 
     @property
     def state(self) -> str:
@@ -240,9 +264,15 @@ class Controls:
         return self.snoozed_until is not None and now < self.snoozed_until
 
 
+TIME_FACTS: tuple[str, ...] = ("expires_at", "low_since", "renewal_at", "frees_at")
+"""The event facts that are times: aware datetimes (messages show them in the configured
+time zone, the store writes them as it writes every time)."""
+
+
 @dataclass(frozen=True)
 class Event:
-    """Something worth telling someone. `facts` are the template variables, JSON-serialisable."""
+    """Something worth telling someone. `facts` are the template variables: text, numbers,
+    lists, and aware datetimes under the `TIME_FACTS` names."""
 
     type: str
     line: str
@@ -252,6 +282,10 @@ class Event:
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {self.type!r}")
+        for name in TIME_FACTS:
+            moment = self.facts.get(name)
+            if moment is not None and (not isinstance(moment, datetime) or moment.tzinfo is None):
+                raise TypeError(f"Event fact {name!r} must be an aware datetime, not {moment!r}")
 
 
 @dataclass(frozen=True)

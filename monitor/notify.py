@@ -200,7 +200,7 @@ def variables(event: Event, settings: Settings) -> dict[str, Any]:
         event=event.type,
         EVENT=event.type.upper(),
         payment_url=(line.payment_url if line else None) or facts.get("payment_url") or "",
-        time=_local(event.created_at.isoformat(), tz),
+        time=_local(event.created_at, tz),
         expires_at=_local(facts.get("expires_at"), tz),
         low_since=_local(facts.get("low_since"), tz),
         renewal_at=_local(facts.get("renewal_at"), tz),
@@ -256,10 +256,10 @@ def render(
     return title.strip(), "\n".join(lines).strip()
 
 
-def _local(iso: str | None, tz: tzinfo) -> str:
-    if not iso:
+def _local(moment: datetime | None, tz: tzinfo) -> str:
+    if moment is None:
         return ""
-    return datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z").strip()
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
 @dataclass(frozen=True)

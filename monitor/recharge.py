@@ -236,7 +236,7 @@ class Recharger:
                 what=what,
                 cap=block.cap,
                 cap_detail=block.detail,
-                frees_at=block.frees_at.isoformat(),
+                frees_at=block.frees_at,
             )
             with self._writing(now, skipped):
                 self.store.add_recharge(

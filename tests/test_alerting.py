@@ -7,7 +7,7 @@ import base64
 import io
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from monitor.evaluate import Policy, evaluate_reading
 from monitor.forecast import Forecast
 from monitor.model import Controls, Event, Level, LineState, Reading
 from monitor.notify import Notifier, deliver_due, render, route
-from monitor.store import OutboxEntry, Store
+from monitor.store import Check, OutboxEntry, Store
 from monitor.units import parse_digest, parse_quiet_hours
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -266,6 +266,32 @@ def test_expiry_reminders_once_per_offset_and_date() -> None:
         )
         sent.append([e.facts["offset"] for e in events if e.type == "expiry"])
     assert sent == [[], ["7d"], [], ["3d"], [], ["1d"], ["7d"]]
+
+
+def test_the_same_expiry_in_another_offset_is_no_new_date(tmp_path: Path) -> None:
+    """The notice keeps the expiry's instant: a provider stating the same date in another
+    offset (its state read back from the store between checks) is no renewal, and no
+    reminder goes out twice. The notice compared text before, and sent "7d" again."""
+    policy = Policy(
+        Thresholds(expiry_warning=None, expiry_critical=None),
+        Alerts(expiry_reminders=[timedelta(days=7)]),
+    )
+    expires = T0 + timedelta(days=10)
+    store = Store.open(tmp_path / "h.db")
+    state = LineState("a")
+    sent = []
+    for days_left, expiry in [(6, expires.astimezone(timezone(timedelta(hours=2)))), (5, expires)]:
+        now = expires - timedelta(days=days_left)
+        state, events, _ = evaluate_reading(
+            state, Reading("a", now, expires_at=expiry), policy, now
+        )
+        store.record_checks([Check("a", now, state)], now=now)
+        assert store.state("a") == state
+        state = store.state("a")
+        sent.append([e.facts["offset"] for e in events if e.type == "expiry"])
+    store.close()
+    assert sent == [["7d"], []]
+    assert state.notices.expiry is not None and state.notices.expiry.expires_at == expires
 
 
 def test_a_new_line_close_to_expiry_gets_one_reminder() -> None:

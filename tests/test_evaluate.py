@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -251,6 +251,49 @@ def test_renewal_risk_once_per_renewal_date() -> None:
     far = T0 + timedelta(days=20)
     _, events, _ = evaluate_reading(LineState("l1"), tmo("1", T0, far), policy, T0)
     assert events == []
+
+
+def test_notices_and_time_facts_are_datetimes() -> None:
+    """The state and the events carry times, not their text: the store alone writes them."""
+    renews = T0 + timedelta(days=2)
+    policy = Policy(
+        THRESHOLDS.model_copy(update={"renewal_warning": timedelta(days=3)}),
+        Alerts(escalate_after=timedelta(hours=1), escalate_to=["boss"]),
+    )
+    low = reading(
+        balance=Decimal(1),
+        currency="USD",
+        expires_at=T0 + timedelta(days=5),
+        renewal_at=renews,
+        renewal_price=Decimal(15),
+    )
+    state, events, _ = evaluate_reading(LineState("l1"), low, policy, T0)
+    assert state.notices.critical_since == T0 and state.notices.renewal_risk == renews
+    facts = {e.type: e.facts for e in events}
+    assert facts["critical"]["expires_at"] == T0 + timedelta(days=5)
+    assert facts["renewal-risk"]["renewal_at"] == renews
+    later = T0 + timedelta(hours=2)
+    state, events, _ = evaluate_reading(state, replace(low, checked_at=later), policy, later)
+    assert any(e.facts.get("escalated") for e in events) and state.notices.escalated == T0
+    state, events, _ = evaluate_reading(state, money("50"), policy, later)
+    assert [e.facts["low_since"] for e in events if e.type == "recovery"] == [T0]
+    assert state.notices.critical_since is None and state.notices.escalated is None
+
+
+def test_the_same_renewal_in_another_offset_is_no_new_occasion() -> None:
+    """A provider stating the same renewal instant in another offset is the same occasion:
+    the notice compared the dates' text before and sent the renewal risk again."""
+    renews = T0 + timedelta(days=2)
+    policy = Policy(Thresholds(renewal_warning=timedelta(days=3)), Alerts())
+    state = LineState("l1")
+    kinds = []
+    for renewal in (renews.astimezone(timezone(timedelta(hours=-5))), renews):
+        figures = reading(
+            balance=Decimal(1), currency="USD", renewal_at=renewal, renewal_price=Decimal(15)
+        )
+        state, events, _ = evaluate_reading(state, figures, policy, T0)
+        kinds.append([e.type for e in events])
+    assert kinds == [["renewal-risk"], []]
 
 
 def test_a_partial_reading_is_no_recovery() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from monitor.model import Reading, money_problem, reading_problems
+from monitor.model import Event, Reading, money_problem, reading_problems
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -52,3 +52,10 @@ def test_plausible_figures_pass_exactly() -> None:
     assert reading_problems(reading) == []
     assert money_problem(Decimal("1.5" + "0" * 40)) is None  # trailing zeros are no places
     assert money_problem(Decimal("0E-999999999")) is None  # zero, however written
+
+
+@pytest.mark.parametrize("value", ["2026-12-02T12:00:00+00:00", datetime(2026, 12, 2, 12, 0)])
+def test_an_events_time_fact_is_an_aware_datetime(value: object) -> None:
+    Event("expiry", "x", NOW, {"expires_at": NOW, "low_since": None})
+    with pytest.raises(TypeError, match="expires_at"):
+        Event("expiry", "x", NOW, {"expires_at": value})

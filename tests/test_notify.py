@@ -60,7 +60,7 @@ def event(kind: str = "critical", line: str = "travel", **facts: Any) -> Event:
         "value": "4.00 USD",
         "threshold": "5 USD",
         "summary": "balance 4.00 USD (critical, threshold 5 USD)",
-        "expires_at": "2026-11-05T00:00:00+00:00",
+        "expires_at": datetime(2026, 11, 5, tzinfo=UTC),
     }
     return Event(kind, line, T0, {**base, **facts})
 

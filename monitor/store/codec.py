@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from monitor.forecast import Forecast
-from monitor.model import Level
+from monitor.model import TIME_FACTS, ExpiryNotice, Level, Notices
 
 EXCERPT_BYTES = 4096
 """Most of a provider's text kept per reading (its raw answer, an error): a row is history,
@@ -81,22 +81,64 @@ def parse_metrics(text: str | None) -> dict[str, Level]:
     return {k: Level[v.upper()] for k, v in json.loads(text or "{}").items()}
 
 
-def notices(value: Mapping[str, Any]) -> str:
-    """A line's one-shot notices (what each was about), as evaluate keeps them."""
-    return json.dumps(dict(value))
+def notices(value: Notices) -> str:
+    """A line's one-shot notices: a JSON object of those set, keyed as they always were."""
+    stored: dict[str, Any] = {}
+    if value.critical_since is not None:
+        stored["critical_since"] = ts(value.critical_since)
+    if value.escalated is not None:
+        stored["escalated"] = ts(value.escalated)
+    if value.expiry is not None:
+        stored["expiry"] = {
+            "expires_at": ts(value.expiry.expires_at),
+            "sent": sorted(value.expiry.sent),
+        }
+    if value.renewal_risk is not None:
+        stored["renewal-risk"] = ts(value.renewal_risk)
+    if value.folded is not None:
+        stored["folded"] = value.folded
+    return json.dumps(stored)
 
 
-def parse_notices(text: str | None) -> dict[str, Any]:
-    return json.loads(text or "{}")
+def parse_notices(text: str | None) -> Notices:
+    """Notices as any version wrote them (before this codec, times were `isoformat()` text
+    in the reading's own offset: `fromisoformat` reads both). An expiry record without its
+    date (the oldest form) tells nothing: the reminders for the date start afresh."""
+    stored = json.loads(text or "{}")
+    record = stored.get("expiry")
+    expiry = None
+    if record and record.get("expires_at"):
+        expiry = ExpiryNotice(
+            datetime.fromisoformat(record["expires_at"]),
+            frozenset(str(offset) for offset in record.get("sent", ())),
+        )
+    folded = stored.get("folded")
+    return Notices(
+        critical_since=parse_ts(stored.get("critical_since")),
+        escalated=parse_ts(stored.get("escalated")),
+        expiry=expiry,
+        renewal_risk=parse_ts(stored.get("renewal-risk")),
+        folded=str(folded) if folded is not None else None,
+    )
 
 
 def facts(value: Mapping[str, Any]) -> str:
-    """An event's facts (its template variables): anything JSON lacks is written as text."""
-    return json.dumps(dict(value), default=str)
+    """An event's facts (its template variables): times as every time is written, anything
+    else JSON lacks as text."""
+    return json.dumps(dict(value), default=_fact)
+
+
+def _fact(value: Any) -> Any:
+    return ts(value) if isinstance(value, datetime) else str(value)
 
 
 def parse_facts(text: str | None) -> dict[str, Any]:
-    return json.loads(text or "{}")
+    """Facts with their times (`TIME_FACTS`) as aware datetimes again."""
+    stored = json.loads(text or "{}")
+    for name in TIME_FACTS:
+        if isinstance(stored.get(name), str):
+            stored[name] = datetime.fromisoformat(stored[name])
+    return stored
 
 
 def forecasts(value: Sequence[Forecast]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.forecast import Forecast
-from monitor.model import Level
+from monitor.model import ExpiryNotice, Level, Notices
 from monitor.store import codec
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -76,12 +77,57 @@ def test_forecasts_round_trip_in_their_stored_form() -> None:
     assert codec.parse_forecasts(None) == {}
 
 
-def test_notices_and_facts() -> None:
-    notices = {"renewal-risk": "2026-11-02T00:00:00+00:00", "expiry": {"sent": ["3d"]}}
-    assert codec.parse_notices(codec.notices(notices)) == notices
-    facts = {"value": "4.10 USD", "amount": Decimal("4.10"), "n": 3}
-    assert codec.parse_facts(codec.facts(facts)) == {"value": "4.10 USD", "amount": "4.10", "n": 3}
-    assert codec.parse_facts(None) == {} and codec.parse_notices("") == {}
+def test_notices_round_trip_typed() -> None:
+    notices = Notices(
+        critical_since=T0,
+        escalated=T0,
+        expiry=ExpiryNotice(T0 + timedelta(days=3), frozenset({"3d", "1d"})),
+        renewal_risk=T0 + timedelta(days=1),
+        folded="acme",
+    )
+    text = codec.notices(notices)
+    assert json.loads(text) == {
+        "critical_since": "2026-11-01T12:00:00.000000+00:00",
+        "escalated": "2026-11-01T12:00:00.000000+00:00",
+        "expiry": {"expires_at": "2026-11-04T12:00:00.000000+00:00", "sent": ["1d", "3d"]},
+        "renewal-risk": "2026-11-02T12:00:00.000000+00:00",
+        "folded": "acme",
+    }
+    assert codec.parse_notices(text) == notices
+    assert codec.notices(Notices()) == "{}"
+    assert codec.parse_notices("") == Notices() == codec.parse_notices(None)
+
+
+def test_notices_as_the_earlier_version_wrote_them() -> None:
+    """Before the codec, notice times were `isoformat()` in the reading's own offset (and
+    the oldest expiry record had no date): read typed, as the same instants."""
+    east = timezone(timedelta(hours=2))
+    text = json.dumps(
+        {
+            "critical_since": "2026-11-01T12:00:00+00:00",
+            "escalated": "2026-11-01T12:00:00+00:00",
+            "expiry": {"expires_at": "2026-11-04T14:00:00+02:00", "sent": ["3d"]},
+            "renewal-risk": "2026-11-02T00:00:00+00:00",
+        }
+    )
+    notices = codec.parse_notices(text)
+    assert notices.critical_since == T0 == notices.escalated
+    assert notices.expiry == ExpiryNotice(datetime(2026, 11, 4, 14, tzinfo=east), frozenset({"3d"}))
+    assert notices.renewal_risk == datetime(2026, 11, 2, tzinfo=UTC)
+    assert codec.parse_notices('{"expiry": {"sent": ["3d"]}}') == Notices()
+
+
+def test_facts_keep_their_times_typed() -> None:
+    facts = {"value": "4.10 USD", "amount": Decimal("4.10"), "n": 3, "low_since": T0}
+    text = codec.facts(facts)
+    assert json.loads(text)["low_since"] == "2026-11-01T12:00:00.000000+00:00"
+    assert codec.parse_facts(text) == {**facts, "amount": "4.10"}
+    old = '{"expires_at": "2026-11-05T00:00:00+00:00", "frees_at": null}'  # isoformat()
+    assert codec.parse_facts(old) == {
+        "expires_at": datetime(2026, 11, 5, tzinfo=UTC),
+        "frees_at": None,
+    }
+    assert codec.parse_facts(None) == {}
 
 
 def test_a_damaged_value_raises_what_the_door_maps() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.model import Event, Level, LineState, Reading
+from monitor.model import Event, ExpiryNotice, Level, LineState, Notices, Reading
 from monitor.store import Check, OutboxEntry, Store
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -98,6 +98,34 @@ def test_a_check_is_all_or_nothing(tmp_path: Path) -> None:
     assert store.db["readings"].count == 0
     assert store.db["events"].count == 0
     assert store.states() == {}
+    store.close()
+
+
+def test_notices_and_time_facts_come_back_typed(tmp_path: Path) -> None:
+    """A line's notices and an event's time facts cross the store as datetimes, and what
+    the earlier version wrote (`isoformat()` text) reads as the same instants."""
+    store = Store.open(tmp_path / "h.db")
+    notices = Notices(
+        critical_since=T0,
+        expiry=ExpiryNotice(T0 + timedelta(days=3), frozenset({"7d"})),
+        folded="acme",
+    )
+    state = LineState("a", Level.CRITICAL, checked_at=T0, notices=notices)
+    event = Event("critical", "a", T0, {"low_since": T0, "expires_at": None})
+    store.record_checks([Check("a", T0, state, events=[OutboxEntry(event, "m", ["hook"])])], now=T0)
+    assert store.state("a").notices == notices
+    (due,) = store.due_deliveries(T0)
+    assert due.event.facts == {"low_since": T0, "expires_at": None}
+    store.db.execute(
+        "UPDATE line_state SET notices = ?",
+        [
+            '{"renewal-risk": "2026-11-02T00:00:00+00:00", '
+            '"critical_since": "2026-11-01T12:00:00+00:00"}'
+        ],
+    )
+    assert store.state("a").notices == Notices(
+        critical_since=T0, renewal_risk=datetime(2026, 11, 2, tzinfo=UTC)
+    )
     store.close()
 
 
