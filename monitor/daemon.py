@@ -47,7 +47,7 @@ from monitor.errors import (
 from monitor.model import Event, utcnow
 from monitor.notify import Notifier, deliver_due, send_now
 from monitor.report import queue_digests
-from monitor.store import Store, make_private_dirs
+from monitor.store import Store, View, make_private_dirs
 from monitor.tokens import TokenCache
 
 log = structlog.get_logger("monitor.daemon")
@@ -524,12 +524,29 @@ class Daemon:
         """What the metrics endpoint serves now."""
         return self._snapshot
 
+    def pending_alerts(self) -> int:
+        """The outbox's pending count as it is now, read on a connection of the caller's
+        own (the metrics endpoint's thread; WAL: it never waits for a writer), as delivery
+        threads change it between the loop's passes. DatabaseUnusable while the daemon
+        runs on its store in memory (the endpoint then shows the loop's last figure)."""
+        if self._unusable is not None:
+            raise DatabaseUnusable(self._unusable)
+        view = View.open_existing(self.database)
+        if view is None:
+            raise DatabaseUnusable(f"{self.database} is gone")
+        try:
+            return view.pending_count()
+        finally:
+            view.close()
+
     def _start_metrics(self) -> None:
         address = self.settings.monitor.metrics
         if address is None:
             return
         try:
-            self._metrics = metrics.start(address, lambda: self._snapshot)
+            self._metrics = metrics.start(
+                address, lambda: self._snapshot, pending=self.pending_alerts
+            )
         except MonitorError as exc:
             log.error("metrics endpoint not started", error=str(exc))
             return

@@ -1,13 +1,14 @@
 """An optional Prometheus endpoint: per-line gauges, the daemon's health and its counters.
 
 The daemon owns the database and the store is not shared across threads, so scrapes never
-query it: after each pass the main loop builds an immutable `Snapshot` (and refreshes its
-pending count after each delivery) and a scrape, on the HTTP server's threads, only reads
-the latest one, plus the process's `counters` as they are. Per-line series carry the line
-id alone (and the currency or state where that is what they measure); what describes a
-line (label, account, provider) is on one `esim_monitor_line_info` series per line, so a
-renamed label neither breaks a series nor is repeated on every sample. Never a URL or a
-token.
+use it: after each pass the main loop builds an immutable `Snapshot` (and refreshes its
+pending count after each delivery) and a scrape, on the HTTP server's threads, reads the
+latest one, the process's `counters` as they are, and the pending count anew on a
+read-only connection of its own (delivery threads change it between passes). Per-line
+series carry the line id alone (and the currency or state where that is what they
+measure); what describes a line (label, account, provider) is on one
+`esim_monitor_line_info` series per line, so a renamed label neither breaks a series nor
+is repeated on every sample. Never a URL or a token.
 
 The per-line text is written here, once per snapshot (`line_text`, `Exposition`);
 `prometheus_client` writes the few other families and is imported only when an endpoint
@@ -16,6 +17,7 @@ starts: a daemon without `[monitor] metrics` never loads it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import math
@@ -301,7 +303,12 @@ class Exposition:
     scrape compresses only the few families written anew each time (process figures, health,
     counters) and is still one gzip stream."""
 
-    def __init__(self, source: SnapshotSource, counters: Counters = COUNTERS) -> None:
+    def __init__(
+        self,
+        source: SnapshotSource,
+        counters: Counters = COUNTERS,
+        pending: Callable[[], int] | None = None,
+    ) -> None:
         from prometheus_client import (
             CollectorRegistry,
             GCCollector,
@@ -311,6 +318,7 @@ class Exposition:
 
         self.source = source
         self.counters = counters
+        self.pending = pending
         self._process = CollectorRegistry()
         ProcessCollector(registry=self._process)
         PlatformCollector(registry=self._process)
@@ -325,6 +333,10 @@ class Exposition:
         from prometheus_client import generate_latest
 
         snapshot = self.source()
+        if self.pending is not None:
+            # the database cannot be read: the loop's last figure stands
+            with contextlib.suppress(MonitorError):
+                snapshot = snapshot.with_pending(self.pending())
         text, packed, packer = self._per_line(snapshot.lines, gzipped)
         rest = generate_latest(_Families(self._process, snapshot, self.counters.counts()))
         if packer is None:
@@ -386,16 +398,22 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def start(address: str, source: SnapshotSource, counters: Counters = COUNTERS) -> MetricsServer:
+def start(
+    address: str,
+    source: SnapshotSource,
+    counters: Counters = COUNTERS,
+    pending: Callable[[], int] | None = None,
+) -> MetricsServer:
     """Serve `source`'s snapshots and the `counters` at http://ADDRESS/metrics (any path, as
-    prometheus_client's server did); MetricsError if it cannot bind.
+    prometheus_client's server did); MetricsError if it cannot bind. `pending`, when given,
+    reads the pending count at each scrape (a MonitorError: the snapshot's figure stands).
 
     Process metrics appear where /proc allows; under the unit's ProcSubset=pid they are
     left out. Each endpoint has its own collectors, so a reload starts a fresh one.
     """
     from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
-    exposition = Exposition(source, counters)
+    exposition = Exposition(source, counters, pending)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         gzipped = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")

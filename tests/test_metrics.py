@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,9 @@ from monitor.cli import load_settings
 from monitor.config import Settings
 from monitor.counters import Counters
 from monitor.daemon import Daemon
-from monitor.model import EVENT_TYPES, Level
+from monitor.errors import DatabaseUnusable
+from monitor.model import EVENT_TYPES, Level, utcnow
+from monitor.store import Store
 from monitor.store.views import LineStatus
 
 EXPIRES = datetime(2026, 12, 31, 12, 0, tzinfo=UTC)
@@ -419,5 +421,32 @@ def test_pending_alerts_is_read_after_delivery(
         assert daemon.snapshot.health.pending_alerts == 1  # the failed one, waiting to retry
         assert [line.label for line in daemon.snapshot.lines] == ["low"]
         assert daemon.snapshot.channels == ("up", "down")
+        # a delivery thread sends it between the loop's passes: a scrape reads it anew
+        server = metrics.start(
+            "127.0.0.1:0", lambda: daemon.snapshot, pending=daemon.pending_alerts
+        )
+        try:
+            assert scrape(server)[("esim_monitor_pending_alerts", ())] == 1
+            worker = Store.open(settings.database_path())
+            (row,) = worker.due_deliveries(utcnow() + timedelta(hours=1))
+            worker.delivered(row.id, utcnow())
+            worker.close()
+            assert scrape(server)[("esim_monitor_pending_alerts", ())] == 0
+            assert daemon.snapshot.health.pending_alerts == 1  # the loop has not passed since
+        finally:
+            server.stop()
     finally:
         daemon.close()
+
+
+def test_a_pending_count_that_cannot_be_read_leaves_the_snapshots() -> None:
+    """On the store in memory (the file unusable) the endpoint shows the loop's figure."""
+
+    def unreadable() -> int:
+        raise DatabaseUnusable("history.db vanished")
+
+    flaky = metrics.start("127.0.0.1:0", sample_snapshot, pending=unreadable)
+    try:
+        assert scrape(flaky)[("esim_monitor_pending_alerts", ())] == 2
+    finally:
+        flaky.stop()

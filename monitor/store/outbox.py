@@ -121,13 +121,6 @@ class Outbox(Connection):
         ).fetchone()
         return codec.parse_ts(row[0])
 
-    def pending_count(self) -> int:
-        return int(
-            self.conn.execute(
-                "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'held')"
-            ).fetchone()[0]
-        )
-
     def delivered(self, delivery_id: int, now: datetime) -> None:
         """Mark a delivery sent. A send is a fact: when the mark cannot be written, it is
         remembered (the row is never sent again) and written by `settle`."""

@@ -160,6 +160,16 @@ class Views:
             )
         return result
 
+    def pending_count(self) -> int:
+        """Deliveries still to go out: due, retrying, or held for quiet hours. A read model,
+        so the metrics endpoint can read it on a connection of its own while delivery
+        workers change it."""
+        return int(
+            self.conn.execute(
+                "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'held')"
+            ).fetchone()[0]
+        )
+
     def controls(self) -> dict[str, Controls]:
         rows = self.conn.execute(
             "SELECT line, snoozed_until, acked_level, acked_at FROM line_controls"
