@@ -632,9 +632,17 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     event = Event("test", line, utcnow(), {"summary": "If you read this, alerts reach you here."})
     failed = 0
     for name in names:
-        outcome = notifier.send(name, event)
+        if settings.channels[name].type == "alertmanager":
+            from monitor import alertmanager
+
+            outcome = alertmanager.send_test(settings, name)
+            lifetime = format_duration(alertmanager.TEST_LIFETIME)
+            done = f"delivered (alert {alertmanager.TEST_ALERTNAME}, resolves itself in {lifetime})"
+        else:
+            outcome = notifier.send(name, event)
+            done = "delivered"
         if outcome.ok:
-            print(f"{name}: delivered")
+            print(f"{name}: {done}")
         else:
             failed += 1
             print(f"{name}: FAILED: {outcome.error}")

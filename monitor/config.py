@@ -242,9 +242,29 @@ class MonitorSettings(_Strict):
     """Upper bound of one delivery attempt to one channel."""
 
 
+ALERTMANAGER_ONLY = ("repost", "user", "password", "token", "labels")
+"""Channel keys of `type = "alertmanager"` alone."""
+APPRISE_ONLY = (
+    "format",
+    "title",
+    "body",
+    "body_format",
+    "quiet_hours",
+    "urgent",
+    "digest",
+    "digest_chart",
+)
+"""Channel keys about messages, which an Alertmanager channel does not send."""
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+"""Prometheus' label name syntax (Alertmanager refuses an alert with another)."""
+
+
 class Channel(_Strict):
+    type: Literal["apprise", "alertmanager"] = "apprise"
+    """What `url` is: an Apprise URL (messages per event), or an Alertmanager that is
+    given each line's state (monitor.alertmanager)."""
     url: SecretStr
-    """Any Apprise URL; secret because most carry tokens."""
+    """Any Apprise URL; secret because most carry tokens. For an Alertmanager, its base URL."""
     events: list[EventName] = Field(default_factory=lambda: list(EVENT_TYPES))
     lines: list[str] | None = None
     """Only these lines; every line when unset."""
@@ -266,6 +286,17 @@ class Channel(_Strict):
     """A summary at a set time: "daily 08:00" or "weekly mon 08:00"."""
     digest_chart: bool = True
     """Attach a PNG chart to the digest (needs the `charts` extra)."""
+    repost: PositiveDuration | None = None
+    """alertmanager: re-post active alerts this often (default 1m); each says it ends 4
+    reposts later, so the alerts of an instance that dies resolve by themselves."""
+    user: str | None = None
+    """alertmanager: HTTP basic auth user (with `password`)."""
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    """alertmanager: a bearer token (instead of basic auth)."""
+    labels: dict[str, str] | None = None
+    """alertmanager: labels added to every alert (like Prometheus' external_labels), so
+    the alerts of several instances stay apart (`shard = "eu-1"`)."""
 
     def wants(self, event_type: str, line: str) -> bool:
         return event_type in self.events and (self.lines is None or line in self.lines)
@@ -674,6 +705,12 @@ def structural_problems(settings: Settings) -> Iterable[ConfigProblem]:
         for name in alerts.escalate_to:
             if name not in settings.channels:
                 yield ConfigProblem(f"{where}.escalate_to", f"unknown channel {name!r}")
+            elif settings.channels[name].type == "alertmanager":
+                yield ConfigProblem(
+                    f"{where}.escalate_to",
+                    f"channel {name!r} is an Alertmanager: it takes states, not escalations "
+                    "(route its critical alerts by their severity label there)",
+                )
     for line_id, line in settings.lines.items():
         if line.recharge is not None:
             yield from _recharge_problems(f"lines.{line_id}.recharge", line.recharge, line.options)
@@ -681,6 +718,58 @@ def structural_problems(settings: Settings) -> Iterable[ConfigProblem]:
         for line_id in channel.lines or []:
             if line_id not in settings.lines:
                 yield ConfigProblem(f"channels.{name}.lines", f"unknown line {line_id!r}")
+        yield from _channel_problems(f"channels.{name}", channel)
+
+
+RESERVED_LABELS = ("alertname", "line", "account", "provider", "severity")
+"""Labels an Alertmanager channel sets itself on every alert."""
+STATE_EVENTS = ("warning", "critical", "failure", "expiry")
+"""The event types whose states an Alertmanager channel posts."""
+
+
+def _channel_problems(path: str, channel: Channel) -> Iterable[ConfigProblem]:
+    """Keys that belong to the other channel type, and the Alertmanager keys' own rules."""
+    given = channel.model_fields_set
+    if channel.type == "apprise":
+        for key in ALERTMANAGER_ONLY:
+            if key in given:
+                yield ConfigProblem(f"{path}.{key}", 'only for type = "alertmanager"')
+        return
+    for key in APPRISE_ONLY:
+        if key in given:
+            yield ConfigProblem(
+                f"{path}.{key}", 'not used by type = "alertmanager" (it posts states, not messages)'
+            )
+    url = channel.url.get_secret_value()
+    try:
+        parts = urlsplit(url)
+        userinfo = parts.username is not None or parts.password is not None
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, userinfo, port_ok = None, False, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        yield ConfigProblem(f"{path}.url", "must be an http:// or https:// URL of an Alertmanager")
+    elif userinfo:
+        yield ConfigProblem(f"{path}.url", "put credentials in `user` and `password`, not the URL")
+    elif parts.query or parts.fragment:
+        yield ConfigProblem(f"{path}.url", "the Alertmanager's base URL, without a query")
+    if (channel.user is None) != (channel.password is None):
+        missing = "password" if channel.password is None else "user"
+        yield ConfigProblem(f"{path}.{missing}", "basic auth needs both `user` and `password`")
+    if channel.token is not None and (channel.user is not None or channel.password is not None):
+        yield ConfigProblem(f"{path}.token", "either basic auth (user, password) or a token")
+    if not set(channel.events) & set(STATE_EVENTS):
+        yield ConfigProblem(
+            f"{path}.events",
+            "an Alertmanager channel posts the states of " + ", ".join(STATE_EVENTS) + ": name one",
+        )
+    for name, value in (channel.labels or {}).items():
+        if not LABEL_NAME.fullmatch(name) or name.startswith("__"):
+            yield ConfigProblem(f"{path}.labels.{name}", "not a Prometheus label name")
+        elif name in RESERVED_LABELS:
+            yield ConfigProblem(f"{path}.labels.{name}", "set by esim-monitor itself")
+        elif not value:
+            yield ConfigProblem(f"{path}.labels.{name}", "an empty label value is no label")
 
 
 _NEEDS = {

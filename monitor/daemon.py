@@ -33,7 +33,7 @@ from types import FrameType
 import schedule
 import structlog
 
-from monitor import adapters, control, heartbeat, metrics, redact, sdnotify
+from monitor import adapters, alertmanager, control, heartbeat, metrics, redact, sdnotify
 from monitor.config import Settings
 from monitor.cycle import Checker
 from monitor.errors import (
@@ -179,6 +179,7 @@ class Daemon:
             raise
         self.checker = self._checker(settings)
         self.notifier = Notifier(settings)
+        self.alertmanager = alertmanager.Hub(settings, alertmanager.StoredStates(self.database))
         self.scheduler = schedule.Scheduler()
         self.sd = sdnotify.Notifier()
         self.dog = sdnotify.Watchdog(self.sd, sdnotify.watchdog_interval())
@@ -220,6 +221,7 @@ class Daemon:
         self._deliver()
         self._check(list(self.settings.lines))
         self._deliver()  # the checks' alerts do not wait for the top-ups below
+        self.alertmanager.flush()  # the line states, before the process is gone
         self.checker.recharges.drain()  # the top-ups those checks called for
         self._deliver()
 
@@ -235,6 +237,7 @@ class Daemon:
         self._schedule(previous={})
         self._due.update(self.settings.lines)  # a first check of every line at startup
         self._start_metrics()
+        self.alertmanager.start()
         self._control = control.ControlSocket.open()
         self.sd.ready(status=self._status_line())
         self.dog.kick()
@@ -432,6 +435,7 @@ class Daemon:
         )
         if self._stopping:  # an interrupted cycle is no cycle: no status, no heartbeat
             return
+        self.alertmanager.wake()  # the states changed: posted off this thread
         seconds = time.monotonic() - started
         self.dog.kick()
         self._snapshot = metrics.Snapshot(
@@ -605,6 +609,9 @@ class Daemon:
         else:
             self.checker = self._checker(settings)
         self.notifier = Notifier(settings)
+        self.alertmanager = self.alertmanager.reload(
+            settings, alertmanager.StoredStates(self.database)
+        )
         old_checker.close()
         self._due.intersection_update(settings.lines)
         self._schedule(previous)
@@ -623,6 +630,7 @@ class Daemon:
         if self._metrics is not None:
             self._metrics.stop()
             self._metrics = None
+        self.alertmanager.close()
         self.checker.close(wait=STOP_WAIT)
         self.store.close()
         self.lock.release()

@@ -161,12 +161,14 @@ def _console(body: str, title: str, notify_type: str, meta: Mapping[str, Any], *
 
 def route(settings: Settings, event: Event) -> list[str]:
     """The channels an event goes to: those whose `events` and `lines` select it; an
-    escalation goes to its `escalate_to` channels instead."""
+    escalation goes to its `escalate_to` channels instead. Alertmanager channels take no
+    events: they are given line states (monitor.alertmanager)."""
+    channels = {name: ch for name, ch in settings.channels.items() if ch.type == "apprise"}
     if event.facts.get("escalated"):
-        return [name for name in event.facts.get("escalate_to", []) if name in settings.channels]
+        return [name for name in event.facts.get("escalate_to", []) if name in channels]
     if event.type == "daemon-failure":  # it concerns every line: a `lines` filter does not apply
-        return [name for name, ch in settings.channels.items() if event.type in ch.events]
-    return [name for name, ch in settings.channels.items() if ch.wants(event.type, event.line)]
+        return [name for name, ch in channels.items() if event.type in ch.events]
+    return [name for name, ch in channels.items() if ch.wants(event.type, event.line)]
 
 
 def outbox_entries(settings: Settings, events: Iterable[Event]) -> list[OutboxEntry]:
@@ -492,6 +494,8 @@ def _attachments(event: Event, channel: Channel, store: Store) -> Iterator[list[
 def validate_channels(settings: Settings) -> Iterable[ConfigProblem]:
     """Config-time check that Apprise understands every channel URL."""
     for name, channel in settings.channels.items():
+        if channel.type != "apprise":
+            continue
         if not _accepted(channel.url.get_secret_value()):
             yield ConfigProblem(
                 f"channels.{name}.url",

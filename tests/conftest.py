@@ -1,6 +1,6 @@
 """Shared fixtures: an isolated environment, config files, a loopback JSON sink for Apprise,
-a real SMTP server on loopback, and an in-process Apprise schema that records what it is
-given."""
+a real SMTP server on loopback, an in-process Apprise schema that records what it is
+given, and a real Alertmanager on loopback (with a recorder standing in for one)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alertmanager_server import BINARY as ALERTMANAGER_BINARY
+from alertmanager_server import Alertmanager, Recorder
 from mailbox_server import Mailbox
 
 from monitor import adapters
@@ -125,3 +127,29 @@ def recorder() -> Iterator[list[dict[str, Any]]]:
 
     yield messages
     apprise.manager_plugins.NotificationManager().remove("record")
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
+    """A real Alertmanager (Debian's prometheus-alertmanager) on loopback, clustering off."""
+    if not Path(ALERTMANAGER_BINARY).exists():
+        pytest.fail("prometheus-alertmanager is not installed (.ci/run installs it)")
+    server = Alertmanager(tmp_path / "alertmanager")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def alertmanager_with_auth(tmp_path: Path) -> Iterator[Alertmanager]:
+    """The same, its API behind HTTP basic auth (`--web.config.file`)."""
+    server = Alertmanager(tmp_path / "alertmanager-auth", basic_auth=True)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def am_recorder() -> Iterator[Recorder]:
+    """A loopback stand-in for Alertmanager's API that records every request."""
+    recorder = Recorder()
+    yield recorder
+    recorder.close()

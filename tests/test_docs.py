@@ -203,3 +203,22 @@ def test_the_readme_lists_every_metric_the_endpoint_serves() -> None:
     }
     listed = {cell.strip("`") for cell in _first_cells(_section("## Metrics (Prometheus)"))}
     assert listed == served
+
+
+# ---- docs/scale.md --------------------------------------------------------------------------
+
+
+def test_the_sample_alertmanager_config_in_docs_scale_is_valid(tmp_path: Path) -> None:
+    """The Alertmanager config people copy from docs/scale.md passes Alertmanager's own
+    check (amtool, from the prometheus-alertmanager package the suite runs)."""
+    import shutil
+    import subprocess
+
+    text = (README.parent / "docs" / "scale.md").read_text()
+    (sample,) = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "inhibit_rules" in b]
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(sample)
+    amtool = shutil.which("amtool")
+    assert amtool, "amtool is missing (.ci/run installs prometheus-alertmanager)"
+    done = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
