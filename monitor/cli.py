@@ -75,10 +75,24 @@ def cmd_run(args: argparse.Namespace) -> int:
             daemon.run_once()
         finally:
             daemon.close()
-        return EXIT_OK
+        return _exit_past(daemon, EXIT_OK)
     daemon.install_signal_handlers()
     daemon.run()
-    return EXIT_OK
+    return _exit_past(daemon, EXIT_OK)
+
+
+def _exit_past(daemon: Any, code: int) -> int:
+    """A send still under way after the stop's wait runs on in Apprise's thread pool,
+    which the interpreter would wait for at exit, however long the receiver takes: end
+    the process now instead (its row stays pending and goes out after the restart)."""
+    if daemon.abandoned:
+        import logging
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def cmd_reload(args: argparse.Namespace) -> int:

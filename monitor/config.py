@@ -92,6 +92,12 @@ def _positive(delta: timedelta) -> timedelta:
     return delta
 
 
+def _at_most_an_hour(delta: timedelta) -> timedelta:
+    if delta > timedelta(hours=1):
+        raise ValueError("must be at most 1h: a group's first alert waits this long")
+    return delta
+
+
 Duration = Annotated[timedelta, BeforeValidator(_unit(parse_duration))]
 PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 DataSize = Annotated[int, BeforeValidator(_unit(parse_data_size))]
@@ -253,6 +259,8 @@ APPRISE_ONLY = (
     "urgent",
     "digest",
     "digest_chart",
+    "group",
+    "group_wait",
 )
 """Channel keys about messages, which an Alertmanager channel does not send."""
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -297,6 +305,10 @@ class Channel(_Strict):
     labels: dict[str, str] | None = None
     """alertmanager: labels added to every alert (like Prometheus' external_labels), so
     the alerts of several instances stay apart (`shard = "eu-1"`)."""
+    group: bool = True
+    """Events of one type that become due within `group_wait` go out as one message."""
+    group_wait: Annotated[Duration, AfterValidator(_at_most_an_hour)] = timedelta(seconds=30)
+    """How long the first event of a group waits for others (`run --once` does not wait)."""
 
     def wants(self, event_type: str, line: str) -> bool:
         return event_type in self.events and (self.lines is None or line in self.lines)

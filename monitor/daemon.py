@@ -1,10 +1,11 @@
-"""The daemon loop: schedule checks per line, deliver the outbox, react to signals, and
-keep systemd informed (READY, STATUS, RELOADING, STOPPING, and WATCHDOG pings).
+"""The daemon loop: schedule checks per line, wake the outbox's delivery, react to signals,
+and keep systemd informed (READY, STATUS, RELOADING, STOPPING, and WATCHDOG pings).
 
 `schedule` only decides which lines are due; the loop then checks the due lines as one
-batch (concurrently, through `cycle.Checker`). Every pass first sends what the outbox has
-due. The loop waits on an Event, so SIGTERM, SIGINT and SIGHUP act at once. The watchdog
-is pinged from this loop only (never a side thread), so a hung loop gets restarted.
+batch (concurrently, through `cycle.Checker`). Delivery runs off the loop, one worker per
+channel (`dispatch`): every pass, and every check, only wakes the workers. The loop waits
+on an Event, so SIGTERM, SIGINT and SIGHUP act at once. The watchdog is pinged from this
+loop only (never a side thread), so a hung loop gets restarted.
 
 A loop that fails unexpectedly pass after pass is never silent: after FAILED_PASSES in a
 row it says why (STATUS=, the log at err, a direct `daemon-failure` alert) and stops the
@@ -36,6 +37,7 @@ import structlog
 from monitor import adapters, alertmanager, control, heartbeat, metrics, redact, sdnotify
 from monitor.config import Settings
 from monitor.cycle import Checker
+from monitor.dispatch import Dispatcher
 from monitor.errors import (
     EXIT_FAILURE,
     AlreadyRunning,
@@ -45,7 +47,7 @@ from monitor.errors import (
     MonitorError,
 )
 from monitor.model import Event, utcnow
-from monitor.notify import Notifier, deliver_due, send_now
+from monitor.notify import Notifier, deliver_due, drop_gone, send_now
 from monitor.report import queue_digests
 from monitor.store import Store, View, make_private_dirs
 from monitor.tokens import TokenCache
@@ -185,6 +187,10 @@ class Daemon:
         self.dog = sdnotify.Watchdog(self.sd, sdnotify.watchdog_interval())
         self._snapshot = metrics.Snapshot()
         self._metrics: metrics.MetricsServer | None = None
+        self._gone_checked = False
+        self.dispatcher = Dispatcher(settings, self.database, self._delivered)
+        self.abandoned = False
+        """After `close`: a send was still under way (its row stays pending)."""
 
     # ---- signals -----------------------------------------------------------------------
 
@@ -218,12 +224,12 @@ class Daemon:
         so `run --once` from cron is a complete daemon pass), then what the top-ups those
         checks called for produced."""
         queue_digests(self.settings, self.store, utcnow())
-        self._deliver()
+        self._deliver(at_once=True)
         self._check(list(self.settings.lines))
-        self._deliver()  # the checks' alerts do not wait for the top-ups below
+        self._deliver(at_once=True)  # the checks' alerts do not wait for the top-ups below
         self.alertmanager.flush()  # the line states, before the process is gone
         self.checker.recharges.drain()  # the top-ups those checks called for
-        self._deliver()
+        self._flush()
 
     def run(self) -> None:
         log.info(
@@ -366,6 +372,7 @@ class Daemon:
         log.error("database unusable", reason=reason, database=str(self.database))
         self.sd.status(self._status_line())
         if first:
+            self.dispatcher.close(wait=0.0)  # its rows stay pending in the file
             old = self.store
             self.store = Store.open_memory()
             with contextlib.suppress(Exception):
@@ -394,6 +401,8 @@ class Daemon:
         self._identity = _identity(self.database)
         self._unusable = None
         self._swap_checker(self.settings)
+        self.dispatcher = Dispatcher(self.settings, self.database, self._delivered, self.dispatcher)
+        self._gone_checked = False
         log.warning("database usable again", database=str(self.database))
         self.sd.status(self._status_line())
 
@@ -478,20 +487,41 @@ class Daemon:
     def _send_now(self, event: Event) -> list[str]:
         return send_now(self.notifier, event)
 
-    def _deliver(self) -> None:
-        """Send what is due; the metrics' pending count is then read anew (not left at
-        what was pending before these sends)."""
-        deliver_due(self.store, self.notifier, tick=self.dog.kick)
-        self.dog.kick()
-        self._snapshot = self._snapshot.with_pending(self.store.pending_count())
+    def _deliver(self, at_once: bool = False) -> None:
+        """Wake the channels' workers: the loop never waits for a channel (`at_once`: for
+        `run --once`, groups go without waiting). On the store in memory (no file for a
+        second connection) the loop sends itself, as it must."""
+        if self._unusable is not None:
+            deliver_due(self.store, self.notifier, tick=self.dog.kick)
+            self.dog.kick()
+            self._delivered(self.store.pending_count())
+            return
+        if not self._gone_checked:  # once per config: channels change only on reload
+            drop_gone(self.store, self.settings)
+            self._gone_checked = True
+        self.dispatcher.wake(at_once)
+
+    def _delivered(self, pending: int) -> None:
+        """After sends (on the loop, or a channel's worker), the metrics' pending count is
+        read anew, not left at what was pending before them. The snapshot is immutable and
+        replaced whole, so a scrape on another thread sees one or the other."""
+        self._snapshot = self._snapshot.with_pending(pending)
+
+    def _flush(self) -> None:
+        """`run --once`: what is due goes out now, groups without waiting, before exit."""
+        if self._unusable is not None:
+            self._deliver()
+            return
+        self._deliver(at_once=True)
+        self.dispatcher.flush()
 
     def _sleep_seconds(self) -> float:
         waits = [MAX_SLEEP]
         idle = self.scheduler.idle_seconds
         if idle is not None:
             waits.append(max(idle, 0.0))
-        next_delivery = self.store.next_delivery_at()
-        if next_delivery is not None:
+        next_delivery = self.store.next_delivery_at() if self._unusable is not None else None
+        if next_delivery is not None:  # the loop sends itself (see _deliver)
             waits.append(max((next_delivery - utcnow()).total_seconds(), 0.0))
         if self._due:
             waits.append(0.0)
@@ -612,6 +642,11 @@ class Daemon:
         self.alertmanager = self.alertmanager.reload(
             settings, alertmanager.StoredStates(self.database)
         )
+        if self._unusable is None:
+            old_dispatcher = self.dispatcher
+            self.dispatcher = Dispatcher(settings, self.database, self._delivered, old_dispatcher)
+            old_dispatcher.close(wait=0.0)
+        self._gone_checked = False
         old_checker.close()
         self._due.intersection_update(settings.lines)
         self._schedule(previous)
@@ -623,6 +658,9 @@ class Daemon:
         log.info("config reloaded", lines=len(settings.lines), channels=len(settings.channels))
 
     def close(self) -> None:
+        """Stop the channels' workers first (no message begun after this), waiting up to
+        STOP_WAIT for the ones under way; `abandoned` then says whether one still is."""
+        self.abandoned = not self.dispatcher.close(wait=STOP_WAIT)
         self._waker.close()
         if self._control is not None:
             self._control.close()

@@ -12,6 +12,7 @@ import logging
 import string
 import sys
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "shortfall": "how much the balance lacks to cover it (renewal-risk)",
     "renews_in": "how long until the renewal (renewal-risk)",
     "time": "when the event happened, in the configured time zone",
+    "count": "how many events a grouped message holds (1 for a single event)",
+    "lines": "a grouped message's events, one headline a line (a single event: its headline)",
 }
 
 _HEADLINES = {
@@ -120,6 +123,31 @@ DEFAULT_BODY = "\n".join(
 SHORT_TITLE = ""
 SHORT_BODY = "{headline} [{line}]\nTop up: {payment_url}"
 """For SMS: no title (most SMS gateways prepend it), the headline and where to pay."""
+
+NEVER_GROUPED = frozenset({"digest", "test", "daemon-failure"})
+"""Event types that always go out alone (see `groupable` for the others that do)."""
+_GROUP_HEADLINES = {
+    "warning": "{count} lines low",
+    "critical": "{count} lines critical",
+    "repeat": "{count} lines still low",
+    "recovery": "{count} lines ok again",
+    "failure": "Cannot read {count} lines",
+    "failure-recovered": "{count} lines can be read again",
+    "renewal-risk": "{count} lines short of their renewal price",
+    "expiry": "{count} plans expire soon",
+    "recharge-requested": "{count} top-ups requested",
+    "recharge-confirmed": "{count} top-ups confirmed",
+    "recharge-failed": "{count} top-ups failed",
+    "recharge-unconfirmed": "{count} top-ups not seen in time",
+    "recharge-skipped": "{count} top-ups skipped",
+}
+"""The headline of a grouped message, for every event type that may be grouped (tests/
+test_docs.py checks)."""
+GROUP_BODY = "{lines}"
+GROUP_SHORT_BODY = "{headline}"
+"""A grouped message for SMS: the headline with its count, nothing else."""
+GROUP_LIST = {"full": 20, "short": 5}
+"""Events a grouped message lists in `{lines}`, by the channel's format; then "and N more"."""
 
 _NOTIFY_TYPES = {
     "critical": apprise.NotifyType.FAILURE,
@@ -220,6 +248,25 @@ def variables(event: Event, settings: Settings) -> dict[str, Any]:
     else:
         headline = _HEADLINES.get(event.type, "{label}: {event}")
     values["headline"] = string.Formatter().vformat(headline, (), _Blank(values)).strip()
+    values.update(count="1", lines=values["headline"])
+    return values
+
+
+def group_variables(events: Sequence[Event], settings: Settings, listed: int) -> dict[str, Any]:
+    """A grouped message's variables: `count`, `lines` (the first `listed` events'
+    headlines, then "and N more"), the group's headline, and the events' own variables
+    where all of them agree (the type, a state); one that differs between them is empty,
+    so no template shows one line's figures for the whole group."""
+    each = [variables(event, settings) for event in events]
+    first = each[0]
+    values = {k: v if all(o.get(k) == v for o in each[1:]) else "" for k, v in first.items()}
+    headlines = [v["headline"] for v in each[:listed]]
+    more = len(each) - len(headlines)
+    if more:
+        headlines.append(f"and {more} more")
+    values.update(count=str(len(each)), lines="\n".join(headlines))
+    template = _GROUP_HEADLINES.get(events[0].type, "{count} {event} events")
+    values["headline"] = string.Formatter().vformat(template, (), _Blank(values)).strip()
     return values
 
 
@@ -241,13 +288,51 @@ def render(
     title of chat services into the body, as markup."""
     if event.type == "digest":
         return str(event.facts.get("title", "")), str(event.facts.get("body", ""))
-    markup = body_format(event, channel)
-    plain = variables(event, settings)
-    values = _Blank({k: escape(v, markup) if isinstance(v, str) else v for k, v in plain.items()})
-    formatter = string.Formatter()
     short = channel is not None and channel.format == "short"
     title_template = (channel and channel.title) or (SHORT_TITLE if short else DEFAULT_TITLE)
     body_template = (channel and channel.body) or (SHORT_BODY if short else DEFAULT_BODY)
+    plain = variables(event, settings)
+    return _fill(plain, title_template, body_template, body_format(event, channel), title_apart)
+
+
+def render_group(
+    events: Sequence[Event], channel: Channel, settings: Settings, title_apart: bool = False
+) -> tuple[str, str]:
+    """Title and body of one message for several events of one type. The channel's own
+    `title` and `body` are used where they name `{count}` or `{lines}` (a template
+    written for one line would misread a group); otherwise the grouped defaults."""
+    short = channel.format == "short"
+    plain = group_variables(events, settings, GROUP_LIST[channel.format])
+    title_template = SHORT_TITLE if short else DEFAULT_TITLE
+    body_template = GROUP_SHORT_BODY if short else GROUP_BODY
+    if channel.title and _names_group(channel.title):
+        title_template = channel.title
+    if channel.body and _names_group(channel.body):
+        body_template = channel.body
+    return _fill(plain, title_template, body_template, group_format(channel), title_apart)
+
+
+def group_format(channel: Channel) -> BodyFormat:
+    """The markup of the message `render_group` makes for the channel."""
+    return channel.body_format if channel.body and _names_group(channel.body) else "text"
+
+
+def _names_group(template: str) -> bool:
+    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+    return bool(fields & {"count", "lines"})
+
+
+def _fill(
+    plain: Mapping[str, Any],
+    title_template: str,
+    body_template: str,
+    markup: BodyFormat,
+    title_apart: bool,
+) -> tuple[str, str]:
+    values = _Blank({k: escape(v, markup) if isinstance(v, str) else v for k, v in plain.items()})
+    if markup == "html" and values.get("lines"):  # one listed event a line there too
+        values["lines"] = values["lines"].replace("\n", "<br>\n")
+    formatter = string.Formatter()
     title = formatter.vformat(title_template, (), _Blank(plain) if title_apart else values)
     lines = []
     for template_line in body_template.splitlines():
@@ -291,6 +376,13 @@ class Notifier:
         title, body = render(event, channel, self.settings, title_apart=self._title_apart(name))
         kind = _NOTIFY_TYPES[event.type]
         return self.send_text(name, title, body, kind, attach, body_format(event, channel))
+
+    def send_group(self, name: str, events: Sequence[Event]) -> Outcome:
+        """One message for several events of one type (see `render_group`)."""
+        channel = self.settings.channels[name]
+        title, body = render_group(events, channel, self.settings, self._title_apart(name))
+        kind = _NOTIFY_TYPES[events[0].type]
+        return self.send_text(name, title, body, kind, (), group_format(channel))
 
     def _title_apart(self, name: str) -> bool:
         """Whether the service shows the title apart from the body (a mail subject), where
@@ -351,66 +443,159 @@ class Notifier:
         return text[:500]
 
 
+@dataclass(frozen=True)
+class Batch:
+    """The rows of one message: one event, or several of one type (a group)."""
+
+    rows: tuple[Delivery, ...]
+    ready_at: datetime | None = None
+    """When a group may go: its first event's time plus `group_wait` (None: at once)."""
+
+
+def groupable(delivery: Delivery, channel: Channel) -> bool:
+    """Whether the row may share a message: not on a `group = false` channel, nor an
+    escalation (it concerns one line), nor an account's alert (one for many lines already)."""
+    event = delivery.event
+    return (
+        channel.group
+        and event.type not in NEVER_GROUPED
+        and bool(event.line)
+        and not event.facts.get("escalated")
+    )
+
+
+def batches(queue: Sequence[Delivery], channel: Channel) -> list[Batch]:
+    """Split a channel's queue (in event order) into its messages, in the order they go.
+
+    A message starts at the first row not yet taken; a groupable one takes every later
+    row of its event type, except a line's row behind one of that line's rows it does not
+    take: a line's events never overtake each other. Pure."""
+    out: list[Batch] = []
+    rest = deque(queue)
+    while rest:
+        head = rest.popleft()
+        if not groupable(head, channel):
+            out.append(Batch((head,)))
+            continue
+        members, left, passed = [head], deque[Delivery](), set()
+        for row in rest:
+            line = row.event.line
+            if row.event.type == head.event.type and groupable(row, channel) and line not in passed:
+                members.append(row)
+            else:
+                passed.add(line)
+                left.append(row)
+        rest = left
+        out.append(Batch(tuple(members), head.event.created_at + channel.group_wait))
+    return out
+
+
+@dataclass(frozen=True)
+class ChannelPass:
+    """What one delivery pass over a channel did, and when the channel wants another."""
+
+    sent: int = 0
+    failed: int = 0
+    next_at: datetime | None = None
+
+
+def deliver_channel(
+    store: Store,
+    notifier: Notifier,
+    name: str,
+    now: datetime,
+    wait: bool = True,
+    tick: Callable[[], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> ChannelPass:
+    """Send what is due on one channel, strictly in order: the catch-up of quiet hours
+    that ended, then its queue as messages (`batches`), holding what quiet hours keep
+    back. A group waits for its `group_wait` unless `wait` is False (`run --once`), and
+    the rows behind it wait with it. When a message fails, the channel's other rows wait
+    for its retry: a stalled service costs one timeout a pass, not one per alert. `tick`
+    runs after each send; once `stop` says so, no further message is begun."""
+    settings = notifier.settings
+    channel = settings.channels[name]
+    sent = failed = 0
+    for held in store.held_due(now, name).values():
+        title, body = catch_up(held, settings)
+        outcome = notifier.send_text(name, title, body)
+        ok = _record(store, held, outcome, f"catch-up of {len(held)}") is None
+        sent, failed = sent + ok, failed + (not ok)
+        if tick is not None:
+            tick()
+    queue = store.channel_queue(name, now)
+    quiet = settings.quiet_hours(name)
+    local = now.astimezone(settings.tz())
+    if quiet is not None and quiet.contains(local):
+        through = set(settings.urgent(name)) | {"digest", "test"}
+        kept = [d for d in queue if d.event.type not in through]
+        if kept:
+            store.hold_all([d.id for d in kept], quiet.end_after(local))
+            log.info("alerts held for quiet hours", channel=name, count=len(kept))
+        queue = [d for d in queue if d.event.type in through]
+    for batch in batches(queue, channel):
+        if stop is not None and stop():
+            return ChannelPass(sent, failed, now)
+        if wait and batch.ready_at is not None and batch.ready_at > now:
+            return ChannelPass(sent, failed, batch.ready_at)
+        retry = _send_batch(store, notifier, name, batch)
+        sent, failed = sent + (retry is None), failed + (retry is not None)
+        if tick is not None:
+            tick()
+        if retry is not None:
+            store.defer_channel(name, retry)
+            return ChannelPass(sent, failed, retry)
+    return ChannelPass(sent, failed, store.channel_next_at(name))
+
+
+def _send_batch(store: Store, notifier: Notifier, name: str, batch: Batch) -> datetime | None:
+    """Send one message and record it for all of its rows; the retry time if it failed."""
+    if len(batch.rows) == 1:
+        (row,) = batch.rows
+        with _attachments(row.event, notifier.settings.channels[name], store) as attach:
+            outcome = notifier.send(name, row.event, attach)
+        return _record(store, batch.rows, outcome, row.event.type)
+    outcome = notifier.send_group(name, [row.event for row in batch.rows])
+    return _record(store, batch.rows, outcome, batch.rows[0].event.type)
+
+
+def message_channels(settings: Settings) -> list[str]:
+    """The channels that get messages from the outbox (an Alertmanager one gets states)."""
+    return [name for name, channel in settings.channels.items() if channel.type == "apprise"]
+
+
+def drop_gone(store: Store, settings: Settings) -> None:
+    """Pending rows of channels that left the config (or take no messages now) are
+    dropped: kept, never sent."""
+    gone = store.pending_channels() - set(message_channels(settings))
+    if not gone:
+        return
+    dropped = store.drop_channels(gone, "channel no longer configured")
+    for channel, count in dropped.items():
+        COUNTERS.delivery(channel, "dropped", count)
+    if dropped:
+        log.warning(
+            "pending alerts dropped: their channel left the config", count=sum(dropped.values())
+        )
+
+
 def deliver_due(
     store: Store,
     notifier: Notifier,
     now: datetime | None = None,
     tick: Callable[[], None] | None = None,
+    wait: bool = False,
 ) -> tuple[int, int]:
-    """Send what is due: catch-up messages for quiet hours that ended, then every pending
-    row (holding those that quiet hours keep back). Returns (sent, failed).
-
-    A channel that fails once in a pass is not tried again in it: its other due rows wait
-    for the same retry time, so a stalled service costs one timeout, not one per alert.
-    `tick` runs after each send (the watchdog)."""
+    """Send what is due on every channel, one channel after the other, on the calling
+    thread (`dispatch` sends from workers instead). Groups go at once unless `wait`.
+    Returns the messages (sent, failed)."""
     now = now or utcnow()
-    settings = notifier.settings
+    drop_gone(store, notifier.settings)
     sent = failed = 0
-    gone: list[Delivery] = []
-    stalled: dict[str, datetime] = {}
-    for channel, held in store.held_due(now).items():
-        if channel not in settings.channels:
-            gone.extend(held)
-            continue
-        title, body = catch_up(held, settings)
-        outcome = notifier.send_text(channel, title, body)
-        ok = _record(store, held, outcome, f"catch-up of {len(held)}") is None
-        sent, failed = sent + ok, failed + (not ok)
-        if tick is not None:
-            tick()
-    local = now.astimezone(settings.tz())
-    for delivery in store.due_deliveries(now):
-        channel = delivery.channel
-        if channel not in settings.channels:
-            gone.append(delivery)
-            continue
-        if channel in stalled:
-            store.defer(delivery.id, stalled[channel])
-            continue
-        quiet = settings.quiet_hours(channel)
-        kind = delivery.event.type
-        if (
-            quiet is not None
-            and quiet.contains(local)
-            and kind not in settings.urgent(channel)
-            and kind not in ("digest", "test")
-        ):
-            store.hold(delivery.id, quiet.end_after(local))
-            log.info("alert held for quiet hours", channel=channel, line=delivery.event.line)
-            continue
-        with _attachments(delivery.event, settings.channels[channel], store) as attach:
-            outcome = notifier.send(channel, delivery.event, attach)
-        retry = _record(store, [delivery], outcome, kind)
-        sent, failed = sent + (retry is None), failed + (retry is not None)
-        if retry is not None:
-            stalled[channel] = retry
-        if tick is not None:
-            tick()
-    if gone:
-        store.drop_deliveries([d.id for d in gone], "channel no longer configured")
-        for d in gone:
-            COUNTERS.delivery(d.channel, "dropped")
-        log.warning("pending alerts dropped: their channel left the config", count=len(gone))
+    for name in message_channels(notifier.settings):
+        done = deliver_channel(store, notifier, name, now, wait, tick)
+        sent, failed = sent + done.sent, failed + done.failed
     return sent, failed
 
 
@@ -440,22 +625,23 @@ def _record(store: Store, rows: Sequence[Delivery], outcome: Outcome, what: str)
     """Record a send's outcome; when it failed, the time of its retry."""
     done_at = utcnow()
     line = rows[0].event.line if len(rows) == 1 else None
+    count = len(rows) if len(rows) > 1 else None
+    ids = [row.id for row in rows]
     if outcome.ok:
-        for row in rows:
-            store.delivered(row.id, done_at)
+        store.delivered_all(ids, done_at)
         COUNTERS.delivery(outcome.channel, "sent", len(rows))
-        log.info("alert delivered", channel=outcome.channel, line=line, kind=what)
+        log.info("alert delivered", channel=outcome.channel, line=line, kind=what, count=count)
         return None
     attempts = max(row.attempts for row in rows) + 1
     when = retry_at(attempts, done_at)
-    for row in rows:
-        store.delivery_failed(row.id, outcome.error or "failed", done_at, when)
+    store.deliveries_failed(ids, outcome.error or "failed", done_at, when)
     COUNTERS.delivery(outcome.channel, "failed", len(rows))
     log.warning(
         "alert delivery failed, will retry",
         channel=outcome.channel,
         line=line,
         kind=what,
+        count=count,
         attempts=attempts,
         retry_at=when.isoformat(timespec="seconds"),
         error=outcome.error,

@@ -390,3 +390,28 @@ def test_digest_through_a_sink_with_its_chart(
     with freeze_time("2026-11-04 14:00:00"):
         assert cli(path, "report", "--png", str(png)) == 0
     assert Image.open(png).size == (800, 600)
+
+
+def test_in_quiet_hours_urgent_events_group_and_the_catch_up_stays_one_message(
+    write_config: Callable[..., Path], sink: Any, recorder: list[dict[str, Any]]
+) -> None:
+    """Issue 14.3: grouping changes neither quiet hours' hold nor their one catch-up."""
+    text = (
+        CHANNELS.format(url=sink.url) + '[lines.b]\nadapter = "demo"\n[lines.c]\nadapter = "demo"\n'
+    )
+    settings = load_settings(write_config(text))
+    store = Store.open(settings.database_path())
+    notifier = Notifier(settings)
+    night = datetime(2026, 11, 2, 3, 30, tzinfo=UTC)  # 22:30 in New York
+    events = [
+        *(Event("critical", x, night, {"metric": "balance", "value": "4 USD"}) for x in "abc"),
+        *(Event("warning", x, night, {"metric": "data", "value": "9 MB"}) for x in "abc"),
+    ]
+    for event in events:
+        store.add_events([OutboxEntry(event, "m", ("hook",))], night)
+    assert deliver_due(store, notifier, night) == (1, 0)
+    assert sink.titles() == ["[CRITICAL] 3 lines critical"]
+    assert deliver_due(store, notifier, datetime(2026, 11, 2, 12, 0, tzinfo=UTC)) == (1, 0)
+    assert sink.titles()[1] == "While quiet hours lasted: 3 alerts"
+    assert sink.received[1]["message"].count("is low: data 9 MB") == 3
+    store.close()

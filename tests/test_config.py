@@ -409,3 +409,17 @@ def test_a_count_with_an_absurd_number_is_refused_at_once(
     )
     assert main(["--config", str(path), "config", "validate"]) == 78
     assert "internal error" not in capsys.readouterr().err
+
+
+def test_grouping_keys_default_parse_and_are_bounded(write_config: Callable[..., Path]) -> None:
+    s = config.load(
+        write_config(
+            '[channels.a]\nurl = "json://h/x"\n'
+            '[channels.b]\nurl = "json://h/x"\ngroup = false\ngroup_wait = "2m"\n'
+        )
+    )
+    assert (s.channels["a"].group, s.channels["a"].group_wait) == (True, timedelta(seconds=30))
+    assert (s.channels["b"].group, s.channels["b"].group_wait) == (False, timedelta(minutes=2))
+    with pytest.raises(ConfigError) as caught:
+        config.load(write_config('[channels.a]\nurl = "json://h/x"\ngroup_wait = "2h"\n'))
+    assert "channels.a.group_wait" in str(caught.value) and "at most 1h" in str(caught.value)

@@ -118,7 +118,7 @@ def test_checks_events_and_deliveries_counted_where_they_happen(
     assert counted["deliveries"] == {("ok", "sent"): 2, ("broken", "failed"): 1}
     dropped = delta(before, COUNTERS.counts())["deliveries"]
     assert dropped == {("ok", "sent"): 2, ("broken", "failed"): 1, ("broken", "dropped"): 2}
-    assert [m["host"] for m in recorder] == ["ok", "fail", "ok"]
+    assert sorted(m["host"] for m in recorder) == ["fail", "ok", "ok"]  # channels apart
 
 
 def test_direct_sends_and_their_events_counted_once(

@@ -173,7 +173,7 @@ def test_breaker_pauses_a_failing_account_and_folds_its_alerts(
         {"bad": "fail"},
         4,
         "[monitor]\nbreaker_after = 3\n[defaults.alerts]\nfailures_before_alert = 1\n"
-        '[channels.r]\nurl = "record://r"\n',
+        '[channels.r]\nurl = "record://r"\ngroup = false\n',  # a message per alert
     )
     path = write_config(text)
     settings = load_settings(path)

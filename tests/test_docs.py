@@ -74,6 +74,17 @@ def test_headlines_use_only_documented_variables() -> None:
         assert used <= documented, (template, used - documented)
 
 
+@pytest.mark.parametrize("kind", EVENT_TYPES)
+def test_every_event_type_that_may_be_grouped_has_a_grouped_headline(kind: str) -> None:
+    """A grouped message's headline is listed per type too, with documented variables."""
+    if kind in notify.NEVER_GROUPED:
+        assert kind not in notify._GROUP_HEADLINES
+        return
+    template = notify._GROUP_HEADLINES[kind]
+    used = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+    assert "count" in used and used <= set(notify.TEMPLATE_VARIABLES), template
+
+
 # ---- template variables -------------------------------------------------------------------
 
 

@@ -189,7 +189,8 @@ def test_sigkill_loses_no_pending_alert_and_sends_none_twice(
 ) -> None:
     path = write_config(
         '[monitor]\ninterval = "1h"\n[defaults.thresholds]\nbalance_critical = 5\n'
-        f'[channels.hook]\nurl = "{sink.url}"\n[lines.a]\nadapter = "demo"\nbalance = 3\n'
+        f'[channels.hook]\nurl = "{sink.url}"\ngroup_wait = "0s"\n'
+        '[lines.a]\nadapter = "demo"\nbalance = 3\n'
     )
     sink.down = True
     command = [
@@ -217,7 +218,7 @@ def test_sigkill_loses_no_pending_alert_and_sends_none_twice(
     store.close()
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    wait_for_log(proc, "checks done")
+    wait_for_log(proc, "alert delivered")  # by the channel's worker, beside the checks
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=10)
     assert sink.titles() == ["[CRITICAL] a is critical: balance 3.00 USD"]

@@ -18,14 +18,18 @@ from monitor.errors import ConfigError
 from monitor.model import Event, Level, LineState
 from monitor.notify import (
     Notifier,
+    batches,
+    deliver_channel,
     deliver_due,
     outbox_entries,
     render,
+    render_group,
     retry_at,
     route,
     validate_channels,
+    variables,
 )
-from monitor.store import Check, OutboxEntry, Store
+from monitor.store import Check, Delivery, OutboxEntry, Store
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -198,12 +202,13 @@ def test_a_failing_channel_costs_one_attempt_per_pass(
 ) -> None:
     s = load_settings(
         write_config(
-            f'[channels.down]\nurl = "{sink.url}"\n[channels.up]\nurl = "record://up"\n'
+            f'[channels.down]\nurl = "{sink.url}"\ngroup = false\n'
+            '[channels.up]\nurl = "record://up"\ngroup = false\n'
             '[lines.travel]\nadapter = "demo"\n'
         )
     )
     store = Store.open(s.database_path())
-    for i in range(5):
+    for i in range(5):  # five messages: these channels do not group
         e = event(value=f"{i} USD")
         store.add_events([OutboxEntry(e, "m", ["down", "up"])], T0)
     sink.down = True
@@ -315,3 +320,156 @@ def test_body_format_is_validated(write_config: Callable[..., Path]) -> None:
     with pytest.raises(ConfigError) as caught:
         config.load(path)
     assert "channels.c.body_format" in str(caught.value)
+
+
+# ---- grouping (issue 14.3) ------------------------------------------------------------------
+
+
+def _lines(count: int) -> str:
+    return "".join(f'[lines.l{i:02d}]\nadapter = "demo"\n' for i in range(1, count + 1))
+
+
+def _critical(line: str, at: datetime = T0, **facts: Any) -> Event:
+    return Event("critical", line, at, {"metric": "balance", "value": "1 USD", **facts})
+
+
+def _queue(store: Store, events: list[Event], channels: tuple[str, ...], now: datetime) -> None:
+    store.add_events([OutboxEntry(e, "m", channels) for e in events], now)
+
+
+def test_forty_critical_lines_go_out_as_one_mail_and_their_recovery_as_another(
+    write_config: Callable[..., Path], mailbox: Mailbox
+) -> None:
+    """Before, each event was a mail of its own: 80 here, 5.5 s apart."""
+    s = load_settings(write_config(f'[channels.mail]\nurl = "{mailbox.url()}"\n' + _lines(40)))
+    store = Store.open(s.database_path())
+    now = datetime.now(UTC)
+    lines = [f"l{i:02d}" for i in range(1, 41)]
+    _queue(store, [_critical(line, now) for line in lines], ("mail",), now)
+    ok = [Event("recovery", line, now, {"low_for": "1 hour"}) for line in lines]
+    _queue(store, ok, ("mail",), now)
+    assert deliver_due(store, Notifier(s), now) == (2, 0)
+    critical, recovery = mailbox.wait_for(2)
+    assert critical["Subject"] == "[CRITICAL] 40 lines critical"
+    listed = _parts(critical)["text/plain"].strip().splitlines()
+    assert listed[:2] == ["l01 is critical: balance 1 USD", "l02 is critical: balance 1 USD"]
+    assert len(listed) == 21 and listed[-1] == "and 20 more"
+    assert recovery["Subject"] == "[RECOVERY] 40 lines ok again"
+    assert {r.status for r in store.events(now - timedelta(days=1))} == {"sent"}
+    store.close()
+
+
+def test_a_short_channel_gets_the_headline_and_the_count(
+    write_config: Callable[..., Path], recorder: list[dict[str, Any]]
+) -> None:
+    s = load_settings(write_config('[channels.sms]\nurl = "record://sms"\nformat = "short"\n'))
+    store = Store.open(s.database_path())
+    _queue(store, [_critical(f"l{i}") for i in range(37)], ("sms",), T0)
+    assert deliver_due(store, Notifier(s), T0) == (1, 0)
+    assert [(m["title"], m["body"]) for m in recorder] == [("", "37 lines critical")]
+    store.close()
+
+
+def test_group_false_sends_each_event_alone_as_it_reads_today(
+    write_config: Callable[..., Path], recorder: list[dict[str, Any]]
+) -> None:
+    s = load_settings(write_config('[channels.r]\nurl = "record://r"\ngroup = false\n'))
+    store = Store.open(s.database_path())
+    _queue(store, [_critical("a"), _critical("b")], ("r",), T0)
+    assert deliver_due(store, Notifier(s), T0) == (2, 0)
+    assert [m["title"] for m in recorder] == [
+        "[CRITICAL] a is critical: balance 1 USD",
+        "[CRITICAL] b is critical: balance 1 USD",
+    ]
+    assert [m["body"] for m in recorder] == [
+        render(_critical(x), s.channels["r"], s)[1] for x in "ab"
+    ]
+    store.close()
+
+
+def test_escalations_go_out_one_a_line_beside_a_group(
+    write_config: Callable[..., Path], recorder: list[dict[str, Any]]
+) -> None:
+    s = load_settings(write_config('[channels.boss]\nurl = "record://boss"\n'))
+    store = Store.open(s.database_path())
+    escalated = [_critical(x, escalated=True, low_for="2 hours") for x in "abc"]
+    _queue(store, [*escalated, *(_critical(x) for x in "def")], ("boss",), T0)
+    assert deliver_due(store, Notifier(s), T0) == (4, 0)
+    titles = [m["title"] for m in recorder]
+    assert [t.split(":")[0] for t in titles[:3]] == ["[CRITICAL] ESCALATED" for _ in "abc"]
+    assert [t.split(" is critical")[0][-1] for t in titles[:3]] == list("abc")
+    assert titles[3] == "[CRITICAL] 3 lines critical"
+    store.close()
+
+
+def test_a_failed_group_is_recorded_and_retried_as_one(
+    write_config: Callable[..., Path], sink: Any
+) -> None:
+    s = load_settings(write_config(f'[channels.hook]\nurl = "{sink.url}"\n'))
+    store = Store.open(s.database_path())
+    _queue(store, [_critical(f"l{i}") for i in range(5)], ("hook",), T0)
+    sink.down = True
+    assert deliver_due(store, Notifier(s), T0) == (0, 1)
+    rows = store.events(T0 - timedelta(days=1))
+    assert [r.attempts for r in rows] == [1] * 5 and len({r.next_attempt_at for r in rows}) == 1
+    sink.down = False
+    assert deliver_due(store, Notifier(s), datetime.now(UTC) + timedelta(minutes=1)) == (1, 0)
+    assert sink.titles() == ["[CRITICAL] 5 lines critical"]
+    assert {r.status for r in store.events(T0 - timedelta(days=1))} == {"sent"}
+    store.close()
+
+
+def test_a_group_waits_group_wait_for_more_then_goes_as_one(
+    write_config: Callable[..., Path], recorder: list[dict[str, Any]]
+) -> None:
+    s = load_settings(write_config('[channels.r]\nurl = "record://r"\ngroup_wait = "30s"\n'))
+    store = Store.open(s.database_path())
+    notifier = Notifier(s)
+    _queue(store, [_critical("a")], ("r",), T0)
+    assert deliver_channel(
+        store, notifier, "r", T0 + timedelta(seconds=10)
+    ).next_at == T0 + timedelta(seconds=30)
+    _queue(store, [_critical("b", T0 + timedelta(seconds=20))], ("r",), T0 + timedelta(seconds=20))
+    assert recorder == []
+    assert deliver_channel(store, notifier, "r", T0 + timedelta(seconds=30)).sent == 1
+    assert [m["title"] for m in recorder] == ["[CRITICAL] 2 lines critical"]
+    store.close()
+
+
+def test_batches_never_let_a_lines_events_overtake_each_other(
+    write_config: Callable[..., Path], recorder: list[dict[str, Any]]
+) -> None:
+    s = load_settings(write_config('[channels.r]\nurl = "record://r"\n'))
+    kinds = [("recovery", "b"), ("critical", "a"), ("recovery", "a"), ("recovery", "c")]
+    queue = [
+        Delivery(i, i, "r", 0, Event(kind, line, T0, {})) for i, (kind, line) in enumerate(kinds)
+    ]
+    got = [[(d.event.type, d.event.line) for d in b.rows] for b in batches(queue, s.channels["r"])]
+    assert got == [
+        [("recovery", "b"), ("recovery", "c")],  # a's recovery may not pass a's critical
+        [("critical", "a")],
+        [("recovery", "a")],
+    ]
+
+
+def test_a_template_names_count_and_lines_or_the_group_gets_the_default(
+    write_config: Callable[..., Path], recorder: list[dict[str, Any]]
+) -> None:
+    s = load_settings(
+        write_config(
+            '[channels.own]\nurl = "record://own"\ntitle = "{count} x {event} ({state})"\n'
+            'body = "{lines}\\nvalue: {value}"\n'
+            '[channels.sms]\nurl = "record://sms"\n'
+            'title = "{EVENT} {line}"\nbody = "{label}: {value}"\n'
+        )
+    )
+    events = [_critical("a", state="critical"), _critical("b", state="critical", value="2 USD")]
+    title, body = render_group(events, s.channels["own"], s)
+    assert title == "2 x critical (critical)"  # the same for both: kept
+    assert body == "a is critical: balance 1 USD\nb is critical: balance 2 USD"  # value differs
+    assert render_group(events, s.channels["sms"], s) == (
+        "[CRITICAL] 2 lines critical",
+        "a is critical: balance 1 USD\nb is critical: balance 2 USD",
+    )
+    single = variables(events[0], s)
+    assert (single["count"], single["lines"]) == ("1", single["headline"])

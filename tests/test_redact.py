@@ -100,6 +100,7 @@ failures_before_alert = 1
 
 [channels.hook]
 url = "{sink.url}"
+group = false  # every alert a message of its own: the text of each is checked
 
 [accounts.basic]
 provider = "http_json"

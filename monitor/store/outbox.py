@@ -114,6 +114,37 @@ class Outbox(Connection):
         ).fetchall()
         return [_delivery(row) for row in rows if row[0] not in self._sent]
 
+    def channel_queue(self, channel: str, now: datetime) -> list[Delivery]:
+        """A channel's pending rows in the order their events came, up to the first one
+        not due yet: a channel's messages go strictly in order, so nothing overtakes a
+        row that waits for its retry."""
+        blocked = self.conn.execute(
+            "SELECT min(d.id) FROM deliveries d WHERE d.channel = ? AND d.status = 'pending' "
+            "AND d.next_attempt_at > ?" + self._unmarked(),
+            [channel, codec.ts(now)],
+        ).fetchone()[0]
+        rows = self.conn.execute(
+            _DELIVERY + "WHERE d.channel = ? AND d.status = 'pending' AND d.id < ? ORDER BY d.id",
+            [channel, blocked if blocked is not None else 2**63 - 1],
+        ).fetchall()
+        return [_delivery(row) for row in rows if row[0] not in self._sent]
+
+    def channel_next_at(self, channel: str) -> datetime | None:
+        """When a channel next has something to send: a row's retry, or quiet hours' end."""
+        row = self.conn.execute(
+            "SELECT min(next_attempt_at) FROM deliveries d WHERE d.channel = ? "
+            "AND d.status IN ('pending', 'held')" + self._unmarked(),
+            [channel],
+        ).fetchone()
+        return codec.parse_ts(row[0])
+
+    def pending_channels(self) -> set[str]:
+        """The channels that pending or held rows are bound for."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT channel FROM deliveries WHERE status IN ('pending', 'held')"
+        ).fetchall()
+        return {row[0] for row in rows}
+
     def next_delivery_at(self) -> datetime | None:
         row = self.conn.execute(
             "SELECT min(next_attempt_at) FROM deliveries d WHERE status = 'pending'"
@@ -124,7 +155,11 @@ class Outbox(Connection):
     def delivered(self, delivery_id: int, now: datetime) -> None:
         """Mark a delivery sent. A send is a fact: when the mark cannot be written, it is
         remembered (the row is never sent again) and written by `settle`."""
-        self._sent[delivery_id] = now
+        self.delivered_all([delivery_id], now)
+
+    def delivered_all(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        """Mark the rows of one message sent, in one transaction (see `delivered`)."""
+        self._sent.update(dict.fromkeys(delivery_ids, now))
         try:
             with self._writing() as db:
                 self._write_sent(db)
@@ -135,44 +170,64 @@ class Outbox(Connection):
     def delivery_failed(
         self, delivery_id: int, error: str, now: datetime, retry_at: datetime
     ) -> None:
+        self.deliveries_failed([delivery_id], error, now, retry_at)
+
+    def deliveries_failed(
+        self, delivery_ids: Sequence[int], error: str, now: datetime, retry_at: datetime
+    ) -> None:
+        """The rows of one message failed together: one attempt more each, one retry time."""
         with self._writing() as db:
-            db.conn.execute(
+            db.conn.executemany(
                 "UPDATE deliveries SET attempts = attempts + 1, last_attempt_at = ?, "
                 "last_error = ?, next_attempt_at = ? WHERE id = ?",
-                [codec.ts(now), error, codec.ts(retry_at), delivery_id],
+                [(codec.ts(now), error, codec.ts(retry_at), i) for i in delivery_ids],
             )
 
-    def defer(self, delivery_id: int, until: datetime) -> None:
-        """Not tried: its channel just failed. It waits for the channel's retry time."""
+    def defer_channel(self, channel: str, until: datetime) -> None:
+        """A channel's pending rows due before `until` wait until then: the row ahead of
+        them waits for its retry (or its group), and they keep their place behind it."""
         with self._writing() as db:
             db.conn.execute(
-                "UPDATE deliveries SET next_attempt_at = ? WHERE id = ?",
-                [codec.ts(until), delivery_id],
+                "UPDATE deliveries SET next_attempt_at = ? WHERE channel = ? "
+                "AND status = 'pending' AND next_attempt_at < ?",
+                [codec.ts(until), channel, codec.ts(until)],
             )
 
-    def drop_deliveries(self, delivery_ids: Sequence[int], reason: str) -> None:
-        """Pending rows whose channel left the config: kept for the record, never sent."""
+    def drop_channels(self, channels: Collection[str], reason: str) -> dict[str, int]:
+        """Pending and held rows of channels that left the config: kept, never sent.
+        Returns how many per channel."""
+        dropped = {}
         with self._writing() as db:
-            for delivery_id in delivery_ids:
-                db.conn.execute(
-                    "UPDATE deliveries SET status = 'dropped', last_error = ? WHERE id = ?",
-                    [reason, delivery_id],
+            for channel in channels:
+                cursor = db.conn.execute(
+                    "UPDATE deliveries SET status = 'dropped', last_error = ? "
+                    "WHERE channel = ? AND status IN ('pending', 'held')",
+                    [reason, channel],
                 )
+                if cursor.rowcount:
+                    dropped[channel] = cursor.rowcount
+        return dropped
 
     def hold(self, delivery_id: int, until: datetime) -> None:
         """Quiet hours: keep the row for the catch-up message at the window's end."""
+        self.hold_all([delivery_id], until)
+
+    def hold_all(self, delivery_ids: Sequence[int], until: datetime) -> None:
         with self._writing() as db:
-            db.conn.execute(
+            db.conn.executemany(
                 "UPDATE deliveries SET status = 'held', next_attempt_at = ? WHERE id = ?",
-                [codec.ts(until), delivery_id],
+                [(codec.ts(until), i) for i in delivery_ids],
             )
 
-    def held_due(self, now: datetime) -> dict[str, list[Delivery]]:
-        """Held rows whose quiet hours are over, by channel."""
+    def held_due(self, now: datetime, channel: str | None = None) -> dict[str, list[Delivery]]:
+        """Held rows whose quiet hours are over, by channel (of `channel` only, if given)."""
+        where = "" if channel is None else "AND d.channel = ? "
         rows = self.conn.execute(
-            _DELIVERY + "WHERE d.status = 'held' AND d.next_attempt_at <= ? "
-            "ORDER BY d.channel, e.created_at, d.id",
-            [codec.ts(now)],
+            _DELIVERY
+            + "WHERE d.status = 'held' AND d.next_attempt_at <= ? "
+            + where
+            + "ORDER BY d.channel, e.created_at, d.id",
+            [codec.ts(now)] + ([] if channel is None else [channel]),
         ).fetchall()
         held: dict[str, list[Delivery]] = {}
         for row in rows:
