@@ -212,3 +212,29 @@ def test_run_once_sends_a_group_at_once_without_waiting_group_wait(
     assert main(["--config", str(path), "run", "--once"]) == 0
     assert mailbox.subjects() == ["[CRITICAL] 3 lines critical"]
     assert {r.status for r in _rows(load_settings(path).database_path(), "mail")} == {"sent"}
+
+
+def test_a_reload_never_has_two_workers_send_one_channels_row(
+    write_config: Callable[..., Path], mailbox: Mailbox
+) -> None:
+    """The reload's new worker waits for the old one's send under way, then finds the row
+    sent: the receiver gets it once."""
+    settings = load_settings(write_config(_channel("mail", mailbox.url(timeout=90))))
+    path = settings.database_path()
+    store = Store.open(path)
+    now = datetime.now(UTC)
+    event = Event("critical", "a", now, {"metric": "balance", "value": "1 USD"})
+    store.add_events([OutboxEntry(event, "m", ("mail",))], now)
+    store.close()
+    mailbox.gate.clear()
+    old = Dispatcher(settings, path)
+    assert mailbox.holding.wait(60), "the receiver never got the message"
+    new = Dispatcher(settings, path, previous=old)
+    assert not old.close(wait=0.0)  # its send is under way
+    new.wake(at_once=True)
+    mailbox.gate.set()
+    mailbox.wait_for(1)
+    _until(lambda: _rows(path, "mail")[0].status == "sent", "the old worker's mark")
+    assert new.flush()
+    assert new.close(wait=30)
+    assert len(mailbox.messages) == 1
