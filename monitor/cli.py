@@ -29,7 +29,14 @@ from monitor.errors import (
     UnitError,
     UsageError,
 )
-from monitor.units import Sizes, format_bytes, format_duration, parse_duration
+from monitor.units import (
+    Sizes,
+    format_bytes,
+    format_duration,
+    parse_data_size,
+    parse_duration,
+    parse_money,
+)
 
 DEBUG_ENV = "ESIM_MONITOR_DEBUG"
 
@@ -198,6 +205,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             snoozed_until=control.snoozed_until if control.snoozed(now) else None,
             acknowledged=control.acked_level.label if control.acked_level else None,
             forecast={metric: f.to_json() for metric, f in s.forecasts.items()},
+            source=s.source,
+            carried=sorted(s.carried),
         )
         rows.append(row)
     if args.json:
@@ -211,6 +220,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         for metric, forecast in (status.forecasts if status else {}).items():
             if forecast.runs_out_at:
                 notes.append(f"{row['line']}: {metric} {describe_forecast(forecast, now, tz)}")
+        if row["source"] not in (None, "poll"):
+            note = f"{row['line']}: last reading {row['source']}"
+            if row["carried"]:
+                note += f" ({', '.join(row['carried'])} from an earlier reading)"
+            notes.append(note)
         if row["snoozed_until"]:
             notes.append(f"{row['line']}: snoozed until {_when(row['snoozed_until'], tz)}")
         if row["acknowledged"]:
@@ -243,6 +257,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             "expires_at": r.expires_at,
             "status": r.status,
             "error": r.error,
+            "source": r.source,
         }
         for r in found
     ]
@@ -261,7 +276,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         tz = settings.tz()
         sizes = line_sizes(settings, line)
         _print_table(
-            ["TIME", "STATE", "BALANCE", "DATA", "EXPIRES", "ERROR"],
+            ["TIME", "STATE", "BALANCE", "DATA", "EXPIRES", "SOURCE", "ERROR"],
             [
                 [
                     _when(r["checked_at"], tz),
@@ -269,6 +284,7 @@ def cmd_history(args: argparse.Namespace) -> int:
                     _money(r["balance"], r["currency"]),
                     _data(r["data_remaining"], r["data_total"], sizes),
                     _when(r["expires_at"], tz),
+                    r["source"],
                     r["error"] or "",
                 ]
                 for r in rows
@@ -374,6 +390,90 @@ def cmd_ack(args: argparse.Namespace) -> int:
         store.close()
     print(f"{args.line}: {state.state} acknowledged; no reminders until its state changes")
     return EXIT_OK
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """A reading the owner has (from the carrier's app or text), judged like a polled one."""
+    from monitor.cycle import Checker
+    from monitor.store import Store
+
+    settings = load_settings(config.config_path(args.config))
+    (line,) = _pick_lines(settings, [args.line])
+    if args.balance is None and args.data is None and args.expires is None:
+        raise UsageError("record: give at least one of --balance, --data, --expires")
+    tz = settings.tz()
+    store = Store.open(settings.database_path())
+    checker = Checker(settings)
+    try:
+        reading = _manual_reading(settings, store, line, args, tz)
+        judged = checker.record(store, reading)
+    finally:
+        checker.close(wait=60.0)
+        store.close()
+    from monitor.evaluate import summarize
+
+    print(f"{line}: recorded ({summarize(judged.metrics)}); state {judged.state.state}")
+    for event in judged.events:
+        print(f"{line}: {event.type} raised")
+    return EXIT_OK
+
+
+def _manual_reading(
+    settings: config.Settings, store: Any, line: str, args: argparse.Namespace, tz: tzinfo
+) -> Any:
+    """The reading `record` makes of its options. Figures left out stay out (the reading
+    says what the owner saw); their alert levels stand and `status` shows their last known
+    values, marked carried."""
+    from monitor.model import Reading, money_problem, utcnow
+
+    now = utcnow()
+    given: dict[str, Any] = {}
+    balance = None
+    if args.balance is not None:
+        try:
+            balance = parse_money(args.balance)
+        except UnitError as exc:
+            raise UsageError(f"--balance: {exc}") from None
+        why = "cannot be negative" if balance < 0 else money_problem(balance)
+        if why:
+            raise UsageError(f"--balance {args.balance!r} {why}")
+        given["balance"] = args.balance
+    data = None
+    if args.data is not None:
+        try:
+            data = parse_data_size(args.data)
+        except UnitError as exc:
+            raise UsageError(f"--data: {exc}") from None
+        given["data"] = args.data
+    expires = None
+    if args.expires is not None:
+        expires = _end_of_day(args.expires, tz)
+        if expires <= now:
+            raise UsageError(f"--expires {args.expires}: that day is over")
+        given["expires"] = args.expires
+    currency = settings.lines[line].options.get("currency")
+    if balance is not None and not currency:
+        known = store.status().get(line)
+        currency = known.currency if known else None
+    return Reading(
+        line=line,
+        checked_at=now,
+        balance=balance,
+        currency=currency if balance is not None else None,
+        data_remaining=data,
+        expires_at=expires,
+        raw={"recorded": given},
+        source="manual",
+    )
+
+
+def _end_of_day(text: str, tz: tzinfo) -> datetime:
+    from monitor.plans import end_of_day, parse_day
+
+    try:
+        return end_of_day(parse_day(text), tz)
+    except UnitError as exc:
+        raise UsageError(f"--expires: {exc}") from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -921,6 +1021,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("line", metavar="LINE")
     p = add("ack", cmd_ack, "acknowledge a low line: no reminders until its state changes")
     p.add_argument("line", metavar="LINE")
+    p = add(
+        "record",
+        cmd_record,
+        "record a reading you have (from the carrier's app or text): judged and alerted as "
+        "a polled one",
+    )
+    p.add_argument("line", metavar="LINE")
+    p.add_argument("--balance", metavar="AMOUNT", help="in the line's currency, such as 12.50")
+    p.add_argument("--data", metavar="SIZE", help="data left, such as 2GB or 500MiB")
+    p.add_argument("--expires", metavar="DATE", help="the last day of the plan, such as 2026-12-30")
     p = add("report", cmd_report, "print the digest summary, or write the chart")
     p.add_argument("--png", metavar="FILE", help="write a PNG chart of recent readings")
     p.add_argument("--since", default="24h", help="failed checks since (default 24h)")

@@ -26,7 +26,7 @@ import structlog
 from monitor import adapters
 from monitor.config import Settings, secret_values
 from monitor.counters import COUNTERS
-from monitor.errors import CheckFailed, StoreError
+from monitor.errors import CheckFailed, ReadingRejected, StoreError
 from monitor.evaluate import Policy, evaluate_failure, evaluate_reading, summarize
 from monitor.forecast import MAX_POINTS, Forecast, forecast
 from monitor.model import (
@@ -50,6 +50,8 @@ TICK = 0.5
 """Longest wait between two looks at the checks under way."""
 ROUND_WINDOW = 0.05
 """After a first result, how long to gather others into the same round (one transaction)."""
+STALE_RETRIES = 3
+"""How often a check whose line's state moved on meanwhile is judged again."""
 HISTORY = timedelta(days=30)
 """How far back the forecast looks."""
 
@@ -335,28 +337,72 @@ class Checker:
         controls = store.controls()
         states = store.states()  # one query for the batch, not one per line
         for batch in self.rounds(line_ids, tick, stop):
-            now = utcnow()
-            read = [r.line for r in batch if r.reading is not None]
-            histories = store.series_many(read, now - HISTORY, MAX_POINTS) if read else {}
-            outcomes: list[_Outcome] = []
-            for result in batch:
-                control = controls.get(result.line, Controls())
-                previous = states.get(result.line) or LineState(result.line)
-                history = histories.get(result.line, [])
-                outcome = self._evaluate(result, previous, now, control, history, store)
-                if outcome is not None:
-                    outcomes.append(outcome)
-            for item in self._write(store, outcomes, now, direct):
-                self._after(store, item.judged, item.control, now)
-                _log_outcome(item.judged)
-                _count_check(item.judged.result)
-                judged.append(item.judged)
+            judged.extend(self._round(store, batch, controls, states, direct))
         log.info(
             "checks done",
             lines=len(line_ids),
             failed=sum(1 for j in judged if j.result.reading is None),
             seconds=round(time.monotonic() - started, 3),
         )
+        return judged
+
+    def record(self, store: Store, reading: Reading) -> Judged:
+        """One reading of one line from outside the poll (recorded by hand, relayed by a
+        phone, pushed by a provider), judged and written exactly as a polled one: its alerts
+        go to the outbox, it feeds the forecast and the recharge policy. Safe beside a
+        running daemon: the write is guarded by the state it was judged from (see
+        `Check.based_on`), so neither overwrites the other. Raises `ReadingRejected` for
+        figures out of range, `StoreError` when it could not be recorded."""
+        problems = reading_problems(reading)
+        if problems:
+            raise ReadingRejected("; ".join(problems))
+        result = CheckResult(reading.line, reading.checked_at, 0, reading=reading)
+        states = {reading.line: store.state(reading.line)}
+        controls = store.controls()
+        judged = self._round(store, [result], controls, states, None)
+        if not judged:
+            raise StoreError(f"the reading of {reading.line} could not be recorded (see the log)")
+        return judged[0]
+
+    def _round(
+        self,
+        store: Store,
+        batch: Sequence[CheckResult],
+        controls: dict[str, Controls],
+        states: dict[str, LineState],
+        direct: Callable[[Event], Collection[str] | None] | None,
+    ) -> list[Judged]:
+        """Judge a round of checks and record them in one transaction. A check whose line's
+        state changed since it was read (a reading recorded meanwhile by another process)
+        is judged again against the state now stored, so the recorded reading is neither
+        lost nor overwritten."""
+        now = utcnow()
+        judged: list[Judged] = []
+        pending = list(batch)
+        for _ in range(STALE_RETRIES):
+            read = [r.line for r in pending if r.reading is not None]
+            histories = store.series_many(read, now - HISTORY, MAX_POINTS) if read else {}
+            outcomes: list[_Outcome] = []
+            for result in pending:
+                control = controls.get(result.line, Controls())
+                previous = states.get(result.line) or LineState(result.line)
+                history = histories.get(result.line, [])
+                outcome = self._evaluate(result, previous, now, control, history, store)
+                if outcome is not None:
+                    outcomes.append(outcome)
+            written, stale = self._write(store, outcomes, now, direct)
+            for item in written:
+                self._after(store, item.judged, item.control, now)
+                _log_outcome(item.judged)
+                _count_check(item.judged.result)
+                judged.append(item.judged)
+            if not stale:
+                return judged
+            log.info("line state changed meanwhile: judged again", lines=sorted(stale))
+            for line in stale:
+                states[line] = store.state(line)
+            pending = [r for r in pending if r.line in stale]
+        log.error("line state kept changing: check not recorded", lines=[r.line for r in pending])
         return judged
 
     def _settle(self, store: Store) -> None:
@@ -389,7 +435,8 @@ class Checker:
             log.exception("check could not be evaluated", line=result.line)
             return self._failed(result, f"could not be evaluated: {_named(exc)}", previous, now)
         try:
-            outcome = self._fold(result, outcome, store, now)
+            if result.reading is None or result.reading.source == "poll":
+                outcome = self._fold(result, outcome, store, now)
         except StoreError as exc:  # the check stands; only the account's alert state is lost
             log.error(
                 "account breaker state could not be written", line=result.line, error=str(exc)
@@ -397,7 +444,8 @@ class Checker:
         except Exception:
             log.exception("account breaker failed", line=result.line)
         try:
-            return _Outcome(outcome, control, previous, self._record(outcome, control, now))
+            record = self._record(outcome, control, previous, now)
+            return _Outcome(outcome, control, previous, record)
         except Exception as exc:
             log.exception("check could not be prepared for the database", line=result.line)
             return self._failed(result, f"could not be evaluated: {_named(exc)}", previous, now)
@@ -411,7 +459,8 @@ class Checker:
         control = Controls()
         try:
             outcome = self.judge(failed, previous, now, control)
-            return _Outcome(outcome, control, previous, self._record(outcome, control, now))
+            record = self._record(outcome, control, previous, now)
+            return _Outcome(outcome, control, previous, record)
         except Exception:
             log.exception("failed check could not be evaluated either", line=result.line)
             return None
@@ -422,22 +471,26 @@ class Checker:
         outcomes: list[_Outcome],
         now: datetime,
         direct: Callable[[Event], Collection[str] | None] | None,
-    ) -> list[_Outcome]:
-        """Record a round in one transaction; what was recorded. When the database refuses
-        the round for something in it, each check is written alone: one the database
-        refuses becomes a failed check of its line."""
+    ) -> tuple[list[_Outcome], set[str]]:
+        """Record a round in one transaction; what was recorded, and the lines whose state
+        had moved on meanwhile (not recorded: see `Check.based_on`). When the database
+        refuses the round for something in it, each check is written alone: one the
+        database refuses becomes a failed check of its line."""
         try:
-            store.record_checks([o.record for o in outcomes], now=now)
-            return outcomes
+            stale = set(store.record_checks([o.record for o in outcomes], now=now))
+            return [o for o in outcomes if o.record.line not in stale], stale
         except StoreError as exc:
             self._send_directly(store, outcomes, exc, direct)
-            return []
+            return [], set()
         except Exception:
             log.exception("a round of checks could not be recorded: one at a time now")
         written = []
+        stale = set()
         for outcome in outcomes:
             try:
-                store.record_checks([outcome.record], now=now)
+                if store.record_checks([outcome.record], now=now):
+                    stale.add(outcome.record.line)
+                    continue
             except StoreError as exc:
                 self._send_directly(store, [outcome], exc, direct)
                 continue
@@ -450,7 +503,7 @@ class Checker:
                     continue
                 outcome = failed
             written.append(outcome)
-        return written
+        return written, stale
 
     def _write_alone(
         self,
@@ -461,7 +514,8 @@ class Checker:
     ) -> bool:
         """Record one check in its own transaction; whether it was."""
         try:
-            store.record_checks([outcome.record], now=now)
+            if store.record_checks([outcome.record], now=now):
+                return False
         except StoreError as exc:
             self._send_directly(store, [outcome], exc, direct)
             return False
@@ -499,8 +553,11 @@ class Checker:
             _count_check(outcome.judged.result)
         store.owe(owed)
 
-    def _record(self, outcome: Judged, control: Controls, now: datetime) -> Check:
-        """One check as `Store.record_checks` takes it."""
+    def _record(
+        self, outcome: Judged, control: Controls, previous: LineState, now: datetime
+    ) -> Check:
+        """One check as `Store.record_checks` takes it, guarded by the state it was judged
+        from."""
         result = outcome.result
         return Check(
             line=result.line,
@@ -512,6 +569,7 @@ class Checker:
             duration_ms=result.duration_ms,
             forecasts=outcome.forecasts if result.reading is not None else None,
             snoozed=control.snoozed(now),
+            based_on=previous,
         )
 
     def _after(self, store: Store, outcome: Judged, control: Controls, now: datetime) -> None:

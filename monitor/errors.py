@@ -50,6 +50,13 @@ class UsageError(MonitorError):
     exit_code = EXIT_USAGE
 
 
+class ReadingRejected(MonitorError):
+    """A reading from outside the poll (recorded by hand, relayed, pushed) holds a figure
+    out of range: nothing was recorded."""
+
+    exit_code = EXIT_USAGE
+
+
 class StoreError(MonitorError):
     """The history database cannot be opened, migrated or written."""
 

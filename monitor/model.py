@@ -35,6 +35,10 @@ EVENT_TYPES: tuple[str, ...] = (
 
 METRICS: tuple[str, ...] = ("balance", "data", "expiry", "status")
 
+SOURCES: tuple[str, ...] = ("poll", "manual", "relay", "hook")
+"""Where a reading came from: the daemon's own check, `esim-monitor record`, a phone's
+relayed text, a provider's push."""
+
 
 class Level(IntEnum):
     """How a metric or a line stands; ordered so that max() is the worst."""
@@ -77,8 +81,12 @@ class Reading:
     disabled): the line is at least a warning whatever its figures."""
     raw: Any = None
     """The provider's own payload or reply, kept for debugging."""
+    source: str = "poll"
+    """One of `SOURCES`: a reading from outside the poll is judged the same way."""
 
     def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown reading source {self.source!r}")
         if self.checked_at.tzinfo is None:
             raise ValueError("Reading.checked_at must be timezone-aware")
         for name in ("expires_at", "renewal_at"):

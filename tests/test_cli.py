@@ -155,7 +155,15 @@ def test_history_formats(configured: Path, capsys: pytest.CaptureFixture[str]) -
     assert [r["level"] for r in table] == ["ok", "warning", "warning"]
     assert cli("--config", str(configured), "history", "travel", "--since", "1h") == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["TIME", "STATE", "BALANCE", "DATA", "EXPIRES", "ERROR"]
+    assert out.splitlines()[0].split() == [
+        "TIME",
+        "STATE",
+        "BALANCE",
+        "DATA",
+        "EXPIRES",
+        "SOURCE",
+        "ERROR",
+    ]
     assert "9.00 USD" in out
 
 

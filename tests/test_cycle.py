@@ -342,9 +342,9 @@ def test_a_check_the_database_refuses_is_that_lines_failure_alone(
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
         return write_check(self, db, check, now)
 
-    def counting(self: Store, checks: Any, now: Any) -> None:
+    def counting(self: Store, checks: Any, now: Any) -> list[str]:
         sizes.append(len(checks))
-        record_checks(self, checks, now)
+        return record_checks(self, checks, now)
 
     monkeypatch.setattr(Store, "_write_check", refusing)
     monkeypatch.setattr(Store, "record_checks", counting)

@@ -48,6 +48,10 @@ class Check:
     sent: Sequence[Collection[str]] | None = None
     """Per event, the channels it already went to directly (while the database could not
     be written): recorded as sent, never sent again."""
+    based_on: LineState | None = None
+    """The state this check was judged from. When set, the check is written only if the
+    line's stored state is still that one (same `checked_at`): a reading recorded by
+    another process meanwhile is never overwritten by a judgment that did not see it."""
 
 
 class Point(NamedTuple):
@@ -82,15 +86,32 @@ class Lines(Connection):
 
     # ---- one check, atomically ---------------------------------------------------------
 
-    def record_checks(self, checks: Sequence[Check], now: datetime) -> None:
+    def record_checks(self, checks: Sequence[Check], now: datetime) -> list[str]:
         """Several checks in one transaction: each its reading (or failure), the line's new
-        state, its events and one pending delivery per routed channel."""
+        state, its events and one pending delivery per routed channel. Returns the lines
+        whose check was stale (see `Check.based_on`): nothing of those was written, so the
+        caller judges them again against the state now stored."""
         if not checks:
-            return
+            return []
+        stale: list[str] = []
         with self._writing() as db:
             for check in checks:
+                if check.based_on is not None and self._moved(db.conn, check.based_on):
+                    stale.append(check.line)
+                    continue
                 self._write_check(db, check, now)
-        count_events(entry for check in checks for entry in check.events)
+        count_events(entry for check in checks if check.line not in stale for entry in check.events)
+        return stale
+
+    @staticmethod
+    def _moved(conn: sqlite3.Connection, based_on: LineState) -> bool:
+        """Whether the line's stored state is no longer the one a check was judged from
+        (inside the write transaction, so nobody can change it before the check is written)."""
+        row = conn.execute(
+            "SELECT checked_at FROM line_state WHERE line = ?", [based_on.line]
+        ).fetchone()
+        stored = codec.parse_ts(row[0]) if row else None
+        return stored != based_on.checked_at
 
     def _write_check(self, db: Database, check: Check, now: datetime) -> list[int]:
         reading_id = insert_row(db.conn, "readings", _reading_row(check))
@@ -230,6 +251,7 @@ def _reading_row(check: Check) -> dict[str, Any]:
             renewal_price=codec.money(reading.renewal_price),
             extras=codec.extras(reading.extras),
             raw=codec.raw(reading.raw),
+            source=reading.source,
         )
     return row
 

@@ -177,6 +177,17 @@ def _account_alerts(db: Database) -> None:
     db["account_alerts"].create({"account": str, "alerted_at": str}, pk="account")
 
 
+def _sources(db: Database) -> None:
+    # Readings before this migration all came from the daemon's own checks.
+    db["readings"].add_column("source", str, not_null_default="poll")
+    # Few readings come from elsewhere: a partial index finds them (and their lines) without
+    # reading the table, and costs a poll's insert nothing.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS readings_not_polled ON readings (line, checked_at) "
+        "WHERE source <> 'poll'"
+    )
+
+
 class Step(NamedTuple):
     name: str
     apply: Callable[[Database], None]
@@ -191,6 +202,7 @@ STEPS: tuple[Step, ...] = (
     Step("0005_daily_rollups", _rollups),
     Step("0006_recharge_ledger", _ledger),
     Step("0007_account_alerts", _account_alerts),
+    Step("0008_reading_sources", _sources),
 )
 NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
 

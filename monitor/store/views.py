@@ -57,6 +57,11 @@ class LineStatus(NamedTuple):
     renewal_price: Decimal | None = None
     forecasts: Mapping[str, Forecast] = _NO_FORECASTS
     controls: Controls = _NO_CONTROLS
+    source: str | None = None
+    """Where the last reading came from (`model.SOURCES`); None: never read."""
+    carried: frozenset[str] = frozenset()
+    """The figures shown from an earlier reading: the last one (recorded by hand, say) did
+    not give them, so they keep their last known value rather than turn unknown."""
 
     @property
     def state(self) -> str:
@@ -95,6 +100,7 @@ class HistoryRow:
     expires_at: datetime | None
     status: str | None
     error: str | None
+    source: str = "poll"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +124,19 @@ _STATUS = """
     SELECT s.line, s.level, s.checked_at, s.last_success_at, s.failures, s.last_error,
            s.low_since, r.checked_at, r.balance, r.currency, r.data_remaining,
            r.data_total, r.expires_at, r.status, r.renewal_at, r.renewal_price, s.forecast,
-           c.snoozed_until, c.acked_level, c.acked_at
+           c.snoozed_until, c.acked_level, c.acked_at, r.source
     FROM line_state s LEFT JOIN readings r ON r.id = s.last_reading_id
     LEFT JOIN line_controls c ON c.line = s.line
 """
+
+
+_CARRIED: dict[str, tuple[str, ...]] = {
+    "balance": ("balance", "currency"),
+    "data_remaining": ("data_remaining", "data_total"),
+    "expires_at": ("expires_at",),
+}
+"""The figures a reading from outside the poll may leave out, with the columns that go
+with each."""
 
 
 class Views:
@@ -157,8 +172,43 @@ class Views:
                 controls_from(row[17], row[18], row[19])
                 if row[17] is not None or row[18] is not None or row[19] is not None
                 else _NO_CONTROLS,
+                row[20],
             )
+            if row[20] not in (None, "poll"):
+                result[row[0]] = self._carry(result[row[0]])
         return result
+
+    def _carry(self, status: LineStatus) -> LineStatus:
+        """A reading from outside the poll that lacks a figure: the figure's last known
+        value from an earlier successful reading, marked carried (one query per figure,
+        and only for such lines: a polled line's status costs nothing more)."""
+        if status.read_at is None:
+            return status
+        carried: dict[str, Any] = {}
+        for figure, columns in _CARRIED.items():
+            if getattr(status, figure) is not None:
+                continue
+            row = self.conn.execute(
+                f"SELECT {', '.join(columns)} FROM readings WHERE line = ? AND ok = 1 "
+                f"AND checked_at < ? AND {columns[0]} IS NOT NULL "
+                "ORDER BY checked_at DESC LIMIT 1",
+                [status.line, codec.ts(status.read_at)],
+            ).fetchone()
+            if row is None:
+                continue
+            if figure == "balance":
+                carried.update(balance=codec.parse_money(row[0]))
+                if status.currency is None:
+                    carried["currency"] = row[1]
+            elif figure == "data_remaining":
+                carried.update(data_remaining=row[0])
+                if status.data_total is None:
+                    carried["data_total"] = row[1]
+            else:
+                carried[figure] = codec.parse_ts(row[0])
+        if not carried:
+            return status
+        return status._replace(**carried, carried=frozenset(k for k in carried if k in _CARRIED))
 
     def pending_count(self) -> int:
         """Deliveries still to go out: due, retrying, or held for quiet hours. A read model,
@@ -179,7 +229,7 @@ class Views:
     def history(self, line: str, since: datetime) -> list[HistoryRow]:
         rows = self.conn.execute(
             "SELECT checked_at, ok, level, balance, currency, data_remaining, data_total, "
-            "expires_at, status, error FROM readings WHERE line = ? AND checked_at >= ? "
+            "expires_at, status, error, source FROM readings WHERE line = ? AND checked_at >= ? "
             "ORDER BY checked_at",
             [line, codec.ts(since)],
         ).fetchall()
@@ -195,6 +245,7 @@ class Views:
                 expires_at=codec.parse_ts(r[7]),
                 status=r[8],
                 error=r[9],
+                source=r[10],
             )
             for r in rows
         ]

@@ -149,3 +149,39 @@ def test_stored_excerpts_are_at_most_4_kib(tmp_path: Path) -> None:
         assert text.endswith("…[cut]")
     assert error.startswith("the provider said: ü")
     store.close()
+
+
+def test_a_check_judged_from_a_state_that_moved_on_is_not_written(tmp_path: Path) -> None:
+    """The daemon reads its states once per pass: a reading recorded meanwhile (another
+    process) must not be overwritten by a check judged without it."""
+    store = Store.open(tmp_path / "h.db")
+    seen = store.state("a")  # what the daemon read at the start of its pass
+    manual = Reading("a", T0, balance=Decimal("2"), source="manual")
+    recorded = LineState("a", Level.CRITICAL, {"balance": Level.CRITICAL}, checked_at=T0)
+    other = Store.open(tmp_path / "h.db")  # the `record` command's own connection
+    assert other.record_checks([Check("a", T0, recorded, reading=manual, based_on=seen)], T0) == []
+    other.close()
+    later = T0 + timedelta(minutes=1)
+    polled = LineState("a", Level.OK, {"balance": Level.OK}, checked_at=later)
+    event = Event("recovery", "a", later)
+    stale = store.record_checks(
+        [
+            Check(
+                "a",
+                later,
+                polled,
+                events=[OutboxEntry(event, "m", ["hook"])],
+                reading=Reading("a", later, balance=Decimal("20")),
+                based_on=seen,
+            )
+        ],
+        later,
+    )
+    assert stale == ["a"]
+    assert store.state("a") == recorded
+    assert [(r.source, r.balance) for r in store.history("a", T0)] == [("manual", Decimal("2"))]
+    assert store.events(T0) == []
+    # judged again from the state now stored, it is written
+    assert store.record_checks([Check("a", later, polled, based_on=recorded)], later) == []
+    assert store.state("a") == polled
+    store.close()

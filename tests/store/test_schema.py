@@ -112,3 +112,24 @@ def test_verify_finds_damage_no_query_reads(tmp_path: Path) -> None:
     Store.open(path).close()  # what the CLI's reads open: nothing reads that page
     with pytest.raises(DatabaseUnusable, match="is damaged"):
         Store.open(path, verify=True)
+
+
+def test_a_database_of_the_previous_schema_gains_reading_sources(tmp_path: Path) -> None:
+    """Migration 0008: readings recorded before it all came from the daemon's own checks."""
+    from sqlite_utils import Database, Migrations
+
+    path = tmp_path / "h.db"
+    previous = Migrations(schema.MIGRATION_SET)
+    for step in schema.STEPS[:-1]:
+        previous(name=step.name, transactional=step.transactional)(step.apply)
+    db = Database(path)
+    previous.apply(db)
+    db["readings"].insert({"line": "a", "checked_at": T0.isoformat(), "ok": 1, "balance": "3"})
+    db.conn.close()
+    assert "0008_reading_sources" not in schema.applied(sqlite3.connect(path))
+    store = Store.open(path)
+    assert schema.applied(store.conn) == list(schema.NAMES)
+    assert store.conn.execute("SELECT source FROM readings").fetchall() == [("poll",)]
+    [row] = store.history("a", T0.replace(year=2000))
+    assert row.source == "poll"
+    store.close()
