@@ -220,7 +220,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for metric, forecast in (status.forecasts if status else {}).items():
             if forecast.runs_out_at:
                 notes.append(f"{row['line']}: {metric} {describe_forecast(forecast, now, tz)}")
-        if row["source"] not in (None, "poll"):
+        if row["source"] not in (None, "poll") or row["carried"]:
             note = f"{row['line']}: last reading {row['source']}"
             if row["carried"]:
                 note += f" ({', '.join(row['carried'])} from an earlier reading)"
@@ -399,13 +399,18 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     settings = load_settings(config.config_path(args.config))
     (line,) = _pick_lines(settings, [args.line])
-    if args.balance is None and args.data is None and args.expires is None:
-        raise UsageError("record: give at least one of --balance, --data, --expires")
+    if args.balance is None and args.data is None and args.expires is None and not args.renewed:
+        raise UsageError("record: give at least one of --balance, --data, --expires, --renewed")
+    plan = settings.adapter_name(line) == "plan"
+    if args.renewed and not (plan and settings.lines[line].options.get("renews")):
+        raise UsageError(f"record --renewed: {line} is no plan line with `renews`")
     tz = settings.tz()
     store = Store.open(settings.database_path())
     checker = Checker(settings)
     try:
         reading = _manual_reading(settings, store, line, args, tz)
+        if plan:
+            reading = _on_plan(checker.adapter(line), reading, args.renewed)
         judged = checker.record(store, reading)
     finally:
         checker.close(wait=60.0)
@@ -464,6 +469,23 @@ def _manual_reading(
         expires_at=expires,
         raw={"recorded": given},
         source="manual",
+    )
+
+
+def _on_plan(adapter: Any, reading: Any, renewed: bool) -> Any:
+    """A manual reading of a plan line carries the plan's dates and price (so renewal-risk
+    weighs a recorded balance against it); `--renewed` moves the plan on first."""
+    import dataclasses
+
+    if renewed:
+        adapter.confirm(reading.checked_at)
+    plan = adapter.read()
+    return dataclasses.replace(
+        reading,
+        currency=reading.currency or plan.currency,
+        expires_at=reading.expires_at or plan.expires_at,
+        renewal_at=plan.renewal_at,
+        renewal_price=plan.renewal_price,
     )
 
 
@@ -1031,6 +1053,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--balance", metavar="AMOUNT", help="in the line's currency, such as 12.50")
     p.add_argument("--data", metavar="SIZE", help="data left, such as 2GB or 500MiB")
     p.add_argument("--expires", metavar="DATE", help="the last day of the plan, such as 2026-12-30")
+    p.add_argument(
+        "--renewed", action="store_true", help="a plan line renewed now: on to its next period"
+    )
     p = add("report", cmd_report, "print the digest summary, or write the chart")
     p.add_argument("--png", metavar="FILE", help="write a PNG chart of recent readings")
     p.add_argument("--since", default="24h", help="failed checks since (default 24h)")

@@ -105,7 +105,7 @@ class Checker:
         `on_recharge_events`: called from the recharge worker when it wrote alerts."""
         self.settings = settings
         self.context = adapters.AdapterContext(
-            tokens or TokenCache(settings.database_path()), secret_values(settings)
+            tokens or TokenCache(settings.database_path()), secret_values(settings), settings.tz()
         )
         self._adapters: dict[str, adapters.Adapter] = {}
         self._pool = WorkerPool(settings.monitor.workers)
@@ -123,6 +123,10 @@ class Checker:
     def _close_clients(self) -> None:
         self.context.close()
         self.context.tokens.close()
+
+    def adapter(self, line_id: str) -> adapters.Adapter:
+        """The line's adapter, built once (the one its checks use)."""
+        return self._adapter(line_id)
 
     def _adapter(self, line_id: str) -> adapters.Adapter:
         if line_id not in self._adapters:
@@ -301,8 +305,9 @@ class Checker:
         forecasts: list[Forecast] = []
         if result.reading is not None:
             forecasts = line_forecasts(history, result.reading, now)
+            known = next((p.balance for p in reversed(history) if p.balance is not None), None)
             state, events, metrics = evaluate_reading(
-                previous, result.reading, policy, now, controls, forecasts
+                previous, result.reading, policy, now, controls, forecasts, known
             )
         else:
             state, events = evaluate_failure(previous, result.error or "failed", policy, now)

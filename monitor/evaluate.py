@@ -210,8 +210,11 @@ def evaluate_reading(
     now: datetime,
     controls: Controls | None = None,
     forecasts: Sequence[Forecast] = (),
+    known_balance: Decimal | None = None,
 ) -> tuple[LineState, list[Event], list[MetricResult]]:
-    """A successful read: new state, the events it causes, and the judged metrics."""
+    """A successful read: new state, the events it causes, and the judged metrics.
+    `known_balance`: the last balance an earlier reading gave, for a reading without one
+    (a plan line's check: its balance is only ever recorded by hand)."""
     controls = controls or Controls()
     metrics = judge(reading, policy.thresholds, dict(previous.metrics), forecasts, policy.sizes)
     levels = {m.metric: m.level for m in metrics}
@@ -262,7 +265,7 @@ def evaluate_reading(
     events.extend(escalated)
     notices, reminders = _expiry_reminders(reading, policy, notices, facts, now)
     events.extend(reminders)
-    risk = renewal_risk(reading, policy.thresholds, now)
+    risk = renewal_risk(reading, policy.thresholds, now, known_balance)
     if risk is not None and notices.renewal_risk != risk["renewal_at"]:
         events.append(_event("renewal-risk", reading.line, now, facts, **risk))
         notices = dataclasses.replace(notices, renewal_risk=risk["renewal_at"])
@@ -356,23 +359,30 @@ def _expiry_reminders(
     ]
 
 
-def renewal_risk(reading: Reading, thresholds: Thresholds, now: datetime) -> dict[str, Any] | None:
-    """Facts for a `renewal-risk` event when the balance will not cover an upcoming renewal
-    (within `renewal_warning`), else None. Once per renewal date: the caller remembers it."""
+def renewal_risk(
+    reading: Reading,
+    thresholds: Thresholds,
+    now: datetime,
+    known_balance: Decimal | None = None,
+) -> dict[str, Any] | None:
+    """Facts for a `renewal-risk` event when the balance (the reading's, else the last
+    known) will not cover an upcoming renewal (within `renewal_warning`), else None. Once
+    per renewal date: the caller remembers it."""
+    balance = reading.balance if reading.balance is not None else known_balance
     if (
         reading.renewal_at is None
         or reading.renewal_price is None
-        or reading.balance is None
+        or balance is None
         or thresholds.renewal_warning is None
     ):
         return None
     left = reading.renewal_at - now
-    if reading.balance >= reading.renewal_price or left > thresholds.renewal_warning:
+    if balance >= reading.renewal_price or left > thresholds.renewal_warning:
         return None
     return {
         "renewal_at": reading.renewal_at,
         "renewal_price": format_money(reading.renewal_price, reading.currency),
-        "shortfall": format_money(reading.renewal_price - reading.balance, reading.currency),
+        "shortfall": format_money(reading.renewal_price - balance, reading.currency),
         "renews_in": humanize_duration(left) if left > timedelta(0) else "now",
     }
 

@@ -12,7 +12,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, TypeVar
@@ -39,6 +39,7 @@ BUILTIN: dict[str, str] = {
     "telnyx": "monitor.adapters.telnyx:TelnyxAdapter",
     "command": "monitor.adapters.command:CommandAdapter",
     "http_json": "monitor.adapters.http_json:HttpJsonAdapter",
+    "plan": "monitor.adapters.plan:PlanAdapter",
 }
 
 BINARY_SIZES: frozenset[str] = frozenset({"airalo", "1nce"})
@@ -56,8 +57,15 @@ class AdapterContext:
     """What adapters share across lines and checks: clients, sessions, a token cache that
     outlives restarts (Airalo allows three token requests a minute), and the redactor."""
 
-    def __init__(self, tokens: TokenCache | None = None, secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        tokens: TokenCache | None = None,
+        secrets: Iterable[str] = (),
+        tz: tzinfo = UTC,
+    ) -> None:
         self._shared: dict[Any, Any] = {}
+        self.tz = tz
+        """`[monitor] timezone`: where a declared date (a plan's renewal day) falls."""
         self._lock = threading.Lock()
         self.tokens = tokens or TokenCache(None)
         self.redactor = Redactor(secrets)

@@ -150,6 +150,13 @@ class Views:
         # the decoding inlined: this runs for every line on every `status` and scrape
         moment, money, forecasts = datetime.fromisoformat, codec.parse_money, codec.parse_forecasts
         result = {}
+        # lines with a reading from outside the poll (the partial index: no table scan)
+        others = {
+            row[0]
+            for row in self.conn.execute(
+                "SELECT DISTINCT line FROM readings WHERE source <> 'poll'"
+            ).fetchall()
+        }
         for row in self.conn.execute(_STATUS).fetchall():
             result[row[0]] = LineStatus(
                 row[0],
@@ -174,14 +181,15 @@ class Views:
                 else _NO_CONTROLS,
                 row[20],
             )
-            if row[20] not in (None, "poll"):
+            if row[0] in others:
                 result[row[0]] = self._carry(result[row[0]])
         return result
 
     def _carry(self, status: LineStatus) -> LineStatus:
-        """A reading from outside the poll that lacks a figure: the figure's last known
-        value from an earlier successful reading, marked carried (one query per figure,
-        and only for such lines: a polled line's status costs nothing more)."""
+        """A line some reading from outside the poll has told about (recorded by hand, a
+        plan line's balance): a figure its last reading lacks shows its last known value
+        from an earlier successful reading, marked carried (one query per figure, and only
+        for such lines: a line only ever polled costs nothing more)."""
         if status.read_at is None:
             return status
         carried: dict[str, Any] = {}
