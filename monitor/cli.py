@@ -363,6 +363,37 @@ def cmd_snooze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_relay_url(args: argparse.Namespace) -> int:
+    """A new relay token for the line (the old one stops working) and the URL to paste."""
+    from urllib.parse import quote
+
+    from monitor.store import RelayTokens
+
+    settings, store = _writable_store(args)  # migrated: the relay_tokens table exists
+    store.close()
+    tokens = RelayTokens(settings.database_path())
+    try:
+        token = tokens.issue(args.line)
+    finally:
+        tokens.close()
+    base = settings.http.public_url
+    if base is None:
+        listen = settings.http.listen or "127.0.0.1:8750"
+        base = f"http://{listen}"
+        print(
+            "note: [http] public_url is not set; this URL works only where "
+            f"{listen} is reachable (set public_url to the reverse proxy's https URL)",
+            file=sys.stderr,
+        )
+    if settings.http.listen is None:
+        print("note: [http] listen is not set: the daemon serves no relay yet", file=sys.stderr)
+    url = f"{base}/relay/{quote(args.line)}"
+    print(f"{url}?token={token}")
+    print(f"(or POST to {url} with the header  Authorization: Bearer {token})")
+    print("The previous URL of this line no longer works.")
+    return EXIT_OK
+
+
 def cmd_unsnooze(args: argparse.Namespace) -> int:
     from monitor.model import utcnow
 
@@ -1056,6 +1087,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--renewed", action="store_true", help="a plan line renewed now: on to its next period"
     )
+    p = add("relay", _group_help, "the phone relay: texts forwarded by a phone (docs/phones.md)")
+    relay_sub = p.add_subparsers(dest="relay_command", metavar="ACTION", required=True)
+    q = add(
+        "url",
+        cmd_relay_url,
+        "make a new relay token for a line (replacing the old) and print the URL to paste",
+        parent=relay_sub,
+    )
+    q.add_argument("line", metavar="LINE")
     p = add("report", cmd_report, "print the digest summary, or write the chart")
     p.add_argument("--png", metavar="FILE", help="write a PNG chart of recent readings")
     p.add_argument("--since", default="24h", help="failed checks since (default 24h)")

@@ -41,7 +41,7 @@ from pydantic_settings.sources import NestedSecretsSettingsSource
 
 from monitor.errors import ConfigError, ConfigProblem, UnitError
 from monitor.markup import BodyFormat
-from monitor.model import EVENT_TYPES, money_problem
+from monitor.model import EVENT_TYPES, OPT_IN_EVENTS, money_problem
 from monitor.redact import Redactor, url_secrets
 from monitor.units import (
     DigestSchedule,
@@ -248,6 +248,52 @@ class MonitorSettings(_Strict):
     """Upper bound of one delivery attempt to one channel."""
 
 
+def _rate(value: object) -> Rate:
+    if isinstance(value, Rate):
+        return value
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*", str(value))
+    if not match or int(match[1]) < 1:
+        raise UnitError(f"cannot read {value!r} as a rate: use '60/min', '5/s' or '600/hour'")
+    seconds = {"s": 1, "m": 60, "h": 3600}[match[2][0]]
+    return Rate(int(match[1]), float(seconds))
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Requests allowed per period, per source address."""
+
+    count: int
+    per: float
+
+    def __str__(self) -> str:
+        unit = {1.0: "s", 60.0: "min", 3600.0: "hour"}[self.per]
+        return f"{self.count}/{unit}"
+
+
+def _public_url(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
+        raise ValueError("must be an http:// or https:// URL without a query")
+    return value.rstrip("/") if value is not None else None
+
+
+class HttpSettings(_Strict):
+    """`[http]`: the embedded server for the phone relay (off unless `listen` is set)."""
+
+    listen: Annotated[str | None, AfterValidator(_metrics_address)] = None
+    """host:port to serve on, such as "127.0.0.1:8750"; behind a reverse proxy for TLS."""
+    public_url: Annotated[str | None, AfterValidator(_public_url)] = None
+    """Where the world reaches the server (the proxy's https URL): the base of relay URLs."""
+    max_body: Annotated[Size, BeforeValidator(_unit(parse_size))] = Size(4 * 2**20)
+    """Largest request body; a larger one is refused with 413 before it is read."""
+    replay_window: PositiveDuration = timedelta(minutes=5)
+    """How old a signed request's timestamp may be (provider hooks that sign one)."""
+    rate: Annotated[Rate, BeforeValidator(_unit(_rate)), PlainSerializer(str)] = Rate(60, 60.0)
+    """Requests per source address; past it, 429 with Retry-After."""
+    timeout: PositiveDuration = timedelta(seconds=30)
+    """A connection idle this long (a slow client) is closed."""
+    threads: int = Field(default=4, ge=1, le=64)
+
+
 ALERTMANAGER_ONLY = ("repost", "user", "password", "token", "labels")
 """Channel keys of `type = "alertmanager"` alone."""
 APPRISE_ONLY = (
@@ -273,7 +319,10 @@ class Channel(_Strict):
     given each line's state (monitor.alertmanager)."""
     url: SecretStr
     """Any Apprise URL; secret because most carry tokens. For an Alertmanager, its base URL."""
-    events: list[EventName] = Field(default_factory=lambda: list(EVENT_TYPES))
+    events: list[EventName] = Field(
+        default_factory=lambda: [e for e in EVENT_TYPES if e not in OPT_IN_EVENTS]
+    )
+    """Every event type but the opt-in ones (`relay`: texts forwarded from a phone)."""
     lines: list[str] | None = None
     """Only these lines; every line when unset."""
     format: Literal["full", "short"] = "full"
@@ -424,6 +473,12 @@ class Line(BaseModel):
     thresholds: Thresholds | None = None
     alerts: Alerts | None = None
     recharge: Recharge | None = None
+    relay_senders: list[str] | None = None
+    """Only texts from these senders are taken by the phone relay (any, when unset)."""
+    relay_patterns: list[str] = []
+    """Regexes (named groups as USSD patterns) that read this line's relayed texts."""
+    relay_preset: str | None = None
+    """An SMS preset (monitor.adapters.sms_replies) for this line's relayed texts."""
 
     @property
     def options(self) -> dict[str, Any]:
@@ -449,6 +504,7 @@ class Settings(BaseSettings):
     )
 
     monitor: MonitorSettings = MonitorSettings()
+    http: HttpSettings = HttpSettings()
     recharge: RechargeSwitch = RechargeSwitch()
     defaults: Defaults = Defaults()
     accounts: dict[str, Account] = {}
@@ -726,11 +782,32 @@ def structural_problems(settings: Settings) -> Iterable[ConfigProblem]:
     for line_id, line in settings.lines.items():
         if line.recharge is not None:
             yield from _recharge_problems(f"lines.{line_id}.recharge", line.recharge, line.options)
+    yield from _relay_problems(settings)
     for name, channel in settings.channels.items():
         for line_id in channel.lines or []:
             if line_id not in settings.lines:
                 yield ConfigProblem(f"channels.{name}.lines", f"unknown line {line_id!r}")
         yield from _channel_problems(f"channels.{name}", channel)
+
+
+def _relay_problems(settings: Settings) -> Iterable[ConfigProblem]:
+    """A line's relay readers: a known preset, patterns that compile with known groups."""
+    from monitor.adapters.sms_replies import preset_names
+    from monitor.adapters.ussd_replies import compile_pattern
+
+    for line_id, line in settings.lines.items():
+        if line.relay_preset is not None and line.relay_preset not in preset_names():
+            yield ConfigProblem(
+                f"lines.{line_id}.relay_preset",
+                f"unknown preset {line.relay_preset!r}; available: {', '.join(preset_names())}",
+            )
+        for i, text in enumerate(line.relay_patterns):
+            try:
+                compile_pattern(text)
+            except ValueError as exc:
+                yield ConfigProblem(f"lines.{line_id}.relay_patterns.{i}", str(exc))
+    if settings.http.listen is None and settings.http.public_url is not None:
+        yield ConfigProblem("http.public_url", "set `listen` too: without it no server runs")
 
 
 RESERVED_LABELS = ("alertname", "line", "account", "provider", "severity")

@@ -46,6 +46,7 @@ from monitor.errors import (
     LoopFailed,
     MonitorError,
 )
+from monitor.http.service import HttpService
 from monitor.model import Event, utcnow
 from monitor.notify import Notifier, deliver_due, drop_gone, send_now
 from monitor.report import queue_digests
@@ -187,6 +188,7 @@ class Daemon:
         self.dog = sdnotify.Watchdog(self.sd, sdnotify.watchdog_interval())
         self._snapshot = metrics.Snapshot()
         self._metrics: metrics.MetricsServer | None = None
+        self._http: HttpService | None = None
         self._gone_checked = False
         self.dispatcher = Dispatcher(settings, self.database, self._delivered)
         self.abandoned = False
@@ -243,6 +245,7 @@ class Daemon:
         self._schedule(previous={})
         self._due.update(self.settings.lines)  # a first check of every line at startup
         self._start_metrics()
+        self._start_http()
         self.alertmanager.start()
         self._control = control.ControlSocket.open()
         self.sd.ready(status=self._status_line())
@@ -586,6 +589,24 @@ class Daemon:
             return
         log.info("metrics endpoint listening", address=address)
 
+    def _start_http(self) -> None:
+        """The HTTP server ([http] listen), on its own threads; a failure to bind is logged
+        and the daemon runs on without it (the checks matter more)."""
+        if self.settings.http.listen is None:
+            return
+        try:
+            self._http = HttpService.start(self.settings, self.database)
+        except MonitorError as exc:
+            log.error("http server not started", error=str(exc))
+            return
+        log.info("http server listening", address=self.settings.http.listen)
+
+    def _stop_http(self) -> None:
+        if self._http is not None:
+            if not self._http.stop():
+                log.warning("http server did not stop in time")
+            self._http = None
+
     def reload(self) -> None:
         """Re-read the config; an invalid one is logged at err and rejected, the old one
         runs on. The verdict goes to `STATUS=` and to every `esim-monitor reload` waiting."""
@@ -618,7 +639,8 @@ class Daemon:
         """A new database moves the lock with it: taken on the new one first, so a
         refusal (another daemon there) leaves the running config as it was."""
         path = settings.database_path()
-        if path != self.database:
+        moved = path != self.database
+        if moved:
             lock = DatabaseLock(path)
             try:
                 store = Store.open(path, verify=True)
@@ -633,6 +655,7 @@ class Daemon:
         old_checker = self.checker
         previous = self._timings()
         metrics_changed = settings.monitor.metrics != self.settings.monitor.metrics
+        http_changed = settings.http != self.settings.http or moved
         self.settings = settings
         if self._unusable is not None:
             self.checker = self._checker(_without_recharge(settings), TokenCache(None))
@@ -655,6 +678,11 @@ class Daemon:
                 self._metrics.stop()
                 self._metrics = None
             self._start_metrics()
+        if http_changed:
+            self._stop_http()
+            self._start_http()
+        elif self._http is not None:
+            self._http.relay.settings = settings  # the lines' senders, patterns, labels
         log.info("config reloaded", lines=len(settings.lines), channels=len(settings.channels))
 
     def close(self) -> None:
@@ -668,6 +696,7 @@ class Daemon:
         if self._metrics is not None:
             self._metrics.stop()
             self._metrics = None
+        self._stop_http()
         self.alertmanager.close()
         self.checker.close(wait=STOP_WAIT)
         self.store.close()

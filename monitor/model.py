@@ -30,8 +30,11 @@ EVENT_TYPES: tuple[str, ...] = (
     "digest",
     "test",
     "daemon-failure",
+    "relay",
 )
 """Every event name there is; fixed early so configs can route events before they exist."""
+OPT_IN_EVENTS: frozenset[str] = frozenset({"relay"})
+"""Sent only to channels whose `events` list them (a forwarded text is no alert)."""
 
 METRICS: tuple[str, ...] = ("balance", "data", "expiry", "status")
 

@@ -56,6 +56,8 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "low_since": "since when the line is low, in the configured time zone",
     "low_for": "how long the line has been low (recovery, repeat)",
     "error": "why the line could not be read (failure)",
+    "text": "what a phone relayed, redacted (relay)",
+    "sender": "who sent the relayed text, when the phone said (relay)",
     "failures": "failed checks in a row (failure, failure-recovered)",
     "failed_for": "how long reads failed (failure-recovered)",
     "payment_url": "where a person tops this line up, when configured",
@@ -98,6 +100,7 @@ _HEADLINES = {
     "recharge-unconfirmed": "{label}: top-up ({what}) not seen within {verify_within}",
     "recharge-skipped": "{label}: top-up skipped: {cap} ({cap_detail}) until {frees_at}",
     "daemon-failure": "esim-monitor is failing: {error}",
+    "relay": "{label}: {text}",
     # A digest's message is its own title and body (report.summary); this names it where a
     # headline is listed (a quiet-hours catch-up never holds one, but the table stays whole).
     "digest": "esim-monitor digest",
@@ -124,7 +127,7 @@ SHORT_TITLE = ""
 SHORT_BODY = "{headline} [{line}]\nTop up: {payment_url}"
 """For SMS: no title (most SMS gateways prepend it), the headline and where to pay."""
 
-NEVER_GROUPED = frozenset({"digest", "test", "daemon-failure"})
+NEVER_GROUPED = frozenset({"digest", "test", "daemon-failure", "relay"})
 """Event types that always go out alone (see `groupable` for the others that do)."""
 _GROUP_HEADLINES = {
     "warning": "{count} lines low",
@@ -167,6 +170,7 @@ _NOTIFY_TYPES = {
     "recharge-skipped": apprise.NotifyType.INFO,
     "digest": apprise.NotifyType.INFO,
     "test": apprise.NotifyType.INFO,
+    "relay": apprise.NotifyType.INFO,
 }
 """Apprise's notify type (a service's icon or colour) of every event type, each listed: a
 new event type must be given one (tests/test_docs.py checks)."""

@@ -82,6 +82,22 @@ def url_secrets(url: str, shortest: int = _URL_TOKEN) -> set[str]:
     return found
 
 
+SECRET_PARAMS = re.compile(r"token|secret|key|sig|signature|password|auth", re.IGNORECASE)
+"""Query parameters whose values an access log never shows."""
+
+
+def query_redacted(query: str) -> str:
+    """A request's query string for a log: the value of every secret-named parameter
+    (`?token=...` of a relay URL) replaced, the rest as it came."""
+    if not query:
+        return ""
+    kept = []
+    for piece in query.split("&"):
+        name, sep, _ = piece.partition("=")
+        kept.append(f"{name}={REDACTED}" if sep and SECRET_PARAMS.search(unquote(name)) else piece)
+    return "&".join(kept)
+
+
 class Redactor:
     """A growing set of secrets (configured ones, tokens as they are fetched) and their
     forms. Thread-safe: the lines of every account share one."""

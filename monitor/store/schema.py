@@ -188,6 +188,15 @@ def _sources(db: Database) -> None:
     )
 
 
+def _relay_tokens(db: Database) -> None:
+    db["relay_tokens"].create(
+        {"line": str, "token_hash": str, "created_at": str},
+        pk="line",
+        not_null={"token_hash", "created_at"},
+    )
+    db["relay_tokens"].create_index(["token_hash"], unique=True, if_not_exists=True)
+
+
 class Step(NamedTuple):
     name: str
     apply: Callable[[Database], None]
@@ -203,6 +212,7 @@ STEPS: tuple[Step, ...] = (
     Step("0006_recharge_ledger", _ledger),
     Step("0007_account_alerts", _account_alerts),
     Step("0008_reading_sources", _sources),
+    Step("0009_relay_tokens", _relay_tokens),
 )
 NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
 
