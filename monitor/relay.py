@@ -17,30 +17,53 @@ from pathlib import Path
 
 import structlog
 
-from monitor import adapters
 from monitor.adapters.sms_replies import preset_currency, read_relayed, relay_specs
 from monitor.adapters.ussd_replies import Figures
 from monitor.config import Settings, secret_values
-from monitor.cycle import HISTORY, line_forecasts
-from monitor.evaluate import Policy, evaluate_reading
-from monitor.forecast import MAX_POINTS
-from monitor.http.relay import RelayMessage
-from monitor.model import Controls, Event, Reading, utcnow
+from monitor.cycle import Checker
+from monitor.errors import ReadingRejected
+from monitor.http.relay import BadRequest, RelayMessage
+from monitor.model import Event, Reading, utcnow
 from monitor.notify import outbox_entries
 from monitor.redact import Redactor
-from monitor.store import Check, RelayTokens, Store
+from monitor.store import RelayTokens, Store
 
 log = structlog.get_logger("monitor.relay")
 
 
 class Relay:
+    """Readings go through a `Checker` of the relay's own (`Checker.record`: judged and
+    written as a polled check, guarded against the loop's writes of the same line), one
+    at a time: a relay takes a text now and then, and the checker's account breakers and
+    recharge worker are then only ever touched by one thread."""
+
     def __init__(self, settings: Settings, database: Path) -> None:
-        self.settings = settings
         self.database = database
-        self._redactor = Redactor(secret_values(settings))
         self._local = threading.local()
         self._opened: list[Store | RelayTokens] = []
         self._lock = threading.Lock()
+        self._recording = threading.Lock()
+        self._checker: Checker | None = None
+        self.settings = settings
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        """A reload's config: the lines' senders and readers, and a checker for it."""
+        with self._recording:
+            self._settings = settings
+            self._redactor = Redactor(secret_values(settings))
+            old, self._checker = self._checker, None
+        if old is not None:
+            old.close()
+
+    def _checker_now(self) -> Checker:
+        if self._checker is None:
+            self._checker = Checker(self._settings)
+        return self._checker
 
     # ---- per thread ------------------------------------------------------------------
 
@@ -60,8 +83,13 @@ class Relay:
                 self._opened.append(tokens)
         return tokens
 
-    def close(self) -> None:
-        """After the server's threads ended: their connections."""
+    def close(self, wait: float = 5.0) -> None:
+        """After the server's threads ended: the checker (a top-up under way gets `wait`
+        seconds) and their connections."""
+        with self._recording:
+            checker, self._checker = self._checker, None
+        if checker is not None:
+            checker.close(wait=wait)
         with self._lock:
             opened, self._opened = self._opened, []
         for item in opened:
@@ -90,7 +118,11 @@ class Relay:
             log.info("relayed text kept as an event", line=line)
             return "recorded: a relay event (the text holds no figure)"
         reading = reading_from(line, figures, now, text, message.sender)
-        record_reading(self.settings, self._store(), reading)
+        with self._recording:
+            try:
+                self._checker_now().record(self._store(), reading)
+            except ReadingRejected as exc:
+                raise BadRequest(422, f"the text's figures cannot be a reading: {exc}") from None
         log.info("relayed text recorded as a reading", line=line)
         return "recorded: a reading"
 
@@ -122,33 +154,5 @@ def reading_from(
         renewal_price=figures.renewal_price,
         extras=extras,
         raw={"relay": text, "from": sender},
+        source="relay",
     )
-
-
-def record_reading(settings: Settings, store: Store, reading: Reading) -> None:
-    """Judge one reading against the line's stored state and record it with its events,
-    in one transaction."""
-    line, now = reading.line, reading.checked_at
-    policy = Policy(
-        settings.thresholds(line), settings.alerts(line), adapters.line_sizes(settings, line)
-    )
-    previous = store.state(line)
-    control = store.controls().get(line, Controls())
-    history = store.series_many([line], now - HISTORY, MAX_POINTS).get(line, [])
-    forecasts = line_forecasts(history, reading, now)
-    state, events, _ = evaluate_reading(previous, reading, policy, now, control, forecasts)
-    extra = {"label": settings.label(line)}
-    if settings.lines[line].payment_url:
-        extra["payment_url"] = settings.lines[line].payment_url
-    events = [Event(e.type, e.line, e.created_at, {**e.facts, **extra}) for e in events]
-    check = Check(
-        line=line,
-        checked_at=now,
-        state=state,
-        events=outbox_entries(settings, events),
-        reading=reading,
-        duration_ms=0,
-        forecasts=forecasts,
-        snoozed=control.snoozed(now),
-    )
-    store.record_checks([check], now)

@@ -121,6 +121,7 @@ def test_a_relayed_carrier_text_becomes_the_lines_reading(relay: Callable[..., R
     assert len(after) == len(before) + 1
     last = after[-1]
     assert last.ok and last.balance == Decimal("3.25") and last.currency == "USD"
+    assert last.source == "relay"
     assert last.expires_at is not None and last.expires_at.date().isoformat() == "2026-12-30"
     assert text in r.raw()[-1]
     logged = [e for e in r.daemon.seen if e.get("event") == "http request"]
@@ -159,6 +160,7 @@ def test_a_text_without_a_figure_is_a_relay_event_for_the_channels_that_list_it(
         ("bad json", "phone", {"Content-Type": "application/json"}, '{"text": ', 400),
         ("empty text", "phone", None, "text=&from=611611", 400),
         ("unknown type", "phone", {"Content-Type": "image/png"}, "PNG", 415),
+        ("out of range", "phone", None, "text=Balance $9999999999999.00&from=611611", 422),
     ],
 )
 def test_a_bad_request_gets_a_4xx_with_a_reason_and_changes_nothing(
