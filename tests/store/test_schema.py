@@ -120,7 +120,7 @@ def test_a_database_of_the_previous_schema_gains_reading_sources(tmp_path: Path)
 
     path = tmp_path / "h.db"
     previous = Migrations(schema.MIGRATION_SET)
-    for step in schema.STEPS[:-1]:
+    for step in schema.STEPS[: schema.NAMES.index("0008_reading_sources")]:
         previous(name=step.name, transactional=step.transactional)(step.apply)
     db = Database(path)
     previous.apply(db)
