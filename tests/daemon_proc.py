@@ -21,20 +21,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_argv(config: Path, *options: str) -> list[str]:
+    """`esim-monitor run` on a config, its log as JSON lines on stderr; `options` go
+    before the command (`--log-level debug`)."""
+    command = [sys.executable, "-m", "monitor", "--config", str(config), "--log-format", "json"]
+    return [*command, *options, "run"]
+
+
 class DaemonProcess:
     def __init__(self, config: Path) -> None:
         self.config = config
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "monitor",
-                "--config",
-                str(config),
-                "--log-format",
-                "json",
-                "run",
-            ],
+            run_argv(config),
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,

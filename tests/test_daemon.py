@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_proc import run_argv
 
 CONFIG = """
 [monitor]
@@ -34,18 +35,7 @@ class Daemon:
 
     def __init__(self, config: Path) -> None:
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "monitor",
-                "--config",
-                str(config),
-                "--log-format",
-                "json",
-                "--log-level",
-                "debug",
-                "run",
-            ],
+            run_argv(config, "--log-level", "debug"),
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from daemon_proc import run_argv
 from logwait import wait_for_log
 from mailbox_server import Mailbox
 
@@ -161,16 +161,7 @@ def test_sigterm_with_a_message_in_flight_stops_and_the_restart_sends_it(
 ) -> None:
     """Before, SIGTERM waited for the loop's send to end, however long the receiver took."""
     path = write_config(CRITICAL.format(interval="1h") + _channel("slow", mailbox.url(timeout=90)))
-    command = [
-        sys.executable,
-        "-m",
-        "monitor",
-        "--config",
-        str(path),
-        "--log-format",
-        "json",
-        "run",
-    ]
+    command = run_argv(path)
     mailbox.gate.clear()
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_proc import run_argv
 from logwait import wait_for_log
 
 from monitor import adapters
@@ -193,16 +194,7 @@ def test_sigkill_loses_no_pending_alert_and_sends_none_twice(
         '[lines.a]\nadapter = "demo"\nbalance = 3\n'
     )
     sink.down = True
-    command = [
-        sys.executable,
-        "-m",
-        "monitor",
-        "--config",
-        str(path),
-        "--log-format",
-        "json",
-        "run",
-    ]
+    command = run_argv(path)
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     wait_for_log(proc, "alert delivery failed, will retry")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_proc import run_argv
 from freezegun import freeze_time
 from logwait import wait_for_log
 
@@ -484,16 +485,7 @@ def test_sigkill_during_a_top_up_charges_no_second_time(
         "time.sleep(60)\n"
     )
     path = write_config(_command_config(sink, script, interval="1h", timeout="2m"))
-    command = [
-        sys.executable,
-        "-m",
-        "monitor",
-        "--config",
-        str(path),
-        "--log-format",
-        "json",
-        "run",
-    ]
+    command = run_argv(path)
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     wait_for_log(proc, "top-up requested")
@@ -532,8 +524,7 @@ def _blocking_top_up(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 def _daemon(path: Path) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "monitor", "--config", str(path), "--log-format", "json", "run"]
-    return subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(run_argv(path), stderr=subprocess.PIPE, text=True)
 
 
 def _until(condition: Callable[[], bool], what: str, timeout: float = 40) -> None:
