@@ -288,8 +288,10 @@ class Daemon:
         self._prune()
         self.scheduler.run_pending()
         if self._due and not self._stopping:
-            due = [line for line in self.settings.lines if line in self._due]
-            self._due.clear()
+            # taken as a copy: a webhook's thread may add a line meanwhile (`_check_soon`)
+            asked = set(self._due)
+            self._due.difference_update(asked)
+            due = [line for line in self.settings.lines if line in asked]
             self._log_overdue(due)
             self._check(due)
             self._deliver()
@@ -595,11 +597,16 @@ class Daemon:
         if self.settings.http.listen is None:
             return
         try:
-            self._http = HttpService.start(self.settings, self.database)
+            self._http = HttpService.start(self.settings, self.database, self._check_soon)
         except MonitorError as exc:
             log.error("http server not started", error=str(exc))
             return
         log.info("http server listening", address=self.settings.http.listen)
+
+    def _check_soon(self, line: str) -> None:
+        """A provider's webhook said the line changed (the server's thread): check it now."""
+        self._due.add(line)
+        self._waker.wake()
 
     def _stop_http(self) -> None:
         if self._http is not None:
@@ -683,6 +690,7 @@ class Daemon:
             self._start_http()
         elif self._http is not None:
             self._http.relay.settings = settings  # the lines' senders, patterns, labels
+            self._http.hooks.settings = settings  # the accounts' webhook secrets, the ICCIDs
         log.info("config reloaded", lines=len(settings.lines), channels=len(settings.channels))
 
     def close(self) -> None:

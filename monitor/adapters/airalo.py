@@ -84,6 +84,10 @@ class AiraloAccount(HttpAccountOptions):
         default="https://partners-api.airalo.com",
         description="everything before /v2/...",
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="the key Airalo signs its webhooks with (POST /hooks/ACCOUNT)",
+    )
 
 
 class AiraloLine(BaseModel):

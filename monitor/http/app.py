@@ -25,6 +25,7 @@ from monitor.http.relay import BadRequest, RelayMessage, parse_message, same_sen
 log = structlog.get_logger("monitor.http")
 
 _RELAY = re.compile(r"/relay/(?P<line>[a-z0-9][a-z0-9_-]{0,63})/?")
+_HOOK = re.compile(r"/hooks/(?P<account>[A-Za-z0-9][A-Za-z0-9_-]{0,63})/?")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,16 @@ class RelaySink(Protocol):
 
     def record(self, line: str, message: RelayMessage) -> str:
         """Record it (committed on return); what was recorded, in a few words."""
+
+
+class HookSink(Protocol):
+    """Where providers' webhooks go (`monitor.hooks.Hooks`)."""
+
+    def verify(self, account: str, body: bytes, headers: Mapping[str, str]) -> bool:
+        """Whether the account takes webhooks and the body is signed by its key."""
+
+    def record(self, account: str, body: bytes) -> tuple[int, str]:
+        """Take it (committed on return): the status and what was done, in a few words."""
 
 
 class RateLimiter:
@@ -92,8 +103,15 @@ class RateLimiter:
 
 
 class App:
-    def __init__(self, relay: RelaySink, limiter: RateLimiter, max_body: int) -> None:
+    def __init__(
+        self,
+        relay: RelaySink,
+        limiter: RateLimiter,
+        max_body: int,
+        hooks: HookSink | None = None,
+    ) -> None:
         self.relay = relay
+        self.hooks = hooks
         self.limiter = limiter
         self.max_body = max_body
 
@@ -116,11 +134,25 @@ class App:
 
     def _route(self, request: Request) -> Response:
         match = _RELAY.fullmatch(request.path)
-        if match is None:
+        hook = _HOOK.fullmatch(request.path) if self.hooks is not None else None
+        if match is None and hook is None:
             raise BadRequest(404, f"no such endpoint {_path_only(request.path)!r}")
         if request.method != "POST":
             raise BadRequest(405, "use POST")
+        if hook is not None:
+            return self._hook(hook["account"], request)
+        assert match is not None
         return self._relay(match["line"], request)
+
+    def _hook(self, account: str, request: Request) -> Response:
+        assert self.hooks is not None
+        if len(request.body) > self.max_body:
+            raise BadRequest(413, f"the body is larger than {self.max_body} bytes")
+        # an unknown account and a bad signature answer alike: the answer tells no names
+        if not self.hooks.verify(account, request.body, request.headers):
+            raise BadRequest(401, "unknown account or bad signature")
+        status, done = self.hooks.record(account, request.body)
+        return Response(status, done)
 
     def _relay(self, line: str, request: Request) -> Response:
         if len(request.body) > self.max_body:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.config import Settings
+from monitor.hooks import Hooks
 from monitor.http.app import App, RateLimiter
 from monitor.http.server import HttpServer
 from monitor.http.wsgi import wsgi_app
@@ -15,24 +17,37 @@ from monitor.relay import Relay
 @dataclass
 class HttpService:
     relay: Relay
+    hooks: Hooks
     server: HttpServer
 
     @classmethod
-    def start(cls, settings: Settings, database: Path) -> HttpService:
-        """Serve `[http]` (listen must be set); HttpError if it cannot bind."""
+    def start(
+        cls,
+        settings: Settings,
+        database: Path,
+        check_soon: Callable[[str], None] | None = None,
+    ) -> HttpService:
+        """Serve `[http]` (listen must be set); HttpError if it cannot bind. `check_soon`
+        asks the daemon to check a line now (a provider's webhook said it changed)."""
         http = settings.http
         assert http.listen is not None
         relay = Relay(settings, database)
-        app = App(relay, RateLimiter(http.rate.count, http.rate.per), int(http.max_body))
+        hooks = Hooks(settings, database, check_soon)
+
+        def close() -> None:
+            relay.close()
+            hooks.close()
+
+        app = App(relay, RateLimiter(http.rate.count, http.rate.per), int(http.max_body), hooks)
         server = HttpServer(
             wsgi_app(app),
             http.listen,
             max_body=int(http.max_body),
             timeout=http.timeout.total_seconds(),
             threads=http.threads,
-            on_stop=relay.close,
+            on_stop=close,
         )
-        return cls(relay, server)
+        return cls(relay, hooks, server)
 
     def stop(self, wait: float = 5.0) -> bool:
         return self.server.stop(wait)

@@ -21,6 +21,7 @@ log = structlog.get_logger("monitor.http")
 
 _REASONS = {
     200: "OK",
+    202: "Accepted",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",

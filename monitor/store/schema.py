@@ -197,6 +197,16 @@ def _relay_tokens(db: Database) -> None:
     db["relay_tokens"].create_index(["token_hash"], unique=True, if_not_exists=True)
 
 
+def _hook_deliveries(db: Database) -> None:
+    # A provider retries a webhook it got no 2xx for: what was taken is kept a day by its
+    # event id or the SHA-256 of its body, so a retry is answered without a second record.
+    db["hook_deliveries"].create(
+        {"key": str, "account": str, "received_at": str},
+        pk="key",
+        not_null={"account", "received_at"},
+    )
+
+
 class Step(NamedTuple):
     name: str
     apply: Callable[[Database], None]
@@ -213,6 +223,7 @@ STEPS: tuple[Step, ...] = (
     Step("0007_account_alerts", _account_alerts),
     Step("0008_reading_sources", _sources),
     Step("0009_relay_tokens", _relay_tokens),
+    Step("0010_hook_deliveries", _hook_deliveries),
 )
 NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
 
