@@ -489,8 +489,7 @@ def _manual_reading(
         given["expires"] = args.expires
     currency = settings.lines[line].options.get("currency")
     if balance is not None and not currency:
-        known = store.status().get(line)
-        currency = known.currency if known else None
+        currency = store.last_currency(line)
     return Reading(
         line=line,
         checked_at=now,

@@ -12,18 +12,17 @@ A notification for no configured line is taken (2xx: a retry would not help) and
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import structlog
 
 from monitor.config import Settings
-from monitor.cycle import Checker
 from monitor.errors import ReadingRejected
 from monitor.http.hooks import CreditLimit, LowData, airalo_notice, airalo_signed, body_key
 from monitor.http.relay import BadRequest
 from monitor.model import Reading, utcnow
+from monitor.recording import Recorder
 from monitor.store import Store
 from monitor.store import hooks as deliveries
 
@@ -33,50 +32,14 @@ PROVIDERS = ("airalo",)
 """The providers whose webhooks are built."""
 
 
-class Hooks:
-    """Readings go through a `Checker` of the hooks' own, one at a time (as the relay's)."""
+class Hooks(Recorder):
+    """Verified notifications of the accounts that take webhooks."""
 
     def __init__(
         self, settings: Settings, database: Path, check_soon: Callable[[str], None] | None
     ) -> None:
-        self.database = database
         self.check_soon = check_soon
-        self._local = threading.local()
-        self._opened: list[Store] = []
-        self._lock = threading.Lock()
-        self._recording = threading.Lock()
-        self._checker: Checker | None = None
-        self.settings = settings
-
-    @property
-    def settings(self) -> Settings:
-        return self._settings
-
-    @settings.setter
-    def settings(self, settings: Settings) -> None:
-        with self._recording:
-            self._settings = settings
-            old, self._checker = self._checker, None
-        if old is not None:
-            old.close()
-
-    def _store(self) -> Store:
-        store = getattr(self._local, "store", None)
-        if store is None:
-            store = self._local.store = Store.open(self.database)
-            with self._lock:
-                self._opened.append(store)
-        return store
-
-    def close(self, wait: float = 5.0) -> None:
-        with self._recording:
-            checker, self._checker = self._checker, None
-        if checker is not None:
-            checker.close(wait=wait)
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for store in opened:
-            store.close()
+        super().__init__(settings, database)
 
     # ---- HookSink --------------------------------------------------------------------
 
@@ -126,23 +89,16 @@ class Hooks:
         if line is None:
             log.info("webhook for no configured line", account=account)
             return 202, "taken: no line watches this account's credit"
-        row = store.conn.execute(
-            "SELECT currency FROM readings WHERE line = ? AND currency IS NOT NULL "
-            "ORDER BY id DESC LIMIT 1",
-            [line],
-        ).fetchone()
         reading = Reading(
             line=line,
             checked_at=now,
             balance=notice.remaining,
-            currency=row[0] if row else None,
+            currency=store.last_currency(line),
             raw={"hook": body.decode("utf-8", "replace")[:2000]},
             source="hook",
         )
-        if self._checker is None:
-            self._checker = Checker(self.settings)
         try:
-            self._checker.record(store, reading)
+            self._checker_now().record(store, reading)
         except ReadingRejected as exc:
             raise BadRequest(422, f"the figures cannot be a reading: {exc}") from None
         log.info("webhook recorded as a reading", line=line)

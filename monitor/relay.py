@@ -10,90 +10,33 @@ list `relay`. The text is kept redacted of every configured secret and of the li
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 
 import structlog
 
 from monitor.adapters.sms_replies import preset_currency, read_relayed, relay_specs
 from monitor.adapters.ussd_replies import Figures
 from monitor.config import Settings, secret_values
-from monitor.cycle import Checker
 from monitor.errors import ReadingRejected
 from monitor.http.relay import BadRequest, RelayMessage
 from monitor.model import Event, Reading, utcnow
 from monitor.notify import outbox_entries
+from monitor.recording import Recorder
 from monitor.redact import Redactor
-from monitor.store import RelayTokens, Store
+from monitor.store import RelayTokens
 
 log = structlog.get_logger("monitor.relay")
 
 
-class Relay:
-    """Readings go through a `Checker` of the relay's own (`Checker.record`: judged and
-    written as a polled check, guarded against the loop's writes of the same line), one
-    at a time: a relay takes a text now and then, and the checker's account breakers and
-    recharge worker are then only ever touched by one thread."""
+class Relay(Recorder):
+    """Relayed texts of the lines, checked against each line's token and senders."""
 
-    def __init__(self, settings: Settings, database: Path) -> None:
-        self.database = database
-        self._local = threading.local()
-        self._opened: list[Store | RelayTokens] = []
-        self._lock = threading.Lock()
-        self._recording = threading.Lock()
-        self._checker: Checker | None = None
-        self.settings = settings
-
-    @property
-    def settings(self) -> Settings:
-        return self._settings
-
-    @settings.setter
-    def settings(self, settings: Settings) -> None:
-        """A reload's config: the lines' senders and readers, and a checker for it."""
-        with self._recording:
-            self._settings = settings
-            self._redactor = Redactor(secret_values(settings))
-            old, self._checker = self._checker, None
-        if old is not None:
-            old.close()
-
-    def _checker_now(self) -> Checker:
-        if self._checker is None:
-            self._checker = Checker(self._settings)
-        return self._checker
-
-    # ---- per thread ------------------------------------------------------------------
-
-    def _store(self) -> Store:
-        store = getattr(self._local, "store", None)
-        if store is None:
-            store = self._local.store = Store.open(self.database)
-            with self._lock:
-                self._opened.append(store)
-        return store
+    def _configured(self, settings: Settings) -> None:
+        self._redactor = Redactor(secret_values(settings))
 
     def _tokens(self) -> RelayTokens:
-        tokens = getattr(self._local, "tokens", None)
-        if tokens is None:
-            tokens = self._local.tokens = RelayTokens(self.database)
-            with self._lock:
-                self._opened.append(tokens)
-        return tokens
-
-    def close(self, wait: float = 5.0) -> None:
-        """After the server's threads ended: the checker (a top-up under way gets `wait`
-        seconds) and their connections."""
-        with self._recording:
-            checker, self._checker = self._checker, None
-        if checker is not None:
-            checker.close(wait=wait)
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for item in opened:
-            item.close()
+        return self._per_thread("tokens", RelayTokens)
 
     # ---- RelaySink -------------------------------------------------------------------
 

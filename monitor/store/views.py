@@ -218,6 +218,16 @@ class Views:
             return status
         return status._replace(**carried, carried=frozenset(k for k in carried if k in _CARRIED))
 
+    def last_currency(self, line: str) -> str | None:
+        """The currency of the line's latest reading that had one: a figure read without
+        its unit (a manual balance, a provider's credit notice) is in it."""
+        row = self.conn.execute(
+            "SELECT currency FROM readings WHERE line = ? AND currency IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1",
+            [line],
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def pending_count(self) -> int:
         """Deliveries still to go out: due, retrying, or held for quiet hours. A read model,
         so the metrics endpoint can read it on a connection of its own while delivery

@@ -192,3 +192,21 @@ def test_a_view_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         view.conn.execute("DELETE FROM readings")
     view.close()
+
+
+def test_the_last_currency_outlasts_a_reading_without_one(tmp_path: Path) -> None:
+    """A figure read without its unit (a manual balance, a provider's credit notice) takes
+    the currency of the line's latest reading that had one."""
+    path = tmp_path / "h.db"
+    _filled(path)
+    store = Store.open(path)
+    later = T0 + timedelta(hours=1)
+    state = store.state("a")
+    bare = Reading("a", later, data_remaining=100)
+    store.record_checks([Check("a", later, state, reading=bare)], now=later)
+    assert store.last_currency("a") == "USD"
+    assert store.last_currency("b") is None  # it never had a reading
+    store.close()
+    view = View.open_existing(path)
+    assert view is not None and view.last_currency("a") == "USD"
+    view.close()
