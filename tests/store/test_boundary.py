@@ -35,6 +35,8 @@ def problems(path: Path, source: str) -> list[str]:
                 found += [f"imports store.{a.name}" for a in node.names if a.name in STORED_FORMS]
         elif isinstance(node, ast.Attribute) and node.attr in PARSERS and not inside_adapters:
             found.append(f"parses text with {node.attr}")
+        elif isinstance(node, ast.Attribute) and node.attr == "conn":
+            found.append("runs SQL on the store's connection")
     return [f"{path.relative_to(PACKAGE.parent)}: {p}" for p in found]
 
 
@@ -52,6 +54,7 @@ def test_the_check_finds_each_kind_of_breach() -> None:
         "import sqlite3\nfrom sqlite_utils import Database\n"
         "from monitor.store import codec, parse_ts\nfrom monitor.store.codec import money\n"
         "when = datetime.fromisoformat(row[0])\n"
+        "row = store.conn.execute('SELECT currency FROM readings').fetchone()\n"
     )
     assert [p.split(": ", 1)[1] for p in problems(outside, source)] == [
         "imports sqlite3",
@@ -59,6 +62,7 @@ def test_the_check_finds_each_kind_of_breach() -> None:
         "imports the store's codec",
         "imports the store's codec",
         "parses text with fromisoformat",
+        "runs SQL on the store's connection",
     ]
     adapter = PACKAGE / "adapters" / "airalo.py"
     assert problems(adapter, "when = datetime.fromisoformat(text)\n") == []
