@@ -20,7 +20,7 @@ from monitor.adapters.ussd_replies import Figures
 from monitor.config import Settings, secret_values
 from monitor.errors import ReadingRejected
 from monitor.http.relay import BadRequest, RelayMessage
-from monitor.model import Event, Reading, utcnow
+from monitor.model import Event, utcnow
 from monitor.notify import outbox_entries
 from monitor.recording import Recorder
 from monitor.redact import Redactor
@@ -60,7 +60,9 @@ class Relay(Recorder):
             self._store().add_events(outbox_entries(self.settings, [event]), now)
             log.info("relayed text kept as an event", line=line)
             return "recorded: a relay event (the text holds no figure)"
-        reading = reading_from(line, figures, now, text, message.sender)
+        reading = figures.reading(
+            line, now, raw={"relay": text, "from": message.sender}, source="relay"
+        )
         with self._recording:
             try:
                 self._checker_now().record(self._store(), reading)
@@ -78,24 +80,3 @@ def read_text(settings: Settings, line_id: str, text: str, now: datetime) -> Fig
     preset = line.relay_preset or options.get("preset")
     specs = relay_specs(line.relay_patterns, preset if isinstance(preset, str) else None)
     return read_relayed(text, specs, tz=settings.tz(), now=now, currency=currency)
-
-
-def reading_from(
-    line: str, figures: Figures, now: datetime, text: str, sender: str | None
-) -> Reading:
-    money = figures.balance is not None or figures.renewal_price is not None
-    extras = {"data_used": figures.data_used} if figures.data_used is not None else {}
-    return Reading(
-        line=line,
-        checked_at=now,
-        balance=figures.balance,
-        currency=figures.currency if money else None,
-        data_remaining=figures.data_remaining,
-        data_total=figures.data_total,
-        expires_at=figures.expires_at,
-        renewal_at=figures.renewal_at,
-        renewal_price=figures.renewal_price,
-        extras=extras,
-        raw={"relay": text, "from": sender},
-        source="relay",
-    )

@@ -244,26 +244,11 @@ class UssdAdapter(Adapter):
         if not matched:
             raise _all_failed(failures)
         extras: dict[str, Any] = {}
-        if figures.data_used is not None:
-            extras["data_used"] = figures.data_used
         if failures:
             extras["failed_codes"] = [
                 {"code": f.code, "error": f.message, "raw": f.error.raw} for f in failures
             ]
-        money = figures.balance is not None or figures.renewal_price is not None
-        return Reading(
-            line=self.line_id,
-            checked_at=now,
-            balance=figures.balance,
-            currency=figures.currency if money else None,
-            data_remaining=figures.data_remaining,
-            data_total=figures.data_total,
-            expires_at=figures.expires_at,
-            renewal_at=figures.renewal_at,
-            renewal_price=figures.renewal_price,
-            extras=extras,
-            raw=replies,
-        )
+        return figures.reading(self.line_id, now, raw=replies, extras=extras)
 
 
 @dataclass(frozen=True)

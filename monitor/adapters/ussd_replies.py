@@ -27,8 +27,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from monitor.errors import CheckFailed, UnitError
+from monitor.model import Reading
 from monitor.units import parse_data_size
 
 GROUPS: Mapping[str, str] = {
@@ -336,6 +338,33 @@ class Figures:
 
     def empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self) if f.name != "currency")
+
+    def reading(
+        self,
+        line: str,
+        now: datetime,
+        *,
+        raw: Any,
+        extras: Mapping[str, Any] | None = None,
+        source: str = "poll",
+    ) -> Reading:
+        """These figures as `line`'s reading; the currency only goes with an amount."""
+        money = self.balance is not None or self.renewal_price is not None
+        more = {"data_used": self.data_used} if self.data_used is not None else {}
+        return Reading(
+            line=line,
+            checked_at=now,
+            balance=self.balance,
+            currency=self.currency if money else None,
+            data_remaining=self.data_remaining,
+            data_total=self.data_total,
+            expires_at=self.expires_at,
+            renewal_at=self.renewal_at,
+            renewal_price=self.renewal_price,
+            extras={**more, **(extras or {})},
+            raw=raw,
+            source=source,
+        )
 
     def merged(self, other: Figures) -> Figures:
         """Figures missing here taken from `other` (the first code to give a figure wins)."""
