@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlite_utils import Database, Migrations
+from sqlite_utils import Database
 
 from monitor.store import Store, schema
 from monitor.store import hooks as deliveries
@@ -28,16 +29,13 @@ def test_a_key_is_taken_for_a_day_then_forgotten(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_database_of_the_previous_version_gains_the_table(tmp_path: Path) -> None:
+def test_a_database_of_the_previous_version_gains_the_table(
+    database_before: Callable[[str], Path],
+) -> None:
     """Migrated as far as the step before the hooks', then opened by this version."""
-    path = tmp_path / "old.db"
-    before = schema.NAMES.index("0010_hook_deliveries")
+    path = database_before("0010_hook_deliveries")
     conn = sqlite3.connect(path)
     db = Database(conn)
-    older = Migrations(schema.MIGRATION_SET)
-    for step in schema.STEPS[:before]:
-        older(name=step.name, transactional=step.transactional)(step.apply)
-    older.apply(db)
     conn.execute("INSERT INTO readings (line, checked_at, ok) VALUES ('a', '2026-01-01', 1)")
     conn.commit()
     assert "hook_deliveries" not in db.table_names()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -36,18 +37,13 @@ def test_a_new_token_replaces_the_old(tmp_path: Path) -> None:
     tokens.close()
 
 
-def test_a_database_of_the_previous_version_gains_the_table(tmp_path: Path) -> None:
+def test_a_database_of_the_previous_version_gains_the_table(
+    database_before: Callable[[str], Path],
+) -> None:
     """Migrated as far as the step before the relay's, then opened by this version."""
-    path = tmp_path / "old.db"
-    before = schema.NAMES.index("0009_relay_tokens")
+    path = database_before("0009_relay_tokens")
     conn = sqlite3.connect(path)
     db = Database(conn)
-    from sqlite_utils import Migrations
-
-    older = Migrations(schema.MIGRATION_SET)
-    for step in schema.STEPS[:before]:
-        older(name=step.name, transactional=step.transactional)(step.apply)
-    older.apply(db)
     conn.execute("INSERT INTO readings (line, checked_at, ok) VALUES ('a', '2026-01-01', 1)")
     conn.commit()
     assert "relay_tokens" not in db.table_names()

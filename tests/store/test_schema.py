@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -114,16 +115,14 @@ def test_verify_finds_damage_no_query_reads(tmp_path: Path) -> None:
         Store.open(path, verify=True)
 
 
-def test_a_database_of_the_previous_schema_gains_reading_sources(tmp_path: Path) -> None:
+def test_a_database_of_the_previous_schema_gains_reading_sources(
+    database_before: Callable[[str], Path],
+) -> None:
     """Migration 0008: readings recorded before it all came from the daemon's own checks."""
-    from sqlite_utils import Database, Migrations
+    from sqlite_utils import Database
 
-    path = tmp_path / "h.db"
-    previous = Migrations(schema.MIGRATION_SET)
-    for step in schema.STEPS[: schema.NAMES.index("0008_reading_sources")]:
-        previous(name=step.name, transactional=step.transactional)(step.apply)
+    path = database_before("0008_reading_sources")
     db = Database(path)
-    previous.apply(db)
     db["readings"].insert({"line": "a", "checked_at": T0.isoformat(), "ok": 1, "balance": "3"})
     db.conn.close()
     assert "0008_reading_sources" not in schema.applied(sqlite3.connect(path))
