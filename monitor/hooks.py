@@ -1,35 +1,45 @@
-"""Provider webhooks' recording side: a verified notification becomes a reading or a check.
+"""Provider webhooks' recording side: verified notices become readings or checks.
 
-Called by the HTTP server's threads (`monitor.http.app.HookSink`). Built for Airalo only:
-the credit limit notification carries the partner credit left, so it becomes a reading
-(`source = hook`) of the account's credit line (the line without an `iccid`), judged like
-any other; the low data notification carries a percentage, not a byte count, so it asks
-the daemon to check the line whose `iccid` it names now. A delivery is remembered a day
-by the SHA-256 of its body (Airalo sends no event id), in the same transaction as its
-reading and before the 2xx, so a provider's retry is answered without a second record.
-A notification for no configured line is taken (2xx: a retry would not help) and dropped.
+Called by the HTTP server's threads (`monitor.http.app.HookSink`). Each provider's module
+under `monitor.webhooks` checks the signature and reads the body; here each notice finds
+its line (by the line option it names, through an index built per config) and is
+either recorded as a reading (`source = hook`, judged like any other) or asks the daemon
+to check that line now. Every notice is remembered a day by its event id, or by the
+body's SHA-256 where the provider sends none, in the same transaction as its reading and
+before the 2xx, so a provider's retry is answered without a second record. A notice for no
+configured line is taken (a retry would not help) and dropped.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from monitor.config import Settings
 from monitor.errors import ReadingRejected
-from monitor.http.hooks import CreditLimit, LowData, airalo_notice, airalo_signed, body_key
 from monitor.http.relay import BadRequest
 from monitor.model import Reading, utcnow
 from monitor.recording import Recorder
 from monitor.store import Store
 from monitor.store import hooks as deliveries
+from monitor.webhooks import WEBHOOKS, Figures, Push, Target, Trigger, Webhook, body_key
+from monitor.webhooks import secret_text as _text
 
 log = structlog.get_logger("monitor.hooks")
 
-PROVIDERS = ("airalo",)
+PROVIDERS = tuple(WEBHOOKS)
 """The providers whose webhooks are built."""
+
+
+@dataclass(frozen=True)
+class _Account:
+    webhook: Webhook
+    options: Mapping[str, Any]
 
 
 class Hooks(Recorder):
@@ -41,72 +51,126 @@ class Hooks(Recorder):
         self.check_soon = check_soon
         super().__init__(settings, database)
 
+    def _configured(self, settings: Settings) -> None:
+        accounts: dict[str, _Account] = {}
+        for name, account in settings.accounts.items():
+            webhook = WEBHOOKS.get(account.provider)
+            if webhook is not None and all(_text(account.options.get(k)) for k in webhook.secrets):
+                accounts[name] = _Account(webhook, account.options)
+        index: dict[tuple[str, str, str | None], str] = {}
+        for line_id, line in settings.lines.items():
+            taking = accounts.get(line.account or "")
+            if taking is None:
+                continue
+            for option in taking.webhook.targets:
+                value = line.options.get(option)
+                key = (line.account or "", option, None if value is None else str(value))
+                index.setdefault(key, line_id)
+        self._accounts, self._index = accounts, index
+
     # ---- HookSink --------------------------------------------------------------------
 
-    def secrets(self) -> Mapping[str, str]:
-        """Every account that takes webhooks, with its webhook key."""
-        found: dict[str, str] = {}
-        for name, account in self.settings.accounts.items():
-            secret = account.options.get("webhook_secret")
-            if account.provider in PROVIDERS and secret is not None:
-                value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret
-                if str(value):
-                    found[name] = str(value)
-        return found
+    def accounts(self) -> Mapping[str, str]:
+        """Every account that takes webhooks, with its provider."""
+        return {name: self.settings.accounts[name].provider for name in self._accounts}
 
-    def verify(self, account: str, body: bytes, headers: Mapping[str, str]) -> bool:
-        secret = self.secrets().get(account)
-        signature = headers.get("airalo-signature", "")
-        return secret is not None and bool(signature) and airalo_signed(secret, body, signature)
+    def verify(self, account: str, push: Push) -> bool:
+        taking = self._accounts.get(account)
+        return taking is not None and taking.webhook.verify(
+            taking.options, push, self.settings.http.replay_window
+        )
 
-    def record(self, account: str, body: bytes) -> tuple[int, str]:
+    def record(self, account: str, push: Push) -> tuple[int, str]:
         """Take a verified delivery: (status, what was done, in a few words)."""
-        notice = airalo_notice(body)
-        now = utcnow()
-        key = body_key(body)
+        taking = self._accounts[account]
+        notices = taking.webhook.notices(push)
+        whole = body_key(push.body)
+        done: Counter[str] = Counter()
+        checks: list[str] = []
         store = self._store()
         with self._recording, store.transaction():
-            if deliveries.taken(store, key, now):
-                return 200, "already taken: a retry of the same delivery"
-            if isinstance(notice, LowData):
-                line = self._line_of(account, notice.iccid)
-                deliveries.remember(store, key, account, now)
+            for number, notice in enumerate(notices):
+                key = self._key(account, notice.event_id, whole, number, len(notices))
+                if deliveries.taken(store, key, push.received_at):
+                    done["retry"] += 1
+                    continue
+                deliveries.remember(store, key, account, push.received_at)
+                line = self._line_of(account, notice.target)
                 if line is None:
-                    log.info("webhook for no configured line", account=account)
-                    return 202, "taken: no line watches this ICCID"
-                if self.check_soon is not None:
-                    self.check_soon(line)
-                log.info("webhook asks for a check", line=line, level=notice.level)
-                return 202, f"taken: line {line} is checked now"
-            return self._credit(store, account, notice, key, body)
+                    done["unwatched"] += 1
+                elif isinstance(notice, Trigger):
+                    done["check"] += 1
+                    checks.append(line)
+                    log.info("webhook asks for a check", line=line, level=notice.reason)
+                else:
+                    refused = self._reading(store, line, notice, push)
+                    if refused is not None and len(notices) == 1:
+                        raise BadRequest(422, f"the figures cannot be a reading: {refused}")
+                    done["rejected" if refused else "reading"] += 1
+                    log.info(
+                        "webhook recorded as a reading" if refused is None else "webhook refused",
+                        line=line,
+                        reason=refused,
+                    )
+        # after the commit: the daemon reads what the readings wrote
+        for line in dict.fromkeys(checks):
+            if self.check_soon is not None:
+                self.check_soon(line)
+        if done["unwatched"]:
+            log.info("webhook for no configured line", account=account, notices=done["unwatched"])
+        return _answer(done, checks)
 
-    def _credit(
-        self, store: Store, account: str, notice: CreditLimit, key: str, body: bytes
-    ) -> tuple[int, str]:
-        now = utcnow()
-        line = self._line_of(account, None)
-        deliveries.remember(store, key, account, now)
-        if line is None:
-            log.info("webhook for no configured line", account=account)
-            return 202, "taken: no line watches this account's credit"
+    @staticmethod
+    def _key(account: str, event_id: str | None, whole: str, number: int, count: int) -> str:
+        if event_id:
+            return f"{account}:{event_id}"
+        return whole if count == 1 else f"{whole}#{number}"
+
+    def _reading(self, store: Store, line: str, notice: Figures, push: Push) -> str | None:
+        """Record the notice's figures; why they cannot be a reading, if so."""
         reading = Reading(
             line=line,
-            checked_at=now,
-            balance=notice.remaining,
-            currency=store.last_currency(line),
-            raw={"hook": body.decode("utf-8", "replace")[:2000]},
+            checked_at=push.received_at,
+            balance=notice.balance,
+            currency=notice.currency
+            or (store.last_currency(line) if notice.balance is not None else None),
+            data_remaining=notice.data_remaining,
+            data_total=notice.data_total,
+            expires_at=notice.expires_at,
+            status=notice.status,
+            warning_reason=notice.warning_reason,
+            critical_reason=notice.critical_reason,
+            raw=notice.raw,
             source="hook",
         )
         try:
             self._checker_now().record(store, reading)
         except ReadingRejected as exc:
-            raise BadRequest(422, f"the figures cannot be a reading: {exc}") from None
-        log.info("webhook recorded as a reading", line=line)
-        return 200, "recorded: a reading"
-
-    def _line_of(self, account: str, iccid: str | None) -> str | None:
-        """The line of `account` whose eSIM is `iccid` (None: the account's credit line)."""
-        for line_id, line in self.settings.lines.items():
-            if line.account == account and line.options.get("iccid") == iccid:
-                return line_id
+            return str(exc)
         return None
+
+    def _line_of(self, account: str, target: Target) -> str | None:
+        return self._index.get((account, target.option, target.value))
+
+
+def _answer(done: Counter[str], checks: list[str]) -> tuple[int, str]:
+    """One notice answers in a few words; a batch with its counts."""
+    total = sum(done.values())
+    if total == 0:
+        return 200, "taken: it holds no notice"
+    if total == 1:
+        if done["retry"]:
+            return 200, "already taken: a retry of the same delivery"
+        if done["reading"]:
+            return 200, "recorded: a reading"
+        if done["check"]:
+            return 202, f"taken: line {checks[0]} is checked now"
+        return 202, "taken: no configured line is the one it names"
+    parts = [
+        f"{done['reading']} recorded as readings",
+        f"{len(set(checks))} lines checked now",
+        f"{done['retry']} retries",
+        f"{done['unwatched']} for no line",
+        f"{done['rejected']} refused",
+    ]
+    return (200 if done["reading"] or total == done["retry"] else 202), "taken: " + ", ".join(parts)

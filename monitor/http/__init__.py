@@ -1,4 +1,4 @@
-"""The embedded HTTP server: the phone relay now, provider hooks and the status page later.
+"""The embedded HTTP server: the phone relay and provider webhooks (the status page later).
 
 Off unless `[http] listen` is set; started by `run` in the daemon's process, on threads of
 its own (waitress), so it never holds up the checks or the watchdog. It sits behind a
@@ -10,5 +10,6 @@ reverse proxy for TLS (docs/http.md).
 - `wsgi`: WSGI to `Request` and back, and the access log (no secret in it).
 - `server`: waitress on its thread; started, stopped within a bound.
 
-It knows nothing of SQL: it calls `monitor.relay`, which records through the store.
+It knows nothing of SQL: it calls `monitor.relay` and `monitor.hooks` (which read
+providers' payloads with `monitor.webhooks`), and they record through the store.
 """

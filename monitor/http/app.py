@@ -21,6 +21,8 @@ import structlog
 
 from monitor.errors import MonitorError
 from monitor.http.relay import BadRequest, RelayMessage, parse_message, same_sender
+from monitor.model import utcnow
+from monitor.webhooks import Push
 
 log = structlog.get_logger("monitor.http")
 
@@ -37,6 +39,8 @@ class Request:
     """Lower-case names."""
     query: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    url: str = ""
+    """The whole URL as the server saw it (scheme, host, path, the raw query)."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,10 @@ class RelaySink(Protocol):
 class HookSink(Protocol):
     """Where providers' webhooks go (`monitor.hooks.Hooks`)."""
 
-    def verify(self, account: str, body: bytes, headers: Mapping[str, str]) -> bool:
-        """Whether the account takes webhooks and the body is signed by its key."""
+    def verify(self, account: str, push: Push) -> bool:
+        """Whether the account takes webhooks and the push is signed by its key."""
 
-    def record(self, account: str, body: bytes) -> tuple[int, str]:
+    def record(self, account: str, push: Push) -> tuple[int, str]:
         """Take it (committed on return): the status and what was done, in a few words."""
 
 
@@ -109,7 +113,9 @@ class App:
         limiter: RateLimiter,
         max_body: int,
         hooks: HookSink | None = None,
+        public_url: str | None = None,
     ) -> None:
+        self.public_url = public_url
         self.relay = relay
         self.hooks = hooks
         self.limiter = limiter
@@ -149,10 +155,18 @@ class App:
         if len(request.body) > self.max_body:
             raise BadRequest(413, f"the body is larger than {self.max_body} bytes")
         # an unknown account and a bad signature answer alike: the answer tells no names
-        if not self.hooks.verify(account, request.body, request.headers):
+        push = Push(request.body, request.headers, self._called(request), utcnow())
+        if not self.hooks.verify(account, push):
             raise BadRequest(401, "unknown account or bad signature")
-        status, done = self.hooks.record(account, request.body)
+        status, done = self.hooks.record(account, push)
         return Response(status, done)
+
+    def _called(self, request: Request) -> str:
+        """The URL the provider called: behind a reverse proxy, `public_url` + the path."""
+        if self.public_url is None:
+            return request.url
+        _, _, query = request.url.partition("?")
+        return self.public_url.rstrip("/") + request.path + (f"?{query}" if query else "")
 
     def _relay(self, line: str, request: Request) -> Response:
         if len(request.body) > self.max_body:

@@ -38,7 +38,13 @@ class HttpService:
             relay.close()
             hooks.close()
 
-        app = App(relay, RateLimiter(http.rate.count, http.rate.per), int(http.max_body), hooks)
+        app = App(
+            relay,
+            RateLimiter(http.rate.count, http.rate.per),
+            int(http.max_body),
+            hooks,
+            http.public_url,
+        )
         server = HttpServer(
             wsgi_app(app),
             http.listen,

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
+from wsgiref.util import request_uri
 
 import structlog
 
@@ -96,6 +97,7 @@ def _handle(app: App, environ: dict[str, Any]) -> Response:
         headers=headers,
         query=query,
         body=body,
+        url=request_uri(environ),
     )
     return app.handle(request)
 

@@ -130,7 +130,7 @@ def test_a_notification_for_an_unwatched_iccid_is_taken_and_records_nothing(
     before = hooked.everything()
     reads = hooked.usage_reads()
     status, text, _ = post(hooked.url(), LOW_DATA, signed(LOW_DATA))
-    assert (status, text.strip()) == (202, "taken: no line watches this ICCID")
+    assert (status, text.strip()) == (202, "taken: no configured line is the one it names")
     assert hooked.everything()[:2] == before[:2]
     assert hooked.usage_reads() == reads
 
