@@ -23,7 +23,7 @@ import structlog
 from monitor.config import Settings
 from monitor.errors import ReadingRejected
 from monitor.http.relay import BadRequest
-from monitor.model import Reading, utcnow
+from monitor.model import Reading
 from monitor.recording import Recorder
 from monitor.store import Store
 from monitor.store import hooks as deliveries
