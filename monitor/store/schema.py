@@ -207,6 +207,27 @@ def _hook_deliveries(db: Database) -> None:
     )
 
 
+def _web(db: Database) -> None:
+    # The status page's secrets: its signing key, sessions and API tokens (stored as
+    # hashes), and the nonces of action links already used (kept until they expire).
+    db["web_keys"].create({"name": str, "key": str, "created_at": str}, pk="name")
+    db["web_sessions"].create(
+        {"id_hash": str, "user": str, "created_at": str, "expires_at": str},
+        pk="id_hash",
+        not_null={"user", "created_at", "expires_at"},
+    )
+    db["web_tokens"].create(
+        {"token_hash": str, "name": str, "created_at": str},
+        pk="token_hash",
+        not_null={"name", "created_at"},
+    )
+    db["web_links_used"].create(
+        {"nonce": str, "used_at": str, "expires_at": str},
+        pk="nonce",
+        not_null={"used_at", "expires_at"},
+    )
+
+
 class Step(NamedTuple):
     name: str
     apply: Callable[[Database], None]
@@ -224,6 +245,7 @@ STEPS: tuple[Step, ...] = (
     Step("0008_reading_sources", _sources),
     Step("0009_relay_tokens", _relay_tokens),
     Step("0010_hook_deliveries", _hook_deliveries),
+    Step("0011_web", _web),
 )
 NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
 
