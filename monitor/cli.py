@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
-from decimal import Decimal
+from datetime import datetime, timedelta, tzinfo
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -28,6 +26,15 @@ from monitor.errors import (
     ReloadRejected,
     UnitError,
     UsageError,
+)
+from monitor.rows import (
+    decimal,
+    dumps,
+    event_rows,
+    history_rows,
+    iso,
+    line_row,
+    status_rows,
 )
 from monitor.units import (
     Sizes,
@@ -141,7 +148,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     rows = []
     for item in judged:
         reading = item.result.reading
-        row = _row(
+        row = line_row(
             settings,
             item.result.line,
             state=item.state.state
@@ -171,7 +178,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from monitor.evaluate import describe_forecast
     from monitor.model import utcnow
-    from monitor.store.views import LineStatus
 
     settings = load_settings(config.config_path(args.config), deep=False)
     now = utcnow()
@@ -179,38 +185,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     known = view.status() if view else {}
     if view:
         view.close()
-    rows = []
-    for line_id in settings.lines:
-        s = known.get(line_id) or LineStatus(line_id)
-        control = s.controls
-        row = _row(
-            settings,
-            line_id,
-            state=s.state,
-            checked_at=s.checked_at,
-            balance=s.balance,
-            currency=s.currency,
-            data_remaining=s.data_remaining,
-            data_total=s.data_total,
-            expires_at=s.expires_at,
-            status=s.status,
-            renewal_at=s.renewal_at,
-            renewal_price=s.renewal_price,
-        )
-        row.update(
-            read_at=s.read_at,
-            failures=s.failures,
-            error=s.last_error,
-            low_since=s.low_since,
-            snoozed_until=control.snoozed_until if control.snoozed(now) else None,
-            acknowledged=control.acked_level.label if control.acked_level else None,
-            forecast={metric: f.to_json() for metric, f in s.forecasts.items()},
-            source=s.source,
-            carried=sorted(s.carried),
-        )
-        rows.append(row)
+    rows = status_rows(settings, known, now)
     if args.json:
-        _print_json(rows, times=_iso)
+        _print_json(rows, times=iso)
         return EXIT_OK
     tz = settings.tz()
     _print_lines_table(rows, tz, error_column=True)
@@ -245,30 +222,15 @@ def cmd_history(args: argparse.Namespace) -> int:
     found = view.history(line, since) if view else []
     if view:
         view.close()
-    rows = [
-        {
-            "checked_at": r.checked_at,
-            "ok": r.ok,
-            "level": r.level.label if r.level is not None else None,
-            "balance": _decimal(r.balance),
-            "currency": r.currency,
-            "data_remaining": r.data_remaining,
-            "data_total": r.data_total,
-            "expires_at": r.expires_at,
-            "status": r.status,
-            "error": r.error,
-            "source": r.source,
-        }
-        for r in found
-    ]
+    rows = history_rows(found)
     if args.format == "json":
-        _print_json(rows, times=_iso)
+        _print_json(rows, times=iso)
     elif args.format == "csv":
         fields = list(rows[0]) if rows else ["checked_at"]
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(
-            {k: _iso(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in rows
+            {k: iso(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in rows
         )
     else:
         from monitor.adapters import line_sizes
@@ -304,24 +266,9 @@ def cmd_events(args: argparse.Namespace) -> int:
     found = view.events(since, args.line) if view else []
     if view:
         view.close()
-    rows = [
-        {
-            "id": e.id,
-            "created_at": e.created_at,
-            "line": e.line,
-            "type": e.type,
-            "message": e.message,
-            "channel": e.channel,
-            "status": e.status if e.channel is not None else "not routed",
-            "attempts": e.attempts,
-            "sent_at": e.sent_at,
-            "next_attempt_at": e.next_attempt_at,
-            "last_error": e.last_error,
-        }
-        for e in found
-    ]
+    rows = event_rows(found)
     if args.json:
-        _print_json(rows, times=_iso)
+        _print_json(rows, times=iso)
         return EXIT_OK
     tz = settings.tz()
     _print_table(
@@ -620,15 +567,15 @@ def _recharge_history(args: argparse.Namespace) -> int:
             "state": r.state,
             "action": r.action,
             "package": r.package,
-            "amount": _decimal(r.amount),
-            "price": _decimal(r.price),
+            "amount": decimal(r.amount),
+            "price": decimal(r.price),
             "currency": r.currency,
             "dry_run": int(r.dry_run),
             "manual": int(r.manual),
             "requested_at": r.requested_at,
             "submitted_at": r.submitted_at,
             "settled_at": r.settled_at,
-            "baseline_balance": _decimal(r.baseline_balance),
+            "baseline_balance": decimal(r.baseline_balance),
             "baseline_data": r.baseline_data,
             "reference": r.reference,
             "detail": r.detail,
@@ -636,7 +583,7 @@ def _recharge_history(args: argparse.Namespace) -> int:
         for r in found
     ]
     if args.json:
-        _print_json(rows, times=_iso)
+        _print_json(rows, times=iso)
         return EXIT_OK
     tz = settings.tz()
     _print_table(
@@ -885,58 +832,10 @@ def _duration_arg(text: str, option: str) -> timedelta:
         raise UsageError(f"{option}: {exc}") from None
 
 
-def _row(settings: config.Settings, line: str, **values: Any) -> dict[str, Any]:
-    from monitor.adapters import line_sizes
-
-    balance = values.pop("balance")
-    renewal_price = values.pop("renewal_price")
-    return {
-        "line": line,
-        "label": settings.label(line),
-        "state": values.pop("state"),
-        "checked_at": values.pop("checked_at"),
-        "balance": f"{balance:f}" if balance is not None else None,
-        "currency": values.pop("currency"),
-        "data_remaining_bytes": values.pop("data_remaining"),
-        "data_total_bytes": values.pop("data_total"),
-        "data_sizes": line_sizes(settings, line),
-        "expires_at": values.pop("expires_at"),
-        "status": values.pop("status"),
-        "renewal_at": values.pop("renewal_at"),
-        "renewal_price": f"{renewal_price:f}" if renewal_price is not None else None,
-        **values,
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON for what json does not know: exact decimals as text, durations as seconds."""
-    if isinstance(value, timedelta):
-        return int(value.total_seconds())
-    if isinstance(value, list | tuple | set):
-        return list(value)
-    return str(value)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    """A time as the JSON output has always shown it: ISO-8601 UTC, to the microsecond."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment else None
-
-
-def _decimal(amount: Decimal | None) -> str | None:
-    """An amount as the JSON output shows it: exact decimal text."""
-    return f"{amount:f}" if amount is not None else None
-
-
 def _print_json(data: Any, times: Callable[[datetime], Any] | None = None) -> None:
     """`times` writes the datetimes in `data` (rows keep them typed for their tables)."""
 
-    def jsonable(value: Any) -> Any:
-        if times is not None and isinstance(value, datetime):
-            return times(value)
-        return _jsonable(value)
-
-    json.dump(data, sys.stdout, indent=2, default=jsonable, ensure_ascii=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(dumps(data, times) + "\n")
 
 
 def _when(moment: datetime | None, tz: tzinfo) -> str:

@@ -1,0 +1,151 @@
+"""The rows commands and the JSON API print: one line's status, a history, events.
+
+`esim-monitor status --json`, `history --format json` and `events --json` print these,
+and the status page's API (`/api/...`) returns the same rows, so a script reads the same
+fields from either. Values stay typed (datetimes, Decimal as exact text) until `dumps`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.config import Settings
+    from monitor.store.views import EventRow, HistoryRow, LineStatus
+
+
+def line_row(settings: Settings, line: str, **values: Any) -> dict[str, Any]:
+    """A line's figures as every lines table and JSON shows them; further keys appended."""
+    from monitor.adapters import line_sizes
+
+    balance = values.pop("balance")
+    renewal_price = values.pop("renewal_price")
+    return {
+        "line": line,
+        "label": settings.label(line),
+        "state": values.pop("state"),
+        "checked_at": values.pop("checked_at"),
+        "balance": decimal(balance),
+        "currency": values.pop("currency"),
+        "data_remaining_bytes": values.pop("data_remaining"),
+        "data_total_bytes": values.pop("data_total"),
+        "data_sizes": line_sizes(settings, line),
+        "expires_at": values.pop("expires_at"),
+        "status": values.pop("status"),
+        "renewal_at": values.pop("renewal_at"),
+        "renewal_price": decimal(renewal_price),
+        **values,
+    }
+
+
+def status_rows(
+    settings: Settings, known: Mapping[str, LineStatus], now: datetime
+) -> list[dict[str, Any]]:
+    """Every configured line, in config order, as `status --json` prints it."""
+    from monitor.store.views import LineStatus
+
+    rows = []
+    for line_id in settings.lines:
+        s = known.get(line_id) or LineStatus(line_id)
+        control = s.controls
+        row = line_row(
+            settings,
+            line_id,
+            state=s.state,
+            checked_at=s.checked_at,
+            balance=s.balance,
+            currency=s.currency,
+            data_remaining=s.data_remaining,
+            data_total=s.data_total,
+            expires_at=s.expires_at,
+            status=s.status,
+            renewal_at=s.renewal_at,
+            renewal_price=s.renewal_price,
+        )
+        row.update(
+            read_at=s.read_at,
+            failures=s.failures,
+            error=s.last_error,
+            low_since=s.low_since,
+            snoozed_until=control.snoozed_until if control.snoozed(now) else None,
+            acknowledged=control.acked_level.label if control.acked_level else None,
+            forecast={metric: f.to_json() for metric, f in s.forecasts.items()},
+            source=s.source,
+            carried=sorted(s.carried),
+        )
+        rows.append(row)
+    return rows
+
+
+def history_rows(found: Iterable[HistoryRow]) -> list[dict[str, Any]]:
+    """A line's readings, oldest first, as `history --format json` prints them."""
+    return [
+        {
+            "checked_at": r.checked_at,
+            "ok": r.ok,
+            "level": r.level.label if r.level is not None else None,
+            "balance": decimal(r.balance),
+            "currency": r.currency,
+            "data_remaining": r.data_remaining,
+            "data_total": r.data_total,
+            "expires_at": r.expires_at,
+            "status": r.status,
+            "error": r.error,
+            "source": r.source,
+        }
+        for r in found
+    ]
+
+
+def event_rows(found: Iterable[EventRow]) -> list[dict[str, Any]]:
+    """Events with one row per delivery, as `events --json` prints them."""
+    return [
+        {
+            "id": e.id,
+            "created_at": e.created_at,
+            "line": e.line,
+            "type": e.type,
+            "message": e.message,
+            "channel": e.channel,
+            "status": e.status if e.channel is not None else "not routed",
+            "attempts": e.attempts,
+            "sent_at": e.sent_at,
+            "next_attempt_at": e.next_attempt_at,
+            "last_error": e.last_error,
+        }
+        for e in found
+    ]
+
+
+def jsonable(value: Any) -> Any:
+    """JSON for what json does not know: exact decimals as text, durations as seconds."""
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    if isinstance(value, list | tuple | set):
+        return list(value)
+    return str(value)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A time as the JSON output has always shown it: ISO-8601 UTC, to the microsecond."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment else None
+
+
+def decimal(amount: Decimal | None) -> str | None:
+    """An amount as the JSON output shows it: exact decimal text."""
+    return f"{amount:f}" if amount is not None else None
+
+
+def dumps(data: Any, times: Callable[[datetime], Any] | None = None) -> str:
+    """`data` as indented JSON; `times` writes its datetimes (rows keep them typed)."""
+
+    def default(value: Any) -> Any:
+        if times is not None and isinstance(value, datetime):
+            return times(value)
+        return jsonable(value)
+
+    return json.dumps(data, indent=2, default=default, ensure_ascii=False)
