@@ -28,17 +28,18 @@ from monitor.errors import (
     UsageError,
 )
 from monitor.rows import (
+    data_text,
     decimal,
     dumps,
     event_rows,
     history_rows,
     iso,
     line_row,
+    money_text,
     status_rows,
+    when_text,
 )
 from monitor.units import (
-    Sizes,
-    format_bytes,
     format_duration,
     parse_data_size,
     parse_duration,
@@ -203,7 +204,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 note += f" ({', '.join(row['carried'])} from an earlier reading)"
             notes.append(note)
         if row["snoozed_until"]:
-            notes.append(f"{row['line']}: snoozed until {_when(row['snoozed_until'], tz)}")
+            notes.append(f"{row['line']}: snoozed until {when_text(row['snoozed_until'], tz)}")
         if row["acknowledged"]:
             notes.append(f"{row['line']}: {row['acknowledged']} acknowledged")
     if notes:
@@ -241,11 +242,11 @@ def cmd_history(args: argparse.Namespace) -> int:
             ["TIME", "STATE", "BALANCE", "DATA", "EXPIRES", "SOURCE", "ERROR"],
             [
                 [
-                    _when(r["checked_at"], tz),
+                    when_text(r["checked_at"], tz),
                     r["level"] or "-",
-                    _money(r["balance"], r["currency"]),
-                    _data(r["data_remaining"], r["data_total"], sizes),
-                    _when(r["expires_at"], tz),
+                    money_text(r["balance"], r["currency"]),
+                    data_text(r["data_remaining"], r["data_total"], sizes),
+                    when_text(r["expires_at"], tz),
                     r["source"],
                     r["error"] or "",
                 ]
@@ -275,7 +276,7 @@ def cmd_events(args: argparse.Namespace) -> int:
         ["TIME", "LINE", "EVENT", "CHANNEL", "DELIVERY", "MESSAGE"],
         [
             [
-                _when(r["created_at"], tz),
+                when_text(r["created_at"], tz),
                 r["line"] or "",
                 r["type"],
                 r["channel"] or "-",
@@ -306,7 +307,7 @@ def cmd_snooze(args: argparse.Namespace) -> int:
         store.snooze(args.line, until)
     finally:
         store.close()
-    print(f"{args.line}: alerts snoozed until {_when(until, settings.tz())}")
+    print(f"{args.line}: alerts snoozed until {when_text(until, settings.tz())}")
     return EXIT_OK
 
 
@@ -590,12 +591,12 @@ def _recharge_history(args: argparse.Namespace) -> int:
         ["TIME", "LINE", "STATE", "ACTION", "WHAT", "PRICE", "REFERENCE", "DETAIL"],
         [
             [
-                _when(r["requested_at"], tz),
+                when_text(r["requested_at"], tz),
                 r["line"],
                 r["state"] + (" (manual)" if r["manual"] else ""),
                 r["action"],
-                r["package"] or _money(r["amount"], r["currency"]),
-                _money(r["price"], r["currency"]),
+                r["package"] or money_text(r["amount"], r["currency"]),
+                money_text(r["price"], r["currency"]),
                 r["reference"] or "",
                 r["detail"] or "",
             ]
@@ -838,31 +839,12 @@ def _print_json(data: Any, times: Callable[[datetime], Any] | None = None) -> No
     sys.stdout.write(dumps(data, times) + "\n")
 
 
-def _when(moment: datetime | None, tz: tzinfo) -> str:
-    if moment is None:
-        return "-"
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-
-
-def _money(amount: str | None, currency: str | None) -> str:
-    if amount is None:
-        return "-"
-    return f"{amount} {currency}" if currency else str(amount)
-
-
-def _data(remaining: int | None, total: int | None, sizes: Sizes) -> str:
-    if remaining is None:
-        return "-"
-    text = format_bytes(remaining, sizes)
-    return f"{text} of {format_bytes(total, sizes)}" if total else text
-
-
 def _delivery(row: dict[str, Any], tz: tzinfo) -> str:
     status = row["status"] or ""
     if status == "sent":
-        return f"sent {_when(row['sent_at'], tz)}"
+        return f"sent {when_text(row['sent_at'], tz)}"
     if status == "pending" and row["attempts"]:
-        return f"pending, {row['attempts']} failed, next {_when(row['next_attempt_at'], tz)}"
+        return f"pending, {row['attempts']} failed, next {when_text(row['next_attempt_at'], tz)}"
     return status
 
 
@@ -876,10 +858,10 @@ def _print_lines_table(rows: list[dict[str, Any]], tz: tzinfo, error_column: boo
             r["line"],
             r["label"],
             r["state"],
-            _money(r["balance"], r["currency"]),
-            _data(r["data_remaining_bytes"], r["data_total_bytes"], r["data_sizes"]),
-            _when(r["expires_at"], tz),
-            _when(r["checked_at"], tz),
+            money_text(r["balance"], r["currency"]),
+            data_text(r["data_remaining_bytes"], r["data_total_bytes"], r["data_sizes"]),
+            when_text(r["expires_at"], tz),
+            when_text(r["checked_at"], tz),
         ]
         if error_column:
             cells.append(r.get("error") or "")

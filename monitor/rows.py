@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from monitor.units import Sizes, format_bytes
 
 if TYPE_CHECKING:
     from monitor.config import Settings
@@ -149,3 +151,24 @@ def dumps(data: Any, times: Callable[[datetime], Any] | None = None) -> str:
         return jsonable(value)
 
     return json.dumps(data, indent=2, default=default, ensure_ascii=False)
+
+
+def when_text(moment: datetime | None, tz: tzinfo) -> str:
+    """A time for a person: minutes, in the configured time zone; "-" when unknown."""
+    if moment is None:
+        return "-"
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def money_text(amount: str | None, currency: str | None) -> str:
+    if amount is None:
+        return "-"
+    return f"{amount} {currency}" if currency else str(amount)
+
+
+def data_text(remaining: int | None, total: int | None, sizes: Sizes) -> str:
+    """Data left, "of" the plan's total when known, in the line's units."""
+    if remaining is None:
+        return "-"
+    text = format_bytes(remaining, sizes)
+    return f"{text} of {format_bytes(total, sizes)}" if total else text
