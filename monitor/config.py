@@ -292,6 +292,8 @@ class HttpSettings(_Strict):
     timeout: PositiveDuration = timedelta(seconds=30)
     """A connection idle this long (a slow client) is closed."""
     threads: int = Field(default=4, ge=1, le=64)
+    link_expiry: PositiveDuration = timedelta(days=7)
+    """How long an alert's signed action links (`{ack_url}`, `{snooze_url}`) work."""
 
 
 ALERTMANAGER_ONLY = ("repost", "user", "password", "token", "labels")

@@ -23,6 +23,7 @@ from pathlib import Path
 import structlog
 
 from monitor.config import Settings
+from monitor.links import alert_links
 from monitor.model import utcnow
 from monitor.notify import Notifier, deliver_channel, message_channels
 from monitor.store import Store
@@ -127,6 +128,7 @@ class ChannelWorker:
                 try:
                     if store is None:
                         store = Store.open(self.database)
+                        notifier.links = alert_links(store, self.settings)
                     done = deliver_channel(
                         store,
                         notifier,

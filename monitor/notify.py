@@ -81,7 +81,19 @@ TEMPLATE_VARIABLES: dict[str, str] = {
     "time": "when the event happened, in the configured time zone",
     "count": "how many events a grouped message holds (1 for a single event)",
     "lines": "a grouped message's events, one headline a line (a single event: its headline)",
+    "ack_url": "a signed link that acknowledges the line (a group: every line of it), once; "
+    "set with [http] public_url",
+    "snooze_url": "a signed link that snoozes the line (a group: every line of it), once; "
+    "set with [http] public_url",
+    "line_url": "the line's status page (behind its login); set with [http] public_url",
 }
+
+Links = Callable[[Sequence[str]], Mapping[str, str]]
+"""The action links of an alert about these lines (`monitor.links.Linker.urls`)."""
+UNLINKED = frozenset(
+    {"test", "digest", "daemon-failure", "recovery", "failure-recovered", "recharge-confirmed"}
+)
+"""Event types whose messages carry no action links: nothing there to acknowledge."""
 
 _HEADLINES = {
     "warning": "{label} is low: {metric} {value}",
@@ -120,11 +132,14 @@ DEFAULT_BODY = "\n".join(
         "Expires: {expires_at}",
         "Error: {error}",
         "Top up: {payment_url}",
+        "Acknowledge: {ack_url}",
+        "Snooze: {snooze_url}",
+        "Details: {line_url}",
     )
 )
 
 SHORT_TITLE = ""
-SHORT_BODY = "{headline} [{line}]\nTop up: {payment_url}"
+SHORT_BODY = "{headline} [{line}]\nTop up: {payment_url}\nAck: {ack_url}"
 """For SMS: no title (most SMS gateways prepend it), the headline and where to pay."""
 
 NEVER_GROUPED = frozenset({"digest", "test", "daemon-failure", "relay"})
@@ -146,8 +161,8 @@ _GROUP_HEADLINES = {
 }
 """The headline of a grouped message, for every event type that may be grouped (tests/
 test_docs.py checks)."""
-GROUP_BODY = "{lines}"
-GROUP_SHORT_BODY = "{headline}"
+GROUP_BODY = "{lines}\nAcknowledge all: {ack_url}\nSnooze all: {snooze_url}"
+GROUP_SHORT_BODY = "{headline}\nAck all: {ack_url}"
 """A grouped message for SMS: the headline with its count, nothing else."""
 GROUP_LIST = {"full": 20, "short": 5}
 """Events a grouped message lists in `{lines}`, by the channel's format; then "and N more"."""
@@ -222,7 +237,7 @@ class _Blank(dict[str, Any]):
         return ""
 
 
-def variables(event: Event, settings: Settings) -> dict[str, Any]:
+def variables(event: Event, settings: Settings, links: Links | None = None) -> dict[str, Any]:
     tz = settings.tz()
     facts = dict(event.facts)
     line = settings.lines.get(event.line)
@@ -253,18 +268,42 @@ def variables(event: Event, settings: Settings) -> dict[str, Any]:
         headline = _HEADLINES.get(event.type, "{label}: {event}")
     values["headline"] = string.Formatter().vformat(headline, (), _Blank(values)).strip()
     values.update(count="1", lines=values["headline"])
+    if links is not None and linked(event, settings):
+        values.update(links([event.line]))
     return values
 
 
-def group_variables(events: Sequence[Event], settings: Settings, listed: int) -> dict[str, Any]:
+def linked(event: Event, settings: Settings) -> bool:
+    """Whether the event's message carries action links (given a public URL)."""
+    return event.type not in UNLINKED and event.line in settings.lines
+
+
+def group_variables(
+    events: Sequence[Event],
+    settings: Settings,
+    listed: int,
+    links: Links | None = None,
+    each_linked: bool = False,
+) -> dict[str, Any]:
     """A grouped message's variables: `count`, `lines` (the first `listed` events'
     headlines, then "and N more"), the group's headline, and the events' own variables
     where all of them agree (the type, a state); one that differs between them is empty,
-    so no template shows one line's figures for the whole group."""
+    so no template shows one line's figures for the whole group. With `links`, the group's
+    `ack_url` and `snooze_url` act on every line of it; `each_linked` also lists each
+    line's own acknowledge link under its headline."""
     each = [variables(event, settings) for event in events]
     first = each[0]
     values = {k: v if all(o.get(k) == v for o in each[1:]) else "" for k, v in first.items()}
     headlines = [v["headline"] for v in each[:listed]]
+    lines = [e.line for e in events if linked(e, settings)]
+    if links is not None and lines:
+        if each_linked:
+            headlines = [
+                f"{h}\n  acknowledge: {links([e.line])['ack_url']}" if linked(e, settings) else h
+                for h, e in zip(headlines, events, strict=False)
+            ]
+        group = links(list(dict.fromkeys(lines)))
+        values.update(ack_url=group["ack_url"], snooze_url=group["snooze_url"], line_url="")
     more = len(each) - len(headlines)
     if more:
         headlines.append(f"and {more} more")
@@ -284,7 +323,11 @@ def body_format(event: Event, channel: Channel | None) -> BodyFormat:
 
 
 def render(
-    event: Event, channel: Channel | None, settings: Settings, title_apart: bool = False
+    event: Event,
+    channel: Channel | None,
+    settings: Settings,
+    title_apart: bool = False,
+    links: Links | None = None,
 ) -> tuple[str, str]:
     """Title and body for one channel. Body lines whose variables are all empty are left out.
     In an html or markdown message every value is escaped for that markup, in the title too
@@ -295,18 +338,24 @@ def render(
     short = channel is not None and channel.format == "short"
     title_template = (channel and channel.title) or (SHORT_TITLE if short else DEFAULT_TITLE)
     body_template = (channel and channel.body) or (SHORT_BODY if short else DEFAULT_BODY)
-    plain = variables(event, settings)
+    plain = variables(event, settings, links)
     return _fill(plain, title_template, body_template, body_format(event, channel), title_apart)
 
 
 def render_group(
-    events: Sequence[Event], channel: Channel, settings: Settings, title_apart: bool = False
+    events: Sequence[Event],
+    channel: Channel,
+    settings: Settings,
+    title_apart: bool = False,
+    links: Links | None = None,
 ) -> tuple[str, str]:
     """Title and body of one message for several events of one type. The channel's own
     `title` and `body` are used where they name `{count}` or `{lines}` (a template
     written for one line would misread a group); otherwise the grouped defaults."""
     short = channel.format == "short"
-    plain = group_variables(events, settings, GROUP_LIST[channel.format])
+    plain = group_variables(
+        events, settings, GROUP_LIST[channel.format], links, each_linked=not short
+    )
     title_template = SHORT_TITLE if short else DEFAULT_TITLE
     body_template = GROUP_SHORT_BODY if short else GROUP_BODY
     if channel.title and _names_group(channel.title):
@@ -363,8 +412,10 @@ class Outcome:
 class Notifier:
     """Sends through Apprise, one Apprise object per channel, each call bounded in time."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, links: Links | None = None) -> None:
         self.settings = settings
+        self.links = links
+        """Signs the action links messages carry (None: no `[http] public_url`)."""
         self._apprise: dict[str, apprise.Apprise] = {}
 
     def _target(self, name: str) -> apprise.Apprise:
@@ -377,14 +428,16 @@ class Notifier:
 
     def send(self, name: str, event: Event, attach: Sequence[str] = ()) -> Outcome:
         channel = self.settings.channels[name]
-        title, body = render(event, channel, self.settings, title_apart=self._title_apart(name))
+        title, body = render(event, channel, self.settings, self._title_apart(name), self.links)
         kind = _NOTIFY_TYPES[event.type]
         return self.send_text(name, title, body, kind, attach, body_format(event, channel))
 
     def send_group(self, name: str, events: Sequence[Event]) -> Outcome:
         """One message for several events of one type (see `render_group`)."""
         channel = self.settings.channels[name]
-        title, body = render_group(events, channel, self.settings, self._title_apart(name))
+        title, body = render_group(
+            events, channel, self.settings, self._title_apart(name), self.links
+        )
         kind = _NOTIFY_TYPES[events[0].type]
         return self.send_text(name, title, body, kind, (), group_format(channel))
 
