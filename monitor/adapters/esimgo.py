@@ -74,6 +74,11 @@ class EsimGoAccount(HttpAccountOptions):
     base_url: BaseUrl = Field(
         default="https://api.esim-go.com/v2.5", description="everything before /esims/..."
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="the key eSIM Go signs its V3 callbacks with (POST /hooks/ACCOUNT); "
+        "eSIM Go documents it as the API key, the default",
+    )
 
 
 class EsimGoLine(BaseModel):

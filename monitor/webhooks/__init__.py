@@ -120,10 +120,11 @@ def secret_text(value: Any) -> str:
 
 
 def _registry() -> dict[str, Webhook]:
-    from monitor.webhooks import airalo
+    from monitor.webhooks import airalo, esimgo
 
     return {
         "airalo": airalo.WEBHOOK,
+        "esimgo": esimgo.WEBHOOK,
     }
 
 
