@@ -1048,7 +1048,9 @@ def _masked_argv(argv: list[str]) -> list[str]:
     return out
 
 
-SECRET_KEY = re.compile(r"secret|password|token|key|sid|pin", re.IGNORECASE)
+SECRET_KEY = re.compile(r"secret|password|token|key|sid|pin|webhook_user", re.IGNORECASE)
+"""Keys whose values are secrets wherever they are (options, argv flags, env tables); a
+webhook's user name (1NCE's `webhook_username`) is one, an API's `username` is not."""
 
 
 def _plain(value: Any) -> Any:

@@ -27,7 +27,16 @@ from monitor.model import Reading
 from monitor.recording import Recorder
 from monitor.store import Store
 from monitor.store import hooks as deliveries
-from monitor.webhooks import WEBHOOKS, Figures, Push, Target, Trigger, Webhook, body_key
+from monitor.webhooks import (
+    WEBHOOKS,
+    Figures,
+    Push,
+    Target,
+    Trigger,
+    Webhook,
+    body_key,
+    ok_status,
+)
 from monitor.webhooks import secret_text as _text
 
 log = structlog.get_logger("monitor.hooks")
@@ -86,9 +95,10 @@ class Hooks(Recorder):
         notices = taking.webhook.notices(push)
         whole = body_key(push.body)
         done: Counter[str] = Counter()
-        checks: list[str] = []
+        checks: dict[str, str] = {}  # line -> the first reason: one check and one log line each
         store = self._store()
         with self._recording, store.transaction():
+            deliveries.prune(store, push.received_at)
             for number, notice in enumerate(notices):
                 key = self._key(account, notice.event_id, whole, number, len(notices))
                 if deliveries.taken(store, key, push.received_at):
@@ -100,8 +110,7 @@ class Hooks(Recorder):
                     done["unwatched"] += 1
                 elif isinstance(notice, Trigger):
                     done["check"] += 1
-                    checks.append(line)
-                    log.info("webhook asks for a check", line=line, level=notice.reason)
+                    checks.setdefault(line, notice.reason)
                 else:
                     refused = self._reading(store, line, notice, push)
                     if refused is not None and len(notices) == 1:
@@ -113,12 +122,15 @@ class Hooks(Recorder):
                         reason=refused,
                     )
         # after the commit: the daemon reads what the readings wrote
-        for line in dict.fromkeys(checks):
+        for line, reason in checks.items():
+            log.info("webhook asks for a check", line=line, level=reason)
             if self.check_soon is not None:
                 self.check_soon(line)
         if done["unwatched"]:
             log.info("webhook for no configured line", account=account, notices=done["unwatched"])
-        return _answer(done, checks)
+        status, text = _answer(done, list(checks))
+        wanted = ok_status(taking.webhook)
+        return (wanted if wanted is not None and 200 <= status < 300 else status), text
 
     @staticmethod
     def _key(account: str, event_id: str | None, whole: str, number: int, count: int) -> str:

@@ -277,6 +277,40 @@ def test_show_masks_secrets_in_adapter_options(
     assert "k-789" not in repr(settings.lines["s"])
 
 
+WEBHOOK_KEYS = {
+    "1nce": (
+        'username = "api-user"\npassword = "api-pw-1"\n',
+        ["webhook_username", "webhook_password"],
+    ),
+}
+"""Per provider: its other account keys, and its webhook keys (every one a secret)."""
+
+
+@pytest.mark.parametrize("provider", sorted(WEBHOOK_KEYS))
+def test_webhook_keys_are_secrets_masked_and_redacted(
+    provider: str, write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`config show` masks each webhook key and the redactor knows its value (logs, pages,
+    stored replies), 1NCE's webhook user name too, while an API user name stays shown."""
+    others, keys = WEBHOOK_KEYS[provider]
+    values = {key: f"hook-{key}-value" for key in keys}
+    given = "".join(f'{key} = "{value}"\n' for key, value in values.items())
+    path = write_config(
+        f'[accounts.acct]\nprovider = "{provider}"\n{others}{given}'
+        '[lines.l]\naccount = "acct"\n'
+        + ('iccid = "8988280666000000001"\n' if provider == "1nce" else "")
+    )
+    assert main(["--config", str(path), "config", "show"]) == 0
+    out = capsys.readouterr().out
+    for key, value in values.items():
+        assert value not in out
+        assert f'{key} = "**********"' in out
+    assert 'username = "api-user"' in out
+    found = config.secret_values(load_settings(path))
+    assert set(values.values()) <= set(found)
+    assert "api-user" not in found
+
+
 # ---- fuzz: whatever the file holds, the loader answers 0 or 78, never an internal error
 
 from hypothesis import HealthCheck, given  # noqa: E402

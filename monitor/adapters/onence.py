@@ -10,6 +10,9 @@ buys the SIM's one standard top-up and answers 201 with the order in `Location`.
 once, never retried. The Order Management API tells the rest: `GET /v1/orders/{order_number}`
 gives the order's price (`invoice_amount`, `currency`), and after a crash `GET /v1/orders`
 (TOPUP orders naming the SIM, placed since the intent) says whether it went through.
+
+Pushes: the Data Streamer's webhook (`monitor.webhooks.onence`) authenticates with the
+account's `webhook_username` and `webhook_password`.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from monitor.adapters.http import (
     Auth,
@@ -85,6 +88,26 @@ class OnceAccount(HttpAccountOptions):
         "(a card saved in the 1NCE portal), monthlyinvoice (where the contract has it) or "
         "boleto",
     )
+    webhook_username: SecretStr | None = Field(
+        default=None,
+        description="the user of the Basic auth header the 1NCE Data Streamer sends "
+        "(POST /hooks/ACCOUNT), with webhook_password",
+    )
+    webhook_password: SecretStr | None = Field(
+        default=None,
+        description="the password of the Data Streamer's Basic auth header",
+    )
+
+    credential_keys: ClassVar[str | None] = "`username` and `password`"
+
+    @model_validator(mode="after")
+    def _webhook_pair(self) -> Self:
+        if (self.webhook_username is None) != (self.webhook_password is None):
+            raise ValueError(
+                "set both webhook_username and webhook_password (the Data Streamer's Basic "
+                "auth), or neither"
+            )
+        return self
 
 
 class OnceLine(BaseModel):

@@ -28,6 +28,7 @@ __all__ = [
     "Trigger",
     "Webhook",
     "body_key",
+    "ok_status",
     "secret_text",
 ]
 
@@ -106,6 +107,16 @@ class Webhook(Protocol):
     def notices(self, push: Push) -> Sequence[Notice]:
         """What the verified body says; `BadRequest` (400) when it is no notification."""
 
+    # Optional: `ok_status: int`, the one status a provider wants for every delivery it
+    # should not send again (1NCE asks for 200); read through `ok_status()`, so a module
+    # without it answers as the recorder does (200 a reading, 202 a trigger).
+
+
+def ok_status(webhook: Webhook) -> int | None:
+    """The status a provider wants for every delivery taken, when its module names one."""
+    wanted = getattr(webhook, "ok_status", None)
+    return wanted if isinstance(wanted, int) else None
+
 
 def body_key(body: bytes) -> str:
     """The key of a delivery whose provider sends no event id."""
@@ -120,11 +131,12 @@ def secret_text(value: Any) -> str:
 
 
 def _registry() -> dict[str, Webhook]:
-    from monitor.webhooks import airalo, esimgo
+    from monitor.webhooks import airalo, esimgo, onence
 
     return {
         "airalo": airalo.WEBHOOK,
         "esimgo": esimgo.WEBHOOK,
+        "1nce": onence.WEBHOOK,
     }
 
 

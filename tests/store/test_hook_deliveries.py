@@ -23,6 +23,7 @@ def test_a_key_is_taken_for_a_day_then_forgotten(tmp_path: Path) -> None:
     assert deliveries.taken(store, "sha256:ab", NOW + timedelta(hours=23))
     assert not deliveries.taken(store, "sha256:ab", NOW + timedelta(hours=25))
     with store.transaction():
+        deliveries.prune(store, NOW + timedelta(hours=25))
         deliveries.remember(store, "sha256:cd", "travel", NOW + timedelta(hours=25))
     keys = [r[0] for r in store.conn.execute("SELECT key FROM hook_deliveries")]
     assert keys == ["sha256:cd"]

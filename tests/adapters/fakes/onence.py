@@ -28,6 +28,8 @@ class FakeOnce(FakeProvider):
         self.valid: set[str] = set()
         self.numbers = itertools.count(1)
         self.expired: set[str] = set()
+        self.sims: set[str] = {ICCID}
+        """The ICCIDs the account holds (their quotas are all the same)."""
         self.quotas: dict[str, dict[str, Any]] = {
             "data": {
                 "volume": 435.787951,
@@ -84,7 +86,7 @@ class FakeOnce(FakeProvider):
             return Reply(401)
         if match["iccid"] in self.expired:
             return Reply(422)
-        if match["iccid"] != ICCID:
+        if match["iccid"] not in self.sims:
             return Reply(404)
         return json_reply(200, self.quotas[match["kind"]])
 
