@@ -342,6 +342,100 @@ def cmd_relay_url(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_hooks_subscribe(args: argparse.Namespace) -> int:
+    """Register `public_url/hooks/ACCOUNT` with the account's provider, where it has an API
+    for it (Airalo); print what the provider answered for each kind of notification."""
+    from urllib.parse import quote
+
+    from monitor import adapters
+    from monitor.errors import ConfigProblem
+    from monitor.tokens import TokenCache
+    from monitor.webhooks import WEBHOOKS, secret_text
+
+    path = config.config_path(args.config)
+    settings = load_settings(path)
+    account = settings.accounts.get(args.account)
+    if account is None:
+        known = ", ".join(sorted(settings.accounts)) or "none"
+        raise UsageError(f"unknown account {args.account!r} (configured: {known})")
+    cls = adapters.load(account.provider)
+    provider = getattr(cls, "provider", account.provider)
+    if not cls.subscribes_webhooks:
+        portal = sorted(
+            getattr(adapters.load(name), "provider", name)
+            for name in WEBHOOKS
+            if not adapters.load(name).subscribes_webhooks
+        )
+        where = (
+            f"give it PUBLIC_URL/hooks/{args.account} in {provider}'s own portal or console"
+            if account.provider in WEBHOOKS
+            else f"the monitor takes no webhooks from {provider}"
+        )
+        raise UsageError(
+            f"account {args.account!r}: {provider} has no API here to register webhooks: "
+            f"{where} (set up in their portals: {', '.join(portal) or 'none'}; see the README, "
+            "Provider webhooks)"
+        )
+    problems = []
+    if settings.http.public_url is None:
+        problems.append(
+            ConfigProblem(
+                "http.public_url",
+                f"set it to the URL the world reaches the daemon at: {provider} is given "
+                f"PUBLIC_URL/hooks/{args.account}",
+            )
+        )
+    webhook = WEBHOOKS.get(account.provider)
+    for key in webhook.secrets if webhook is not None else ():
+        if not secret_text(account.options.get(key)):
+            problems.append(
+                ConfigProblem(
+                    f"accounts.{args.account}.{key}",
+                    f"set it: without it the daemon refuses every {provider} webhook",
+                )
+            )
+    if problems:
+        raise ConfigError(str(path), problems)
+    assert settings.http.public_url is not None
+    url = f"{settings.http.public_url}/hooks/{quote(args.account)}"
+    context = adapters.AdapterContext(
+        TokenCache(settings.database_path()), config.secret_values(settings)
+    )
+    try:
+        results = adapters.build_account(settings, args.account, context).subscribe_webhooks(url)
+    finally:
+        context.close()
+        context.tokens.close()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "account": args.account,
+                    "provider": account.provider,
+                    "kind": r.kind,
+                    "ok": r.error is None,
+                    "url": r.url,
+                    "levels": list(r.levels),
+                    "message": r.message,
+                    "error": r.error,
+                }
+                for r in results
+            ]
+        )
+    else:
+        print(f"{provider} account {args.account}: webhooks to {url}")
+        for r in results:
+            if r.error is not None:
+                print(f"  {r.kind}: refused: {r.error}")
+                continue
+            levels = f", at {', '.join(f'{v}%' for v in r.levels)}" if r.levels else ""
+            said = f" ({provider}: {r.message})" if r.message else ""
+            print(f"  {r.kind}: registered to {r.url or '?'}{levels}{said}")
+            if r.url is not None and r.url != url:
+                print(f"  note: {provider} registered {r.url}, not {url}")
+    return EXIT_FAILURE if any(r.error is not None for r in results) else EXIT_OK
+
+
 def cmd_unsnooze(args: argparse.Namespace) -> int:
     from monitor.model import utcnow
 
@@ -976,6 +1070,17 @@ def build_parser() -> argparse.ArgumentParser:
         parent=relay_sub,
     )
     q.add_argument("line", metavar="LINE")
+    p = add("hooks", _group_help, "provider webhooks: POST /hooks/ACCOUNT")
+    hooks_sub = p.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
+    q = add(
+        "subscribe",
+        cmd_hooks_subscribe,
+        "register PUBLIC_URL/hooks/ACCOUNT with the account's provider (Airalo) and print "
+        "what it answered",
+        parent=hooks_sub,
+    )
+    q.add_argument("account", metavar="ACCOUNT")
+    q.add_argument("--json", action="store_true")
     p = add("report", cmd_report, "print the digest summary, or write the chart")
     p.add_argument("--png", metavar="FILE", help="write a PNG chart of recent readings")
     p.add_argument("--since", default="24h", help="failed checks since (default 24h)")

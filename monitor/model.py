@@ -321,3 +321,19 @@ class TopUpResult:
     price: Decimal | None = None
     currency: str | None = None
     detail: str | None = None
+
+
+@dataclass(frozen=True)
+class HookSubscription:
+    """One webhook registration with a provider (`hooks subscribe`), as it answered: what
+    it registered, or why it refused (`error`; nothing registered for that kind)."""
+
+    kind: str
+    """The provider's name for the notifications ("webhook_low_data")."""
+    url: str | None = None
+    """Where the provider says it will send them (its contact point)."""
+    levels: tuple[int, ...] = ()
+    """Thresholds the provider confirmed, where the kind takes them (percent)."""
+    message: str | None = None
+    """The provider's own word on it ("success")."""
+    error: str | None = None

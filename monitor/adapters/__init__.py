@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from monitor.config import Settings, problems_from
 from monitor.errors import ConfigProblem, TopUpFailed, TopUpUnknown
-from monitor.model import Reading, TopUpRequest, TopUpResult
+from monitor.model import HookSubscription, Reading, TopUpRequest, TopUpResult
 from monitor.redact import Redactor
 from monitor.tokens import TokenCache
 from monitor.units import Sizes, format_duration
@@ -162,6 +162,16 @@ class Adapter(ABC):
         when it surely was not; TopUpUnknown when the provider cannot tell."""
         raise TopUpUnknown(f"the {self.name} adapter cannot look up past top-ups")
 
+    subscribes_webhooks: ClassVar[bool] = False
+    """Whether the provider has an API to register a webhook URL (`hooks subscribe`);
+    the others are set up in the provider's portal."""
+
+    def subscribe_webhooks(self, url: str) -> list[HookSubscription]:
+        """Register `url` for every kind of notification the monitor reads from this
+        provider; one result per kind, a refusal in its `error`. Called on an adapter
+        built for the account (`build_account`), not for a line."""
+        raise NotImplementedError(f"the {self.name} adapter cannot register webhooks")
+
 
 class UnknownAdapter(KeyError):
     pass
@@ -216,6 +226,18 @@ def build(settings: Settings, line_id: str, context: AdapterContext) -> Adapter:
         options = settings.accounts[line.account].options
         account = AccountRef(line.account, cls.AccountOptions.model_validate(options))
     return cls(line_id, cls.Options.model_validate(line.options), context, account)
+
+
+def build_account(settings: Settings, account: str, context: AdapterContext) -> Adapter:
+    """The adapter of an account itself, for what a provider does per account rather than
+    per line (registering webhooks): built as a line without options, named after the
+    account's table."""
+    table = settings.accounts[account]
+    cls = load(table.provider)
+    ref = None
+    if cls.AccountOptions is not None:
+        ref = AccountRef(account, cls.AccountOptions.model_validate(table.options))
+    return cls(f"accounts.{account}", cls.Options.model_construct(), context, ref)
 
 
 def validate_lines(settings: Settings) -> Iterable[ConfigProblem]:

@@ -5,6 +5,12 @@ megabytes, `expired_at` has no zone (UTC), unlimited plans report 0 for both fig
 EXPIRED and RECYCLED are conditions to alert on rather than failures, and the token
 endpoint allows three requests a minute, so the token lives in the database.
 
+Webhooks (`hooks subscribe`) are registered with `POST /v2/notifications/opt-in`, one
+request per kind: `webhook_low_data` (75 % and 90 % used, 3 days and 1 day before expiry)
+and `webhook_credit_limit` at every level the documentation offers (50, 70, 80, 90 %).
+Airalo checks the URL with a HEAD request before it answers, so the daemon must be serving
+it at `[http] public_url` by then.
+
 Top-ups (the recharge `provider` action) buy a top-up package for the line's eSIM with
 `POST /v2/orders/topups`. Airalo takes no idempotency key, so the order is sent once and
 never retried; after a crash, the eSIM's package history tells whether it went through.
@@ -54,7 +60,7 @@ from monitor.adapters.http import (
     top_up_refused,
 )
 from monitor.errors import CheckFailed, TopUpFailed, TopUpUnknown
-from monitor.model import Reading, TopUpRequest, TopUpResult
+from monitor.model import HookSubscription, Reading, TopUpRequest, TopUpResult
 
 MB = 2**20
 """Airalo's MB is binary: a "3 GB" package has `amount: 3072`."""
@@ -71,6 +77,13 @@ TOP_UP_REFUSALS = {
     RECYCLED_CODE: "the eSIM was recycled and can no longer be topped up: replace it",
 }
 """Business errors of a top-up order (HTTP 422 `{"code": N, "reason": ...}`), as advice."""
+
+OPT_INS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("webhook_low_data", {}),
+    ("webhook_credit_limit", {"levels": [50, 70, 80, 90]}),
+)
+"""What `hooks subscribe` opts in to, with each kind's options: the credit limit at every
+level Airalo's documentation lists (its opt-in example and its webhook simulator)."""
 
 CLOCK_SKEW = timedelta(minutes=5)
 """A package bought up to this long before the intent was written still counts as its own
@@ -304,6 +317,54 @@ class AiraloAdapter(HttpAdapter):
                 f"id of this eSIM (GET /v2/sims/{options.iccid}/topups) and remove `amount`"
             )
         return options.iccid, request.package
+
+    subscribes_webhooks = True
+
+    def subscribe_webhooks(self, url: str) -> list[HookSubscription]:
+        """Opt the account in to each kind of `OPT_INS` with `url`. Registering the same URL
+        again is harmless, so the request is retried like a read."""
+        return [self._opt_in(self.session, kind, url, extra) for kind, extra in OPT_INS]
+
+    def _opt_in(
+        self, session: Session, kind: str, url: str, extra: dict[str, Any]
+    ) -> HookSubscription:
+        try:
+            response = session.request(
+                "POST",
+                "/v2/notifications/opt-in",
+                json={"type": kind, "webhook_url": url, **extra},
+                budget=session.budget(),
+            )
+            if response.status_code in (400, 422):
+                body = session.parse_json(response)
+                reason = provider_message(body) or "no reason given"
+                fields = body.get("data") if isinstance(body, dict) else None
+                if isinstance(fields, dict) and fields:
+                    named = "; ".join(f"{k}: {v}" for k, v in fields.items())
+                    reason += f" ({excerpt(session.redact(named), 200)})"
+                return HookSubscription(
+                    kind,
+                    error=f"Airalo refused it (HTTP {response.status_code}): {reason}. Airalo "
+                    f"checks {url} with a HEAD request first: is the daemon running with "
+                    "[http] listen, and does public_url reach it from the internet?",
+                )
+            session.check_status(response)
+            payload = session.parse_json(response)
+            notification = dig_object(payload, "data", "notification", what="opt-in answer")
+        except CheckFailed as exc:
+            return HookSubscription(kind, error=str(exc))
+        meta = payload.get("meta") if isinstance(payload, dict) else None
+        levels = notification.get("levels")
+        return HookSubscription(
+            kind=str(notification.get("type") or kind),
+            url=str(notification["contact_point"]) if notification.get("contact_point") else None,
+            levels=tuple(int(v) for v in levels if isinstance(v, int))
+            if isinstance(levels, list)
+            else (),
+            message=str(meta["message"])
+            if isinstance(meta, dict) and meta.get("message")
+            else None,
+        )
 
     def _credit(self, session: Session, budget: Budget) -> Reading:
         payload = session.get_json("/v2/balance", budget=budget)

@@ -143,6 +143,10 @@ class App:
         hook = _HOOK.fullmatch(request.path) if self.hooks is not None else None
         if match is None and hook is None:
             raise BadRequest(404, f"no such endpoint {_path_only(request.path)!r}")
+        if hook is not None and request.method == "HEAD":
+            # Airalo checks a webhook URL with a HEAD request when it is registered and
+            # takes it only on a 200; any account name answers alike (it tells no names)
+            return Response(200, "POST signed notifications here")
         if request.method != "POST":
             raise BadRequest(405, "use POST")
         if hook is not None:

@@ -66,7 +66,7 @@ def wsgi_app(app: App) -> Callable[[dict[str, Any], StartResponse], Iterable[byt
             remote=environ.get("REMOTE_ADDR", ""),
             ms=round((time.monotonic() - started) * 1000, 1),
         )
-        return [body]
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
     return serve
 

@@ -5,6 +5,10 @@ The payloads are Airalo's documented examples, verbatim, from "Webhook definitio
 Partner API documentation:
 https://apidog.com/apidoc/shared/e776ed42-a7e7-4c52-9ea2-b65d4758fea2/webhook-definition-11883043e0
 (the documentation's `// possible values ...` comment is left out: JSON has none).
+
+`hooks subscribe` is tested against the fake's opt-in (which checks the URL with a HEAD
+request, as Airalo's "Webhook definition" says it does) with the daemon serving that URL,
+and with the opt-in examples of the documentation, request and answer verbatim.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hmac
 import json
 import socket
 import sqlite3
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,9 +27,12 @@ from typing import Any
 
 import pytest
 from daemon_proc import DaemonProcess, free_port, post
-from fakes import FakeServer
+from fakes import FakeProvider, FakeServer, Harness, Reply, esimgo
 from fakes import airalo as fake
 
+from monitor import adapters, cli
+from monitor.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from monitor.model import HookSubscription
 from monitor.store import View
 
 SECRET = "whsec-airalo-test-key"
@@ -69,16 +77,21 @@ class Hooked:
         return len(self.server.seen("GET", rf"/v2/sims/{fake.ICCID}/usage"))
 
 
+def hooked_config(server: FakeServer, port: int, public: bool = True, secret: bool = True) -> str:
+    text = fake.config_text(server.url)
+    if secret:
+        text = text.replace(
+            f'base_url = "{server.url}"', f'base_url = "{server.url}"\nwebhook_secret = "{SECRET}"'
+        )
+    public_url = f'public_url = "http://127.0.0.1:{port}"\n' if public else ""
+    return f'[monitor]\ninterval = "1h"\n[http]\nlisten = "127.0.0.1:{port}"\n{public_url}' + text
+
+
 @pytest.fixture
 def hooked(write_config: Callable[..., Path]) -> Iterator[Hooked]:
     server = FakeServer(fake.FakeAiralo())
     port = free_port()
-    text = fake.config_text(server.url).replace(
-        f'base_url = "{server.url}"', f'base_url = "{server.url}"\nwebhook_secret = "{SECRET}"'
-    )
-    config = write_config(
-        f'[monitor]\ninterval = "1h"\n[http]\nlisten = "127.0.0.1:{port}"\n' + text
-    )
+    config = write_config(hooked_config(server, port))
     daemon = DaemonProcess(config)
     try:
         daemon.wait_for("http server listening")
@@ -170,4 +183,164 @@ def test_an_oversized_body_gets_413_and_changes_nothing(hooked: Hooked) -> None:
         )
         answer = sock.recv(4096).decode()
     assert answer.startswith("HTTP/1.1 413 "), answer
+    assert hooked.everything() == before
+
+
+# ---- hooks subscribe ----------------------------------------------------------------------
+
+OPT_IN_LOW_DATA = b"""{
+"type": "webhook_low_data",
+"webhook_url": "https://example.com"
+}"""
+OPTED_IN_LOW_DATA = b"""{
+"data": {
+"notification": {
+"type": "webhook_low_data",
+"contact_point": "https://example.com"
+}
+},
+"meta": {
+"message": "success"
+}
+}"""
+"""Request and answer of "Low data notification - opt In", verbatim:
+https://www.apidog.com/apidoc/shared/e776ed42-a7e7-4c52-9ea2-b65d4758fea2/low-data-notification-opt-in-11883039e0"""
+OPT_IN_CREDIT_LIMIT = b"""{
+"type": "webhook_credit_limit",
+"webhook_url": "https://example.com",
+"levels": [
+50,
+70,
+80,
+90
+]
+}"""
+OPTED_IN_CREDIT_LIMIT = b"""{
+"data": {
+"notification": {
+"type": "webhook_credit_limit",
+"contact_point": "https://example.com",
+"levels": [
+50,
+70,
+80,
+90
+]
+}
+},
+"meta": {
+"message": "success"
+}
+}"""
+"""Request and answer of "Credit limit notification" (opt in), verbatim:
+https://share.apidog.com/e776ed42-a7e7-4c52-9ea2-b65d4758fea2/credit-limit-notification-11883042e0"""
+
+
+def subscribe(config: Path, account: str = "travel", *options: str) -> int:
+    return cli.main(["--config", str(config), "hooks", "subscribe", account, *options])
+
+
+def test_the_documented_opt_in_requests_are_sent_and_their_answers_read(
+    harness: Harness, serve: Callable[[FakeProvider], FakeServer]
+) -> None:
+    """With the documentation's URL, each request is its example (as JSON) and each
+    example answer is read back as what Airalo registered."""
+    server = serve(fake.FakeAiralo())
+    for answer in (OPTED_IN_LOW_DATA, OPTED_IN_CREDIT_LIMIT):
+        server.script(
+            "POST", r"/v2/notifications/opt-in", Reply(200, answer, {}, "application/json")
+        )
+    settings = harness.settings(fake.config_text(server.url))
+    account = adapters.build_account(settings, "travel", harness.context())
+    results = account.subscribe_webhooks("https://example.com")
+    sent = [r.json() for r in server.seen("POST", r"/v2/notifications/opt-in")]
+    assert sent == [json.loads(OPT_IN_LOW_DATA), json.loads(OPT_IN_CREDIT_LIMIT)]
+    assert results == [
+        HookSubscription("webhook_low_data", "https://example.com", (), "success"),
+        HookSubscription(
+            "webhook_credit_limit", "https://example.com", (50, 70, 80, 90), "success"
+        ),
+    ]
+    (opt_in, _) = server.seen("POST", r"/v2/notifications/opt-in")
+    assert opt_in.bearer == "airalo-token-1"
+    assert opt_in.headers["Content-Type"] == "application/json"
+
+
+def test_subscribe_opts_in_both_kinds_once_airalo_has_checked_the_url(
+    hooked: Hooked, capsys: pytest.CaptureFixture[str]
+) -> None:
+    provider = hooked.server.provider
+    assert isinstance(provider, fake.FakeAiralo)
+    url = hooked.url()
+    assert subscribe(hooked.daemon.config, "travel", "--json") == EXIT_OK
+    assert [(o["type"], o["webhook_url"]) for o in provider.opt_ins] == [
+        ("webhook_low_data", url),
+        ("webhook_credit_limit", url),
+    ]
+    answered = json.loads(capsys.readouterr().out)
+    assert [(r["kind"], r["ok"], r["url"], r["levels"]) for r in answered] == [
+        ("webhook_low_data", True, url, []),
+        ("webhook_credit_limit", True, url, [50, 70, 80, 90]),
+    ]
+    hooked.daemon.wait_for("http request", method="HEAD", status=200)
+
+
+def test_subscribe_reports_airalo_refusing_a_url_nothing_serves(
+    write_config: Callable[..., Path],
+    serve: Callable[[FakeProvider], FakeServer],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No daemon runs: Airalo's HEAD finds nothing, each kind is refused and said why."""
+    server = serve(fake.FakeAiralo())
+    config = write_config(hooked_config(server, free_port()))
+    assert subscribe(config) == EXIT_FAILURE
+    out = capsys.readouterr().out
+    assert out.count("refused: Airalo refused it (HTTP 422)") == 2, out
+    assert "HEAD request" in out and SECRET not in out
+
+
+@pytest.mark.parametrize(
+    ("public", "secret", "key"),
+    [
+        (False, True, "http.public_url"),
+        (True, False, "accounts.travel.webhook_secret"),
+    ],
+)
+def test_subscribe_without_what_the_webhooks_need_is_a_config_error(
+    write_config: Callable[..., Path],
+    serve: Callable[[FakeProvider], FakeServer],
+    capsys: pytest.CaptureFixture[str],
+    public: bool,
+    secret: bool,
+    key: str,
+) -> None:
+    server = serve(fake.FakeAiralo())
+    config = write_config(hooked_config(server, free_port(), public=public, secret=secret))
+    assert subscribe(config) == EXIT_CONFIG
+    assert f"At '{key}'" in capsys.readouterr().err
+    assert server.seen("POST", r"/v2/notifications/opt-in") == []
+
+
+def test_subscribe_for_a_provider_without_the_api_names_the_portal(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(
+        '[http]\nlisten = "127.0.0.1:8750"\npublic_url = "https://monitor.example.org"\n'
+        + esimgo.config_text("http://127.0.0.1:9")
+    )
+    assert subscribe(config, "fleet") == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "eSIM Go has no API here to register webhooks" in err
+    assert "portal" in err
+    assert subscribe(config, "ghost") == EXIT_USAGE
+    assert "unknown account 'ghost'" in capsys.readouterr().err
+
+
+def test_a_head_request_to_a_hook_url_answers_200(hooked: Hooked) -> None:
+    """What Airalo's opt-in checks: any account name answers alike, and nothing changes."""
+    before = hooked.everything()
+    for account in ("travel", "ghost"):
+        request = urllib.request.Request(hooked.url(account), method="HEAD")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert (response.status, response.read()) == (200, b"")
     assert hooked.everything() == before

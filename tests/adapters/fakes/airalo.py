@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,9 +54,12 @@ class FakeAiralo(FakeProvider):
         self.numbers = itertools.count(1)
         self.lock = threading.Lock()
         self.accept_tokens = True
+        self.opt_ins: list[dict[str, Any]] = []
+        """Each opt-in request's JSON body, as received (also those refused)."""
 
     def routes(self) -> list[tuple[str, str, Route]]:
         return [
+            ("POST", r"/v2/notifications/opt-in", self.opt_in),
             ("POST", r"/v2/token", self.token),
             ("GET", r"/v2/sims/(?P<iccid>[^/]+)/usage", self.usage),
             ("GET", r"/v2/balance", self.balance),
@@ -100,6 +104,38 @@ class FakeAiralo(FakeProvider):
             return json_reply(404, {"data": [], "meta": {"message": "messages.resource_not_found"}})
         return json_reply(200, sim)
 
+    def opt_in(self, request: Request, _: Any) -> Reply:
+        """POST /v2/notifications/opt-in (JSON `type`, `webhook_url`, `levels` for the credit
+        limit), answered as the documentation's examples (`notification` with the
+        `contact_point`), after checking the URL with a HEAD request as Airalo does ("Your
+        endpoint must respond with 200 OK for the opt-in to be considered successful",
+        Webhook definition). How Airalo refuses a URL that fails it is not documented: a
+        422 in the shape of its validation errors here (unsure)."""
+        if not self.authorized(request):
+            return json_reply(401, {"message": "Unauthenticated."})
+        body = request.json()
+        with self.lock:
+            self.opt_ins.append(body)
+        kind, url = body.get("type"), body.get("webhook_url")
+        if kind not in ("webhook_low_data", "webhook_credit_limit", "async_orders"):
+            return json_reply(
+                422, {"data": {"type": "The selected type is invalid."}, "meta": {"message": "x"}}
+            )
+        if not head_ok(str(url)):
+            return json_reply(
+                422,
+                {
+                    "data": {"webhook_url": "The webhook url did not answer 200 OK to HEAD."},
+                    "meta": {"message": "the parameter is invalid"},
+                },
+            )
+        notification: dict[str, Any] = {"type": kind, "contact_point": url}
+        if kind == "webhook_credit_limit" and "levels" in body:
+            notification["levels"] = body["levels"]
+        return json_reply(
+            200, {"data": {"notification": notification}, "meta": {"message": "success"}}
+        )
+
     def balance(self, request: Request, _: Any) -> Reply:
         if not self.authorized(request):
             return json_reply(401, {"message": "Unauthenticated."})
@@ -109,6 +145,15 @@ class FakeAiralo(FakeProvider):
             '{"amount": 1234.56, "currency": "USD"}}}, "meta": {"message": "success"}}',
             content_type="application/json",
         )
+
+
+def head_ok(url: str) -> bool:
+    """Whether `url` answers 200 to a HEAD request (what Airalo asks of a webhook URL)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10) as r:
+            return bool(r.status == 200)
+    except (OSError, ValueError):
+        return False
 
 
 def config_text(
