@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -277,13 +278,18 @@ def test_show_masks_secrets_in_adapter_options(
     assert "k-789" not in repr(settings.lines["s"])
 
 
+TELNYX_PUBLIC_KEY = base64.b64encode(bytes(range(100, 132))).decode()
+
 WEBHOOK_KEYS = {
     "1nce": (
         'username = "api-user"\npassword = "api-pw-1"\n',
-        ["webhook_username", "webhook_password"],
+        {"webhook_username": "hook-user-1nce", "webhook_password": "hook-password-1nce"},
+        'iccid = "8988280666000000001"\n',
     ),
+    "telnyx": ('api_key = "KEY0123telnyx"\n', {"webhook_public_key": TELNYX_PUBLIC_KEY}, ""),
 }
-"""Per provider: its other account keys, and its webhook keys (every one a secret)."""
+"""Per provider: its other account keys, its webhook keys with values (each a secret), and
+what its line needs."""
 
 
 @pytest.mark.parametrize("provider", sorted(WEBHOOK_KEYS))
@@ -292,23 +298,43 @@ def test_webhook_keys_are_secrets_masked_and_redacted(
 ) -> None:
     """`config show` masks each webhook key and the redactor knows its value (logs, pages,
     stored replies), 1NCE's webhook user name too, while an API user name stays shown."""
-    others, keys = WEBHOOK_KEYS[provider]
-    values = {key: f"hook-{key}-value" for key in keys}
+    others, values, line = WEBHOOK_KEYS[provider]
     given = "".join(f'{key} = "{value}"\n' for key, value in values.items())
     path = write_config(
         f'[accounts.acct]\nprovider = "{provider}"\n{others}{given}'
-        '[lines.l]\naccount = "acct"\n'
-        + ('iccid = "8988280666000000001"\n' if provider == "1nce" else "")
+        f'[lines.l]\naccount = "acct"\n{line}'
     )
     assert main(["--config", str(path), "config", "show"]) == 0
     out = capsys.readouterr().out
     for key, value in values.items():
         assert value not in out
         assert f'{key} = "**********"' in out
-    assert 'username = "api-user"' in out
     found = config.secret_values(load_settings(path))
     assert set(values.values()) <= set(found)
-    assert "api-user" not in found
+    if provider == "1nce":
+        assert 'username = "api-user"' in out
+        assert "api-user" not in found
+
+
+@pytest.mark.parametrize(
+    ("account", "problem"),
+    [
+        ('provider = "1nce"\nusername = "u"\npassword = "p"\nwebhook_username = "h"\n', "set both"),
+        ('provider = "telnyx"\napi_key = "k"\nwebhook_public_key = "c2hvcnQ="\n', "Ed25519"),
+    ],
+)
+def test_a_half_or_malformed_webhook_key_is_a_config_error(
+    account: str,
+    problem: str,
+    write_config: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Caught by `config validate`, not by a 401 on every push; the value is not echoed."""
+    line = 'iccid = "8988280666000000001"\n' if "1nce" in account else ""
+    path = write_config(f'[accounts.acct]\n{account}[lines.l]\naccount = "acct"\n{line}')
+    assert main(["--config", str(path), "config", "validate"]) == 78
+    err = capsys.readouterr().err
+    assert problem in err and "c2hvcnQ=" not in err
 
 
 # ---- fuzz: whatever the file holds, the loader answers 0 or 78, never an internal error

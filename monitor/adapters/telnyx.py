@@ -8,13 +8,17 @@ not say which, the raw figure is kept), `SIMCard.status.value` one of the eight
 `SIMCardStatus` values, and a group limit (`SIMCardGroup.data_limit`: "Upper limit on the
 amount of data the SIM cards, within the group, can use", against the group's
 `consumed_data`); SIMs over either limit enter `data_limit_exceeded`.
+
+Webhooks (`monitor.webhooks.telnyx`) are verified with the account's `webhook_public_key`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from monitor.adapters.http import (
     Auth,
@@ -53,6 +57,24 @@ class TelnyxAccount(HttpAccountOptions):
     base_url: BaseUrl = Field(
         default="https://api.telnyx.com", description="everything before /v2/..."
     )
+    webhook_public_key: SecretStr | None = Field(
+        default=None,
+        description="the portal's public key (Base64) Telnyx's webhooks are verified with "
+        "(POST /hooks/ACCOUNT)",
+    )
+
+    credential_keys: ClassVar[str | None] = "`api_key`"
+
+    @field_validator("webhook_public_key")
+    @classmethod
+    def _ed25519_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """Checked here, so a mistyped key is a config error, not a 401 on every webhook;
+        the message does not echo it."""
+        if value is not None and not _is_key(value.get_secret_value()):
+            raise ValueError(
+                "is not an Ed25519 public key: the Base64 of 32 bytes, as the portal shows it"
+            )
+        return value
 
 
 class TelnyxLine(BaseModel):
@@ -142,6 +164,14 @@ class TelnyxAdapter(HttpAdapter):
             f"/v2/sim_card_groups/{segment(group_id)}", budget=budget, errors={404: unknown}
         )
         return dig_object(payload, "data", what="SIM card group")
+
+
+def _is_key(text: str) -> bool:
+    """Base64 of 32 bytes: an Ed25519 public key's form (the webhook checks the rest)."""
+    try:
+        return len(base64.b64decode(text.strip(), validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _status(status: Any) -> tuple[str | None, str | None, str | None]:

@@ -131,12 +131,13 @@ def secret_text(value: Any) -> str:
 
 
 def _registry() -> dict[str, Webhook]:
-    from monitor.webhooks import airalo, esimgo, onence
+    from monitor.webhooks import airalo, esimgo, onence, telnyx
 
     return {
         "airalo": airalo.WEBHOOK,
         "esimgo": esimgo.WEBHOOK,
         "1nce": onence.WEBHOOK,
+        "telnyx": telnyx.WEBHOOK,
     }
 
 
