@@ -55,8 +55,13 @@ class Store(Lines, Outbox, Ledger, Views):
         own."""
         try:
             make_private_dirs(path.parent)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            # Created (0600) only when missing: closing a descriptor of an existing database
+            # would drop every POSIX lock this process's connections hold on it (another
+            # process could then delete the WAL under them and their commits be lost).
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
+        except FileExistsError:
+            pass
         except OSError as exc:
             raise DatabaseUnusable(
                 f"cannot create the database at {path}: {exc.strerror}; set [monitor] database "

@@ -6,6 +6,8 @@ neither sees "database is locked".
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -88,3 +90,38 @@ def test_a_writer_thread_beside_the_loop_loses_no_write(tmp_path: Path) -> None:
         hours=WRITES - 1
     )
     loop.close()
+
+
+def _events_seen_by_another_process(path: Path) -> int:
+    """What a process of its own reads (the CLI, a test): it opens, reads and closes, and a
+    closing connection that finds no other holder checkpoints and deletes the WAL."""
+    code = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "print(c.execute('SELECT count(*) FROM events').fetchone()[0]); c.close()"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout)
+
+
+def test_a_second_store_in_the_process_keeps_the_first_ones_writes_visible(
+    tmp_path: Path,
+) -> None:
+    """Opening a Store used to open and close a descriptor of the database file. POSIX
+    drops every lock a process holds on a file when any descriptor of it closes, so the
+    first store's SQLite locks went with it: the next process to close a connection took
+    itself for the last one and deleted the WAL, and the first store then committed into a
+    deleted file, seen by no one else and gone at the next start (a relay event answered
+    200 was lost that way)."""
+    path = tmp_path / "h.db"
+    first = Store.open(path)
+    try:
+        first.add_events([OutboxEntry(Event("test", "", T0), "before", ["hook"])], T0)
+        Store.open(path).close()  # another thread's store, as the HTTP server's threads open
+        assert _events_seen_by_another_process(path) == 1
+        first.add_events([OutboxEntry(Event("test", "", T0), "after", ["hook"])], T0)
+        assert _events_seen_by_another_process(path) == 2
+        assert path.with_name("h.db-wal").exists()
+    finally:
+        first.close()
