@@ -15,7 +15,7 @@ from datetime import datetime
 
 import structlog
 
-from monitor.adapters.sms_replies import preset_currency, read_relayed, relay_specs
+from monitor.adapters.sms_replies import preset_currency, read_relayed, relay_readers
 from monitor.adapters.ussd_replies import Figures
 from monitor.config import Settings, secret_values
 from monitor.errors import ReadingRejected
@@ -78,5 +78,5 @@ def read_text(settings: Settings, line_id: str, text: str, now: datetime) -> Fig
     options = line.options
     currency = options.get("currency") or preset_currency(line.relay_preset)
     preset = line.relay_preset or options.get("preset")
-    specs = relay_specs(line.relay_patterns, preset if isinstance(preset, str) else None)
-    return read_relayed(text, specs, tz=settings.tz(), now=now, currency=currency)
+    readers = relay_readers(line.relay_patterns, preset if isinstance(preset, str) else None)
+    return read_relayed(text, readers, tz=settings.tz(), now=now, currency=currency)

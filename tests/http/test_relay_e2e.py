@@ -16,10 +16,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from daemon_proc import DaemonProcess, free_port, post
 
+from monitor.adapters.sms_replies import SMS_PRESETS, Sample
 from monitor.store import View
 
 CONFIG = """
@@ -40,6 +42,35 @@ relay_senders = ["611611", "AT&T"]
 relay_preset = "att-prepaid-sms"
 [lines.other]
 adapter = "demo"
+"""
+
+
+CARRIERS = """
+[monitor]
+interval = "1h"
+timezone = "America/New_York"
+[http]
+listen = "127.0.0.1:{port}"
+public_url = "https://monitor.example.org"
+rate = "600/min"
+[channels.relayed]
+url = "json://127.0.0.1:9/relayed"
+events = ["relay"]
+[lines.tmobile]
+adapter = "plan"
+renews = "monthly 5"
+price = 40
+currency = "USD"
+relay_senders = ["456"]
+relay_preset = "t-mobile-sms"
+[lines.ultra]
+adapter = "plan"
+renews = "monthly 5"
+relay_preset = "ultra-sms"
+[lines.att]
+adapter = "plan"
+renews = "monthly 5"
+relay_preset = "att-prepaid-sms"
 """
 
 
@@ -79,6 +110,11 @@ class Relay:
             return [r[0] for r in conn.execute("SELECT raw FROM readings ORDER BY id")]
 
 
+def _carrier_sample(preset: str, start: str) -> Sample:
+    (found,) = [s for s in SMS_PRESETS[preset].samples if s.text.startswith(start)]
+    return found
+
+
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "monitor", "--config", str(config), *args],
@@ -92,9 +128,9 @@ def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def relay(write_config: Callable[..., Path]) -> Iterator[Callable[..., Relay]]:
     started: list[DaemonProcess] = []
 
-    def start(rate: str = "600/min") -> Relay:
+    def start(rate: str = "600/min", template: str = CONFIG) -> Relay:
         port = free_port()
-        config = write_config(CONFIG.format(port=port, rate=rate))
+        config = write_config(template.format(port=port, rate=rate))
         daemon = DaemonProcess(config)
         started.append(daemon)
         daemon.wait_for("http server listening")
@@ -260,3 +296,50 @@ def test_a_reload_with_a_changed_http_section_restarts_the_server(
     assert post(f"http://127.0.0.1:{port}/relay/phone", "text=x", {})[0] == 401
     with pytest.raises(OSError):
         post(r.url(), "text=x", {})
+
+
+@pytest.mark.parametrize(
+    ("line", "preset", "figures", "event"),
+    [
+        ("tmobile", "t-mobile-sms", "Free T-Mobile Msg", "T-Mobile Free Msg: Your bill"),
+        ("ultra", "ultra-sms", "You just got", "Your Ultra Mobile plan has changed"),
+        ("att", "att-prepaid-sms", "Your account balance", None),
+    ],
+)
+def test_a_carriers_sourced_text_becomes_its_reading_and_one_without_figures_an_event(
+    relay: Callable[..., Relay], line: str, preset: str, figures: str, event: str | None
+) -> None:
+    """Per supported carrier, through a plan line (a phone-only line): the text with
+    figures is recorded as a relay reading with exactly those figures; the one without
+    becomes a relay event and no reading."""
+    r = relay(template=CARRIERS)
+    token = r.token(line)
+    text = _carrier_sample(preset, figures)
+    body = {"from": text.sender, "text": text.text} if text.sender else {"text": text.text}
+    kind = {"Content-Type": "application/json"}
+    status, answer, _ = post(r.url(line) + f"?token={token}", json.dumps(body), kind)
+    assert (status, answer.strip()) == (200, "recorded: a reading")
+    last = r.readings(line)[-1]
+    assert last.source == "relay" and last.ok
+    if line == "tmobile":
+        assert (last.balance, last.currency, last.expires_at) == (Decimal("61.00"), "USD", None)
+    elif line == "ultra":
+        assert last.balance is None and last.expires_at is not None
+        local = last.expires_at.astimezone(ZoneInfo("America/New_York"))
+        assert (local.month, local.day, local.hour, local.minute) == (5, 10, 23, 59)
+        assert timedelta(0) < last.expires_at - datetime.now(UTC) <= timedelta(days=366)
+    else:
+        assert (last.balance, last.currency) == (Decimal("20.00"), "USD")
+        assert last.expires_at == datetime(2021, 8, 28, 4, 0, tzinfo=UTC)
+    assert text.text in r.raw()[-1]
+    if event is None:
+        return
+    before = r.readings(line)
+    quiet = _carrier_sample(preset, event)
+    body = {"from": quiet.sender, "text": quiet.text} if quiet.sender else {"text": quiet.text}
+    status, answer, _ = post(r.url(line) + f"?token={token}", json.dumps(body), kind)
+    assert (status, answer.strip()) == (200, "recorded: a relay event (the text holds no figure)")
+    assert r.readings(line) == before
+    relayed = [e for e in r.events() if e.type == "relay"]
+    assert [(e.line, e.channel) for e in relayed] == [(line, "relayed")]
+    assert quiet.text in (relayed[0].message or "")
