@@ -338,7 +338,7 @@ def cmd_relay_url(args: argparse.Namespace) -> int:
     url = f"{base}/relay/{quote(args.line)}"
     print(f"{url}?token={token}")
     print(f"(or POST to {url} with the header  Authorization: Bearer {token})")
-    print("The previous URL of this line no longer works.")
+    print("Any earlier URL of this line no longer works.")
     return EXIT_OK
 
 

@@ -233,3 +233,24 @@ def test_the_sample_alertmanager_config_in_docs_scale_is_valid(tmp_path: Path) -
     assert amtool, "amtool is missing (.ci/run installs prometheus-alertmanager)"
     done = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_phone_sections_config_loads_with_and_without_the_relay(tmp_path: Path) -> None:
+    """What "A line that lives in a phone" tells a person to write: its plan config, then
+    the relay's blocks and the two keys step 5 adds to the line, each a valid config."""
+    from monitor.config import load
+
+    section = _section("## A line that lives in a phone")
+    plan, relay = re.findall(r"```toml\n(.*?)```", section, re.S)
+    path = tmp_path / "config.toml"
+    path.write_text(plan)
+    settings = load(path)
+    assert settings.lines["phone"].adapter == "plan"
+    keys = re.findall(r"`(relay_senders = \[.*?\])`|`(relay_preset = \"[a-z-]+\")`", section)
+    added = "\n".join(a or b for a, b in keys)
+    assert "relay_senders" in added and "relay_preset" in added
+    relay_text = "\n".join(line.strip() for line in relay.splitlines())
+    path.write_text(plan.replace("[lines.phone]\n", f"[lines.phone]\n{added}\n") + relay_text)
+    settings = load(path)
+    assert settings.lines["phone"].relay_preset == "t-mobile-sms"
+    assert settings.http.listen and settings.channels["texts"].events == ["relay"]

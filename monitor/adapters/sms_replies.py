@@ -64,6 +64,7 @@ class SmsPreset:
     samples: tuple[Sample, ...]
     verified: bool
     senders: tuple[str, ...] = ()
+    """The numbers its captured texts came from (a line's `relay_senders`)."""
     currency: str | None = "USD"
 
 
@@ -166,7 +167,6 @@ SMS_PRESETS: dict[str, SmsPreset] = {
             ),
         ),
         verified=False,
-        senders=("6700",),
     ),
     "att-prepaid-sms": SmsPreset(
         carrier="AT&T Prepaid",
@@ -196,7 +196,6 @@ SMS_PRESETS: dict[str, SmsPreset] = {
             ),
         ),
         verified=False,
-        senders=("611611",),
     ),
 }
 """SMS presets by name (`relay_preset`); a USSD preset's name is accepted too."""

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,10 @@ CONFIG = """
 [http]
 listen = "127.0.0.1:{port}"
 [lines.phone]
-adapter = "demo"
+adapter = "plan"
+renews = "monthly 5"
 interval = "1h"
-relay_preset = "att-prepaid-sms"
+relay_preset = "t-mobile-sms"
 """
 
 
@@ -83,4 +85,5 @@ def test_each_documented_request_is_recorded(
     assert view is not None
     rows = view.history("phone", datetime.now(UTC) - timedelta(days=1))
     view.close()
-    assert rows[-1].balance is not None
+    assert rows[-1].source == "relay"
+    assert rows[-1].balance in (Decimal("61.00"), Decimal("56.78"))  # the two sourced texts
