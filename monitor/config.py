@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -276,6 +277,22 @@ def _public_url(value: str | None) -> str | None:
     return value.rstrip("/") if value is not None else None
 
 
+def _proxy_network(value: object) -> object:
+    if isinstance(value, IPv4Network | IPv6Network):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is no address: write it as a string, such as '10.0.0.0/8'")
+    from monitor.http.proxies import network  # stdlib only
+
+    return network(value)
+
+
+ProxyNetwork = Annotated[
+    IPv4Network | IPv6Network, BeforeValidator(_proxy_network), PlainSerializer(str)
+]
+"""A trusted proxy: an address ("127.0.0.1") or a CIDR network ("10.0.0.0/8")."""
+
+
 class HttpSettings(_Strict):
     """`[http]`: the embedded server for the phone relay (off unless `listen` is set)."""
 
@@ -292,6 +309,9 @@ class HttpSettings(_Strict):
     timeout: PositiveDuration = timedelta(seconds=30)
     """A connection idle this long (a slow client) is closed."""
     threads: int = Field(default=4, ge=1, le=64)
+    trusted_proxies: list[ProxyNetwork] = []
+    """Peers whose X-Forwarded-For names the client (the rate limit's source and the access
+    log's address; monitor.http.proxies); from any other peer the header is ignored."""
     link_expiry: PositiveDuration = timedelta(days=7)
     """How long an alert's signed action links (`{ack_url}`, `{snooze_url}`) work."""
 

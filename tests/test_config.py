@@ -483,3 +483,19 @@ def test_grouping_keys_default_parse_and_are_bounded(write_config: Callable[...,
     with pytest.raises(ConfigError) as caught:
         config.load(write_config('[channels.a]\nurl = "json://h/x"\ngroup_wait = "2h"\n'))
     assert "channels.a.group_wait" in str(caught.value) and "at most 1h" in str(caught.value)
+
+
+def test_trusted_proxies_take_addresses_and_networks(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = config.load(write_config('[http]\ntrusted_proxies = ["127.0.0.1", "10.1.2.3/8", "::1"]\n'))
+    assert [str(n) for n in s.http.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    assert config.load(write_config("")).http.trusted_proxies == []
+    with pytest.raises(ConfigError) as caught:
+        config.load(write_config('[http]\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/33", 5]\n'))
+    problems = {p.path: p.message for p in caught.value.problems}
+    assert "not an IP address or a CIDR network" in problems["http.trusted_proxies.1"]
+    assert "http.trusted_proxies.2" in problems
+    monkeypatch.setenv("ESIM_MONITOR_HTTP__TRUSTED_PROXIES", '["192.0.2.0/24"]')
+    s = config.load(write_config(""))
+    assert [str(n) for n in s.http.trusted_proxies] == ["192.0.2.0/24"]

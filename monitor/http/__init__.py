@@ -7,6 +7,8 @@ reverse proxy for TLS (docs/http.md).
 - `app`: the request logic, pure (a `Request` in, a `Response` out): routing, the body
   bound, the per-source rate limit, authentication, a one-line reason on every 4xx.
 - `relay`: what a relay request's body says (plain text, a form or JSON).
+- `proxies`: who sent a request: the peer, or behind `[http] trusted_proxies` the client
+  their X-Forwarded-For names.
 - `wsgi`: WSGI to `Request` and back, and the access log (no secret in it).
 - `server`: waitress on its thread; started, stopped within a bound.
 

@@ -13,13 +13,14 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 
 from monitor.errors import MonitorError
+from monitor.http.proxies import Network, client_address
 from monitor.http.relay import BadRequest, RelayMessage, parse_message, same_sender
 from monitor.model import utcnow
 from monitor.webhooks import Push
@@ -114,20 +115,29 @@ class App:
         max_body: int,
         hooks: HookSink | None = None,
         public_url: str | None = None,
+        trusted: Sequence[Network] = (),
     ) -> None:
         self.public_url = public_url
+        self.trusted = tuple(trusted)
+        """`[http] trusted_proxies`: whose X-Forwarded-For names the client."""
         self.relay = relay
         self.hooks = hooks
         self.limiter = limiter
         self.max_body = max_body
 
+    def client(self, request: Request) -> str:
+        """The address the request counts as coming from (the peer, or behind a trusted
+        proxy the client it forwarded): the rate limit's source and the access log's."""
+        return client_address(request, self.trusted)
+
     def handle(self, request: Request) -> Response:
-        wait = self.limiter.allow(request.remote)
+        client = self.client(request)
+        wait = self.limiter.allow(client)
         if wait is not None:
             seconds = max(1, math.ceil(wait))
             return Response(
                 429,
-                f"too many requests from {request.remote}: retry in {seconds} s",
+                f"too many requests from {client}: retry in {seconds} s",
                 (("Retry-After", str(seconds)),),
             )
         try:

@@ -61,7 +61,9 @@ class HttpServer:
                 connection_limit=100,
                 ident="esim-monitor",
                 expose_tracebacks=False,
-                clear_untrusted_proxy_headers=True,
+                # X-Forwarded-For reaches the app, which believes it only from
+                # [http] trusted_proxies (monitor.http.proxies); waitress applies none
+                clear_untrusted_proxy_headers=False,
             )
         except OSError as exc:
             raise HttpError(f"cannot serve HTTP on {address}: {exc.strerror or exc}") from None

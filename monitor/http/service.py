@@ -44,6 +44,7 @@ class HttpService:
             int(http.max_body),
             hooks,
             http.public_url,
+            http.trusted_proxies,
         )
         server = HttpServer(
             wsgi_app(app),

@@ -2,7 +2,8 @@
 
 The body is read only up to `max_body` (a larger Content-Length is refused unread; waitress
 bounds chunked bodies by the same figure). The access log names the method, the path with
-secret query values redacted, the status and the time taken: never a header or a body.
+secret query values redacted, the status, the client's address (behind a trusted proxy the
+one it forwarded, with the proxy's as `via`) and the time taken: never a header or a body.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from wsgiref.util import request_uri
 import structlog
 
 from monitor.http.app import App, Request, Response
+from monitor.http.proxies import forwarded_client
 from monitor.redact import query_redacted
 
 log = structlog.get_logger("monitor.http")
@@ -58,12 +60,15 @@ def wsgi_app(app: App) -> Callable[[dict[str, Any], StartResponse], Iterable[byt
         ]
         status = f"{response.status} {_REASONS.get(response.status, 'Unknown')}"
         start_response(status, headers)
+        peer = environ.get("REMOTE_ADDR", "")
+        client = forwarded_client(peer, environ.get("HTTP_X_FORWARDED_FOR"), app.trusted)
         log.info(
             "http request",
             method=environ.get("REQUEST_METHOD", ""),
             path=_logged_path(environ),
             status=response.status,
-            remote=environ.get("REMOTE_ADDR", ""),
+            remote=client,
+            **({"via": peer} if client != peer else {}),
             ms=round((time.monotonic() - started) * 1000, 1),
         )
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]

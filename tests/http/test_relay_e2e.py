@@ -31,6 +31,7 @@ interval = "1h"
 listen = "127.0.0.1:{port}"
 public_url = "https://monitor.example.org"
 rate = "{rate}"
+{http_extra}
 [channels.relayed]
 url = "json://127.0.0.1:9/relayed"
 events = ["relay"]
@@ -128,9 +129,9 @@ def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def relay(write_config: Callable[..., Path]) -> Iterator[Callable[..., Relay]]:
     started: list[DaemonProcess] = []
 
-    def start(rate: str = "600/min", template: str = CONFIG) -> Relay:
+    def start(rate: str = "600/min", template: str = CONFIG, http_extra: str = "") -> Relay:
         port = free_port()
-        config = write_config(template.format(port=port, rate=rate))
+        config = write_config(template.format(port=port, rate=rate, http_extra=http_extra))
         daemon = DaemonProcess(config)
         started.append(daemon)
         daemon.wait_for("http server listening")
@@ -244,6 +245,26 @@ def test_past_the_rate_a_source_gets_429_with_retry_after(relay: Callable[..., R
     answers = [post(r.url(), "text=x", {"Authorization": "Bearer wrong"}) for _ in range(5)]
     assert [a[0] for a in answers] == [401, 401, 401, 429, 429]
     assert int(answers[3][2]["Retry-After"]) >= 1
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_rate(
+    relay: Callable[..., Relay],
+) -> None:
+    """Loopback is the trusted proxy here: the rate and the access log go by the client
+    X-Forwarded-For names, the rightmost hop that is no trusted proxy."""
+    r = relay(rate="2/min", http_extra='trusted_proxies = ["127.0.0.1"]')
+
+    def send(forwarded: str) -> tuple[int, str]:
+        status, body, _ = post(r.url(), "x", {"X-Forwarded-For": forwarded})
+        return status, body.strip()
+
+    spoofed = "198.51.100.1, 203.0.113.7"  # the client's own claim stays on the left
+    assert [send(spoofed)[0] for _ in range(2)] == [401, 401]
+    status, reason = send("203.0.113.7")
+    assert status == 429 and reason.startswith("too many requests from 203.0.113.7: retry in")
+    assert send("203.0.113.8")[0] == 401  # another client behind the same proxy
+    logged = r.daemon.wait_for("http request", remote="203.0.113.8")
+    assert logged["via"] == "127.0.0.1"
 
 
 def test_sigkill_right_after_a_2xx_loses_nothing(relay: Callable[..., Relay]) -> None:
