@@ -41,12 +41,12 @@ from monitor.rows import (
 )
 from monitor.units import (
     format_duration,
-    parse_data_size,
     parse_duration,
-    parse_money,
 )
 
 DEBUG_ENV = "ESIM_MONITOR_DEBUG"
+MIN_PASSWORD = 8
+"""The shortest status page password `http password` hashes."""
 
 
 # ---- loading -----------------------------------------------------------------------------
@@ -436,6 +436,52 @@ def cmd_hooks_subscribe(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if any(r.error is not None for r in results) else EXIT_OK
 
 
+def cmd_http_password(args: argparse.Namespace) -> int:
+    """Print the hash of a password for `[http] password_hash`; the config is not touched."""
+    from monitor.http.auth import hash_password
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password for the status page: ")
+        if getpass.getpass("Again: ") != password:
+            raise UsageError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD:
+        raise UsageError(f"choose a password of at least {MIN_PASSWORD} characters")
+    print(hash_password(password))
+    print(
+        'Paste it into the config as  [http] password_hash = "..."  (with user), or into '
+        "the credential http__password_hash.",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def cmd_http_token(args: argparse.Namespace) -> int:
+    """A new API token, stored as its hash; printed once."""
+    from monitor.http.auth import new_token, token_hash
+    from monitor.model import utcnow
+    from monitor.store import Store
+    from monitor.store import web as web_tables
+
+    settings = load_settings(config.config_path(args.config), deep=False)
+    store = Store.open(settings.database_path())
+    token = new_token()
+    try:
+        web_tables.add_token(store, token_hash(token), args.name, utcnow())
+    finally:
+        store.close()
+    print(token)
+    print(
+        f"API token {args.name!r}: send it as  Authorization: Bearer TOKEN. It is shown only "
+        "now (the database keeps its hash).",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def cmd_unsnooze(args: argparse.Namespace) -> int:
     from monitor.model import utcnow
 
@@ -468,23 +514,22 @@ def cmd_ack(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     """A reading the owner has (from the carrier's app or text), judged like a polled one."""
     from monitor.cycle import Checker
+    from monitor.manual import ManualFigures, record_manual
+    from monitor.model import utcnow
     from monitor.store import Store
 
     settings = load_settings(config.config_path(args.config))
     (line,) = _pick_lines(settings, [args.line])
-    if args.balance is None and args.data is None and args.expires is None and not args.renewed:
+    figures = ManualFigures(args.balance, args.data, args.expires, args.renewed)
+    if figures.empty():
         raise UsageError("record: give at least one of --balance, --data, --expires, --renewed")
     plan = settings.adapter_name(line) == "plan"
     if args.renewed and not (plan and settings.lines[line].options.get("renews")):
         raise UsageError(f"record --renewed: {line} is no plan line with `renews`")
-    tz = settings.tz()
     store = Store.open(settings.database_path())
     checker = Checker(settings)
     try:
-        reading = _manual_reading(settings, store, line, args, tz)
-        if plan:
-            reading = _on_plan(checker.adapter(line), reading, args.renewed)
-        judged = checker.record(store, reading)
+        judged = record_manual(settings, checker, store, line, figures, utcnow())
     finally:
         checker.close(wait=60.0)
         store.close()
@@ -494,80 +539,6 @@ def cmd_record(args: argparse.Namespace) -> int:
     for event in judged.events:
         print(f"{line}: {event.type} raised")
     return EXIT_OK
-
-
-def _manual_reading(
-    settings: config.Settings, store: Any, line: str, args: argparse.Namespace, tz: tzinfo
-) -> Any:
-    """The reading `record` makes of its options. Figures left out stay out (the reading
-    says what the owner saw); their alert levels stand and `status` shows their last known
-    values, marked carried."""
-    from monitor.model import Reading, money_problem, utcnow
-
-    now = utcnow()
-    given: dict[str, Any] = {}
-    balance = None
-    if args.balance is not None:
-        try:
-            balance = parse_money(args.balance)
-        except UnitError as exc:
-            raise UsageError(f"--balance: {exc}") from None
-        why = "cannot be negative" if balance < 0 else money_problem(balance)
-        if why:
-            raise UsageError(f"--balance {args.balance!r} {why}")
-        given["balance"] = args.balance
-    data = None
-    if args.data is not None:
-        try:
-            data = parse_data_size(args.data)
-        except UnitError as exc:
-            raise UsageError(f"--data: {exc}") from None
-        given["data"] = args.data
-    expires = None
-    if args.expires is not None:
-        expires = _end_of_day(args.expires, tz)
-        if expires <= now:
-            raise UsageError(f"--expires {args.expires}: that day is over")
-        given["expires"] = args.expires
-    currency = settings.lines[line].options.get("currency")
-    if balance is not None and not currency:
-        currency = store.last_currency(line)
-    return Reading(
-        line=line,
-        checked_at=now,
-        balance=balance,
-        currency=currency if balance is not None else None,
-        data_remaining=data,
-        expires_at=expires,
-        raw={"recorded": given},
-        source="manual",
-    )
-
-
-def _on_plan(adapter: Any, reading: Any, renewed: bool) -> Any:
-    """A manual reading of a plan line carries the plan's dates and price (so renewal-risk
-    weighs a recorded balance against it); `--renewed` moves the plan on first."""
-    import dataclasses
-
-    if renewed:
-        adapter.confirm(reading.checked_at)
-    plan = adapter.read()
-    return dataclasses.replace(
-        reading,
-        currency=reading.currency or plan.currency,
-        expires_at=reading.expires_at or plan.expires_at,
-        renewal_at=plan.renewal_at,
-        renewal_price=plan.renewal_price,
-    )
-
-
-def _end_of_day(text: str, tz: tzinfo) -> datetime:
-    from monitor.plans import end_of_day, parse_day
-
-    try:
-        return end_of_day(parse_day(text), tz)
-    except UnitError as exc:
-        raise UsageError(f"--expires: {exc}") from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -794,6 +765,9 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     print(f"{path}: ok ({len(settings.lines)} lines, {len(settings.channels)} channels)")
     for problem in adapters.interval_warnings(settings):
         print(logs.as_warning(f"{path}: warning: {problem}"), file=sys.stderr)
+    missing = settings.http.login_missing() if settings.http.listen is not None else None
+    if missing is not None:
+        print(logs.as_warning(f"{path}: warning: {missing}"), file=sys.stderr)
     if not settings.lines:
         print(
             logs.as_warning(f"{path}: warning: no [lines.*] configured, nothing will be watched"),
@@ -1081,6 +1055,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("account", metavar="ACCOUNT")
     q.add_argument("--json", action="store_true")
+    p = add("http", _group_help, "the status page's login: a password hash, API tokens")
+    http_sub = p.add_subparsers(dest="http_command", metavar="ACTION", required=True)
+    add(
+        "password",
+        cmd_http_password,
+        "read a password (twice on a terminal, else one line of stdin) and print the "
+        "password_hash to paste; the config is not touched",
+        parent=http_sub,
+    )
+    q = add(
+        "token",
+        cmd_http_token,
+        "issue an API token (Authorization: Bearer TOKEN), printed once",
+        parent=http_sub,
+    )
+    q.add_argument("name", nargs="?", default="api", metavar="NAME", help="default: api")
     p = add("report", cmd_report, "print the digest summary, or write the chart")
     p.add_argument("--png", metavar="FILE", help="write a PNG chart of recent readings")
     p.add_argument("--since", default="24h", help="failed checks since (default 24h)")

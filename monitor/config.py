@@ -216,6 +216,18 @@ def _metrics_address(value: str | None) -> str | None:
     return value
 
 
+def _password_hash(value: SecretStr | None) -> SecretStr | None:
+    """A hash `esim-monitor http password` printed; the value itself is never echoed."""
+    from monitor.http.auth import valid_hash
+
+    if value is not None and not valid_hash(value.get_secret_value()):
+        raise ValueError(
+            "not a password hash: paste what `esim-monitor http password` prints "
+            "(it starts with $scrypt$)"
+        )
+    return value
+
+
 def _http_url(value: SecretStr | None) -> SecretStr | None:
     """An http(s) URL, checked without echoing it (it is a secret)."""
     if value is not None and not re.match(r"https?://[^/\s]+", value.get_secret_value()):
@@ -314,6 +326,28 @@ class HttpSettings(_Strict):
     log's address; monitor.http.proxies); from any other peer the header is ignored."""
     link_expiry: PositiveDuration = timedelta(days=7)
     """How long an alert's signed action links (`{ack_url}`, `{snooze_url}`) work."""
+    auth: Literal["password", "proxy", "none"] = "password"
+    """Who may see the status page and its API: `user` with `password_hash`; the user a
+    reverse proxy names in `proxy_user_header`; or anyone (a loopback `listen` only). The
+    relay and the webhooks keep their own tokens and signatures whatever this says."""
+    user: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[^:\s]+$")
+    """auth = "password": the user name to log in with."""
+    password_hash: Annotated[SecretStr | None, AfterValidator(_password_hash)] = None
+    """auth = "password": what `esim-monitor http password` prints (never the password)."""
+    proxy_user_header: str = Field(default="Remote-User", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    """auth = "proxy": the header in which the proxy names the user it logged in."""
+    session_expiry: PositiveDuration = timedelta(days=7)
+    """How long a login lasts."""
+
+    def login_missing(self) -> str | None:
+        """Why the page cannot be logged in to yet (auth = "password" without a user or
+        its hash); the relay and webhooks work on regardless."""
+        if self.auth != "password" or (self.user is not None and self.password_hash):
+            return None
+        return (
+            "the status page has no login yet: set [http] user, and password_hash to what "
+            "`esim-monitor http password` prints"
+        )
 
 
 ALERTMANAGER_ONLY = ("repost", "user", "password", "token", "labels")
@@ -830,6 +864,34 @@ def _relay_problems(settings: Settings) -> Iterable[ConfigProblem]:
                 yield ConfigProblem(f"lines.{line_id}.relay_patterns.{i}", str(exc))
     if settings.http.listen is None and settings.http.public_url is not None:
         yield ConfigProblem("http.public_url", "set `listen` too: without it no server runs")
+    if settings.http.auth == "proxy" and not settings.http.trusted_proxies:
+        yield ConfigProblem(
+            "http.auth",
+            '"proxy" believes the user header only from `trusted_proxies`: list your proxy',
+        )
+    if settings.http.auth == "none" and not _loopback(settings.http.listen):
+        yield ConfigProblem(
+            "http.auth",
+            '"none" lets anyone see the page: only with a loopback `listen` such as '
+            '"127.0.0.1:8750" (behind a proxy, use auth = "proxy" or "password")',
+        )
+
+
+def _loopback(listen: str | None) -> bool:
+    """Whether `listen` takes connections from this machine only."""
+    import ipaddress
+
+    from monitor.metrics import parse_address
+
+    if listen is None:
+        return True  # no server runs
+    host, _ = parse_address(listen)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name may resolve to anything
 
 
 RESERVED_LABELS = ("alertname", "line", "account", "provider", "severity")

@@ -691,6 +691,7 @@ class Daemon:
         elif self._http is not None:
             self._http.relay.settings = settings  # the lines' senders, patterns, labels
             self._http.hooks.settings = settings  # the accounts' webhook secrets, the ICCIDs
+            self._http.dashboard.settings = settings  # the lines, the login
         log.info("config reloaded", lines=len(settings.lines), channels=len(settings.channels))
 
     def close(self) -> None:

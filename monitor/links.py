@@ -103,11 +103,11 @@ def act(
         if not web_tables.use_link(store, link.nonce, link.expires, now):
             raise LinkUsed("this link was used already: each link works once")
         for line in link.lines:
-            said.append(_one(store, link.action, line, now, snooze, tz))
+            said.append(control(store, link.action, line, now, snooze, tz))
     return Done(link, tuple(said))
 
 
-def _one(
+def control(
     store: Store,
     action: LinkAction,
     line: str,
@@ -115,6 +115,8 @@ def _one(
     snooze: timedelta | None,
     tz: tzinfo,
 ) -> str:
+    """Snooze, acknowledge or unsnooze one line (a link's, or the status page's button):
+    what was done, in a few words. Run it inside the caller's transaction."""
     if action == "snooze":
         assert snooze is not None
         store.snooze(line, now + snooze)

@@ -45,13 +45,17 @@ def line_row(settings: Settings, line: str, **values: Any) -> dict[str, Any]:
 
 
 def status_rows(
-    settings: Settings, known: Mapping[str, LineStatus], now: datetime
+    settings: Settings,
+    known: Mapping[str, LineStatus],
+    now: datetime,
+    only: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every configured line, in config order, as `status --json` prints it."""
+    """Every configured line (or those `only` names), in config order, as `status --json`
+    prints it."""
     from monitor.store.views import LineStatus
 
     rows = []
-    for line_id in settings.lines:
+    for line_id in settings.lines if only is None else only:
         s = known.get(line_id) or LineStatus(line_id)
         control = s.controls
         row = line_row(

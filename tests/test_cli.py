@@ -461,3 +461,61 @@ def test_config_that_is_not_a_regular_file(tmp_path: Path) -> None:
         assert done.returncode == 78, (target, done.stderr)
         _one_problem(done.stderr)
         assert "not a regular file" in done.stderr
+
+
+def test_http_password_prints_a_hash_of_the_password_read_from_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.http.auth import check_password, valid_hash
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("correct horse\n"))
+    assert main(["http", "password"]) == 0
+    out, err = capsys.readouterr()
+    printed = out.strip()
+    assert valid_hash(printed) and check_password("correct horse", printed)
+    assert "correct horse" not in out + err and "password_hash" in err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
+    assert main(["http", "password"]) == 2
+    assert "at least 8 characters" in capsys.readouterr().err
+
+
+def test_http_password_asks_twice_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import getpass
+
+    from monitor.http.auth import check_password
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    answers = iter(["correct horse", "correct h0rse", "correct horse", "correct horse"])
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    assert main(["http", "password"]) == 2
+    assert "differ" in capsys.readouterr().err
+    assert main(["http", "password"]) == 0
+    assert check_password("correct horse", capsys.readouterr().out.strip())
+
+
+def test_http_token_issues_a_token_kept_only_as_its_hash(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.http.auth import token_hash
+    from monitor.store import Store
+    from monitor.store import web as web_tables
+
+    path = write_config('[lines.a]\nadapter = "demo"\nbalance = 5\n')
+    assert main(["--config", str(path), "http", "token", "grafana"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert len(token) >= 40
+    assert main(["--config", str(path), "http", "token"]) == 0
+    other = capsys.readouterr().out.strip()
+    store = Store.open(path.parent / "history.db")
+    try:
+        assert web_tables.token_name(store, token_hash(token)) == "grafana"
+        assert web_tables.token_name(store, token_hash(other)) == "api"
+        assert web_tables.token_name(store, token) is None
+    finally:
+        store.close()

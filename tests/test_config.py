@@ -499,3 +499,60 @@ def test_trusted_proxies_take_addresses_and_networks(
     monkeypatch.setenv("ESIM_MONITOR_HTTP__TRUSTED_PROXIES", '["192.0.2.0/24"]')
     s = config.load(write_config(""))
     assert [str(n) for n in s.http.trusted_proxies] == ["192.0.2.0/24"]
+
+
+@pytest.mark.parametrize(
+    ("listen", "ok"),
+    [
+        ("127.0.0.1:8750", True),
+        ("8750", True),
+        ("[::1]:8750", True),
+        ("localhost:8750", True),
+        ("0.0.0.0:8750", False),
+        ("[::]:8750", False),
+        ("192.168.1.5:8750", False),
+        ("monitor.lan:8750", False),
+    ],
+)
+def test_auth_none_is_accepted_only_on_a_loopback_listen(
+    write_config: Callable[..., Path], listen: str, ok: bool
+) -> None:
+    path = write_config(f'[http]\nlisten = "{listen}"\nauth = "none"\n')
+    if ok:
+        assert config.load(path).http.auth == "none"
+        return
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert "http.auth" in str(caught.value) and "loopback" in str(caught.value)
+
+
+def test_a_password_hash_that_is_none_is_refused_without_echoing_it(
+    write_config: Callable[..., Path],
+) -> None:
+    path = write_config('[http]\nlisten = "127.0.0.1:1"\nuser = "me"\npassword_hash = "hunter22"\n')
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert "http.password_hash" in str(caught.value) and "http password" in str(caught.value)
+    assert "hunter22" not in str(caught.value)
+
+
+def test_validate_warns_when_the_page_has_no_login_yet(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.http.auth import hash_password
+
+    path = write_config('[http]\nlisten = "127.0.0.1:1"\n')
+    assert main(["--config", str(path), "config", "validate"]) == 0
+    assert "esim-monitor http password" in capsys.readouterr().err
+    done = f'[http]\nlisten = "127.0.0.1:1"\nuser = "me"\npassword_hash = "{hash_password("x")}"\n'
+    assert main(["--config", str(write_config(done)), "config", "validate"]) == 0
+    assert "http password" not in capsys.readouterr().err
+
+
+def test_auth_proxy_needs_trusted_proxies(write_config: Callable[..., Path]) -> None:
+    path = write_config('[http]\nlisten = "0.0.0.0:8750"\nauth = "proxy"\n')
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert "http.auth" in str(caught.value) and "trusted_proxies" in str(caught.value)
+    ok = '[http]\nlisten = "0.0.0.0:8750"\nauth = "proxy"\ntrusted_proxies = ["10.0.0.1"]\n'
+    assert config.load(write_config(ok)).http.proxy_user_header == "Remote-User"

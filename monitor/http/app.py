@@ -49,6 +49,9 @@ class Response:
     status: int
     text: str
     headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = "text/plain; charset=utf-8"
+    body: bytes | None = None
+    """Sent as is when set (a page, JSON, a stylesheet); else `text` and a newline."""
 
 
 class RelaySink(Protocol):
@@ -71,6 +74,12 @@ class HookSink(Protocol):
 
     def record(self, account: str, push: Push) -> tuple[int, str]:
         """Take it (committed on return): the status and what was done, in a few words."""
+
+
+class WebRoutes(Protocol):
+    """The status page and its API (`monitor.http.web.Web`): every other path."""
+
+    def handle(self, request: Request) -> Response: ...
 
 
 class RateLimiter:
@@ -116,7 +125,9 @@ class App:
         hooks: HookSink | None = None,
         public_url: str | None = None,
         trusted: Sequence[Network] = (),
+        web: WebRoutes | None = None,
     ) -> None:
+        self.web = web
         self.public_url = public_url
         self.trusted = tuple(trusted)
         """`[http] trusted_proxies`: whose X-Forwarded-For names the client."""
@@ -151,6 +162,8 @@ class App:
     def _route(self, request: Request) -> Response:
         match = _RELAY.fullmatch(request.path)
         hook = _HOOK.fullmatch(request.path) if self.hooks is not None else None
+        if match is None and hook is None and self.web is not None:
+            return self.web.handle(request)  # the status page, behind its own login
         if match is None and hook is None:
             raise BadRequest(404, f"no such endpoint {_path_only(request.path)!r}")
         if hook is not None and request.method == "HEAD":

@@ -1,4 +1,5 @@
-"""The server as the daemon runs it: the relay, the app, the rate limit, waitress."""
+"""The server as the daemon runs it: the relay, the webhooks, the status page, the app,
+the rate limit, waitress."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.config import Settings
+from monitor.dashboard import Dashboard
 from monitor.hooks import Hooks
 from monitor.http.app import App, RateLimiter
 from monitor.http.server import HttpServer
+from monitor.http.web import Web
 from monitor.http.wsgi import wsgi_app
 from monitor.relay import Relay
 
@@ -18,6 +21,7 @@ from monitor.relay import Relay
 class HttpService:
     relay: Relay
     hooks: Hooks
+    dashboard: Dashboard
     server: HttpServer
 
     @classmethod
@@ -33,10 +37,12 @@ class HttpService:
         assert http.listen is not None
         relay = Relay(settings, database)
         hooks = Hooks(settings, database, check_soon)
+        dashboard = Dashboard(settings, database, check_soon)
 
         def close() -> None:
             relay.close()
             hooks.close()
+            dashboard.close()
 
         app = App(
             relay,
@@ -45,6 +51,7 @@ class HttpService:
             hooks,
             http.public_url,
             http.trusted_proxies,
+            Web(dashboard),
         )
         server = HttpServer(
             wsgi_app(app),
@@ -54,7 +61,7 @@ class HttpService:
             threads=http.threads,
             on_stop=close,
         )
-        return cls(relay, hooks, server)
+        return cls(relay, hooks, dashboard, server)
 
     def stop(self, wait: float = 5.0) -> bool:
         return self.server.stop(wait)

@@ -25,6 +25,7 @@ log = structlog.get_logger("monitor.http")
 _REASONS = {
     200: "OK",
     202: "Accepted",
+    303: "See Other",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -50,9 +51,11 @@ def wsgi_app(app: App) -> Callable[[dict[str, Any], StartResponse], Iterable[byt
         except Exception:  # a bug answers 500 in one line; the log has the traceback
             log.exception("http request failed unexpectedly")
             response = Response(500, "internal error")
-        body = (response.text.rstrip("\n") + "\n").encode()
+        body = response.body
+        if body is None:
+            body = (response.text.rstrip("\n") + "\n").encode()
         headers = [
-            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Type", response.content_type),
             ("Content-Length", str(len(body))),
             ("Cache-Control", "no-store"),
             ("X-Content-Type-Options", "nosniff"),

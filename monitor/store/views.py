@@ -268,6 +268,13 @@ class Views:
             for r in rows
         ]
 
+    def last_raw(self, line: str) -> str | None:
+        """What the line's last check was answered (the stored excerpt), for its page."""
+        row = self.conn.execute(
+            "SELECT raw FROM readings WHERE line = ? ORDER BY checked_at DESC LIMIT 1", [line]
+        ).fetchone()
+        return None if row is None else row[0]
+
     def events(self, since: datetime, line: str | None = None) -> list[EventRow]:
         sql = (
             "SELECT e.id, e.created_at, e.line, e.type, e.message, d.channel, d.status, "
