@@ -451,7 +451,7 @@ class Web:
         return Response(404, f"no such API endpoint {path[:200]!r}")
 
     def _json(self, data: object) -> Response:
-        body = self.data.redacted(dumps(data, times=iso) + "\n").encode()
+        body = self.data.redacted(dumps(data, times=iso, indent=None) + "\n").encode()
         return Response(200, "", (), _JSON, body)
 
     # ---- actions ---------------------------------------------------------------------
