@@ -162,7 +162,11 @@ class Hooks(Recorder):
         return None
 
     def _line_of(self, account: str, target: Target) -> str | None:
-        return self._index.get((account, target.option, target.value))
+        for value in (target.value, *target.aliases):
+            line = self._index.get((account, target.option, value))
+            if line is not None:
+                return line
+        return None
 
 
 def _answer(done: Counter[str], checks: list[str]) -> tuple[int, str]:

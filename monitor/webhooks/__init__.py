@@ -55,6 +55,9 @@ class Target:
 
     option: str
     value: str | None
+    aliases: tuple[str, ...] = ()
+    """Other values that name the same line, tried after `value`: a Twilio Super SIM is
+    configured by its SID or by its unique name, and its events carry both."""
 
 
 @dataclass(frozen=True)
@@ -131,13 +134,14 @@ def secret_text(value: Any) -> str:
 
 
 def _registry() -> dict[str, Webhook]:
-    from monitor.webhooks import airalo, esimgo, onence, telnyx
+    from monitor.webhooks import airalo, esimgo, onence, telnyx, twilio
 
     return {
         "airalo": airalo.WEBHOOK,
         "esimgo": esimgo.WEBHOOK,
         "1nce": onence.WEBHOOK,
         "telnyx": telnyx.WEBHOOK,
+        "twilio": twilio.WEBHOOK,
     }
 
 
