@@ -146,9 +146,16 @@ class Views:
     path: Path
 
     def status(self) -> dict[str, LineStatus]:
-        """The latest state and reading of every line the database knows."""
+        """The latest state and reading of every line the database knows.
+
+        A line whose stored row is the same as at the previous call on this connection
+        keeps the record decoded then: the status page, its API and the metrics scrape
+        call this again and again on a fleet where few lines change between calls, and
+        decoding is most of the time the call takes (bench/web.py)."""
         # the decoding inlined: this runs for every line on every `status` and scrape
         moment, money, forecasts = datetime.fromisoformat, codec.parse_money, codec.parse_forecasts
+        before: dict[str, tuple[Any, LineStatus]] = getattr(self, "_decoded", {})
+        decoded: dict[str, tuple[Any, LineStatus]] = {}
         result = {}
         # lines with a reading from outside the poll (the partial index: no table scan)
         others = {
@@ -158,31 +165,37 @@ class Views:
             ).fetchall()
         }
         for row in self.conn.execute(_STATUS).fetchall():
-            result[row[0]] = LineStatus(
-                row[0],
-                codec.parse_level(row[1]),
-                moment(row[2]) if row[2] else None,
-                moment(row[3]) if row[3] else None,
-                row[4] or 0,
-                row[5],
-                moment(row[6]) if row[6] else None,
-                moment(row[7]) if row[7] else None,
-                money(row[8]),
-                row[9],
-                row[10],
-                row[11],
-                moment(row[12]) if row[12] else None,
-                row[13],
-                moment(row[14]) if row[14] else None,
-                money(row[15]),
-                forecasts(row[16]) if row[16] and row[16] != "{}" else _NO_FORECASTS,
-                controls_from(row[17], row[18], row[19])
-                if row[17] is not None or row[18] is not None or row[19] is not None
-                else _NO_CONTROLS,
-                row[20],
-            )
-            if row[0] in others:
-                result[row[0]] = self._carry(result[row[0]])
+            known = before.get(row[0])
+            if known is not None and known[0] == row:
+                status = known[1]
+            else:
+                status = LineStatus(
+                    row[0],
+                    codec.parse_level(row[1]),
+                    moment(row[2]) if row[2] else None,
+                    moment(row[3]) if row[3] else None,
+                    row[4] or 0,
+                    row[5],
+                    moment(row[6]) if row[6] else None,
+                    moment(row[7]) if row[7] else None,
+                    money(row[8]),
+                    row[9],
+                    row[10],
+                    row[11],
+                    moment(row[12]) if row[12] else None,
+                    row[13],
+                    moment(row[14]) if row[14] else None,
+                    money(row[15]),
+                    forecasts(row[16]) if row[16] and row[16] != "{}" else _NO_FORECASTS,
+                    controls_from(row[17], row[18], row[19])
+                    if row[17] is not None or row[18] is not None or row[19] is not None
+                    else _NO_CONTROLS,
+                    row[20],
+                )
+            decoded[row[0]] = (row, status)
+            # what is carried comes from earlier readings: asked afresh every time
+            result[row[0]] = self._carry(status) if row[0] in others else status
+        self._decoded = decoded
         return result
 
     def _carry(self, status: LineStatus) -> LineStatus:

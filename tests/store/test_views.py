@@ -210,3 +210,34 @@ def test_the_last_currency_outlasts_a_reading_without_one(tmp_path: Path) -> Non
     view = View.open_existing(path)
     assert view is not None and view.last_currency("a") == "USD"
     view.close()
+
+
+def test_status_decodes_again_only_the_lines_whose_rows_changed(tmp_path: Path) -> None:
+    """The page, its API and the scrape call status() again and again: a line whose stored
+    row is unchanged keeps its record, and any change, by any connection, shows at once."""
+    path = tmp_path / "h.db"
+    _filled(path)
+    reader, writer = Store.open(path), Store.open(path)
+    try:
+        first = reader.status()
+        again = reader.status()
+        assert again["a"] is first["a"] and again["b"] is first["b"]
+        writer.record_checks(
+            [
+                Check(
+                    "b",
+                    T0 + timedelta(hours=1),
+                    LineState("b", failures=2, last_error="refused"),
+                    error="refused",
+                )
+            ],
+            now=T0 + timedelta(hours=1),
+        )
+        writer.snooze("a", T0 + timedelta(hours=5))
+        changed = reader.status()
+    finally:
+        reader.close()
+        writer.close()
+    assert changed["b"].failures == 2 and changed["b"].last_error == "refused"
+    assert changed["a"].controls == Controls(snoozed_until=T0 + timedelta(hours=5))
+    assert changed["a"].balance == Decimal("4.10")
