@@ -27,12 +27,12 @@ import binascii
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from monitor.webhooks import BadRequest, Notice, Push, secret_text
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 SIGNATURE = "telnyx-signature-ed25519"
 TIMESTAMP = "telnyx-timestamp"
@@ -40,6 +40,10 @@ TIMESTAMP = "telnyx-timestamp"
 
 def public_key(text: str) -> Ed25519PublicKey | None:
     """The portal's public key (Base64 of 32 bytes), or None when it is not one."""
+    # imported here: the registry imports every provider's module where the daemon starts,
+    # and only a Telnyx push needs the Ed25519 code
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     raw = _base64(text)
     if raw is None or len(raw) != 32:
         return None
@@ -62,6 +66,8 @@ def signed(
     sent = datetime.fromtimestamp(int(stamp), UTC)
     if abs(now - sent) > window:
         return False
+    from cryptography.exceptions import InvalidSignature
+
     raw = _base64(signature)
     if raw is None or len(raw) != 64:
         return False
