@@ -20,6 +20,7 @@ import structlog
 from monitor import links
 from monitor.config import Settings, secret_values
 from monitor.errors import MonitorError, ReadingRejected
+from monitor.http.auth import Link
 from monitor.manual import ManualFigures, record_manual
 from monitor.model import utcnow
 from monitor.recording import Recorder
@@ -124,6 +125,17 @@ class Dashboard(Recorder):
                 raise ActionRefused(f"the figures cannot be a reading: {exc}") from None
         log.info("reading recorded from the status page", line=line)
         return f"{line}: recorded ({summarize(judged.metrics)}); state {judged.state.state}"
+
+    # ---- an alert's action link ------------------------------------------------------
+
+    def link(self, token: str) -> Link:
+        """What the link will do; LinkError when it cannot be used."""
+        return links.look(self._store(), self.key(links.KEY_NAME), token, utcnow())
+
+    def follow(self, token: str, snooze: timedelta | None) -> links.Done:
+        """Do what the link says, once, committed on return; LinkError when it cannot."""
+        store, tz = self._store(), self.settings.tz()
+        return links.act(store, self.key(links.KEY_NAME), token, utcnow(), snooze, tz)
 
     def check(self, line: str) -> str:
         if self.check_soon is None:

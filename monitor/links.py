@@ -18,18 +18,15 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from urllib.parse import quote
 
 from monitor.config import Settings
-from monitor.errors import MonitorError
 from monitor.http.auth import Link, LinkAction, LinkError, read_link, sign_link
 from monitor.model import Level, utcnow
 from monitor.store import Store
 from monitor.store import web as web_tables
 
 KEY_NAME = "links"
-SNOOZE_CHOICES: tuple[str, ...] = ("1h", "12h", "24h")
-"""What a snooze link's page offers."""
 
 
-class LinkUsed(MonitorError):
+class LinkUsed(LinkError):
     """The link did what it does once already."""
 
 

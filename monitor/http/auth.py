@@ -41,7 +41,12 @@ LINK_ACTIONS: tuple[LinkAction, ...] = ("ack", "snooze", "unsnooze")
 
 
 class LinkError(MonitorError):
-    """An action link that is not ours, was altered, or has expired (why, in a few words)."""
+    """An action link that cannot be used: not ours, altered, expired or used (why, in a
+    few words, for its page)."""
+
+
+class LinkExpired(LinkError):
+    """A link of ours whose time is over."""
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -147,7 +152,7 @@ def read_link(key: bytes, token: str, now: datetime) -> Link:
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise LinkError("this link is not valid: its contents cannot be read") from None
     if link.expires <= now:
-        raise LinkError(f"this link expired at {link.expires:%Y-%m-%d %H:%M} UTC")
+        raise LinkExpired(f"this link expired at {link.expires:%Y-%m-%d %H:%M} UTC")
     return link
 
 

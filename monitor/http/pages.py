@@ -21,6 +21,8 @@ from urllib.parse import urlencode
 from monitor.config import Settings
 from monitor.evaluate import describe_forecast
 from monitor.http import chart
+from monitor.http.auth import Link
+from monitor.links import Done
 from monitor.rows import data_text, decimal, money_text, when_text
 from monitor.store.ledger import Recharge
 from monitor.store.views import EventRow, HistoryRow, LineStatus
@@ -200,6 +202,50 @@ def login(*, failed: str | None = None, next_path: str = "/") -> str:
         '<button type="submit">Log in</button></form>'
     )
     return layout("Log in", body)
+
+
+_LINK_DOES: Mapping[str, tuple[str, str, str]] = {
+    "ack": ("Acknowledge the alert", "no reminders until the state changes", "Acknowledge"),
+    "snooze": ("Snooze the alerts", "no alerts until the snooze ends", "Snooze"),
+    "unsnooze": ("Turn the alerts back on", "alerts as usual", "Turn alerts on"),
+}
+"""A link's action: the page's heading, what it means for the lines, its button."""
+
+
+def link_page(
+    settings: Settings, link: Link, known: Mapping[str, LineStatus], now: datetime
+) -> str:
+    """What an alert's link will do, and its one button (a GET of the link never acts).
+    It names the lines and their states, no figures: an alert can be forwarded."""
+    tz = settings.tz()
+    heading, meaning, press = _LINK_DOES[link.action]
+    items = "".join(
+        f"<li>{escape(settings.label(line) if line in settings.lines else line)} "
+        f"{_badge(kind(known.get(line) or LineStatus(line)))}</li>"
+        for line in link.lines
+    )
+    if link.action == "snooze":
+        button = "".join(
+            f'<button type="submit" name="duration" value="{d}">Snooze {d}</button>'
+            for d in SNOOZES
+        )
+    else:
+        button = f'<button type="submit">{press}</button>'
+    body = (
+        f"<h1>{escape(heading)}</h1><p>Of {'this line' if len(link.lines) == 1 else 'these lines'}"
+        f' ({escape(meaning)}):</p><ul class="link-lines">{items}</ul>'
+        f'<form class="link" method="post">{button}</form>'
+        f"<p><small>This link works once, until {escape(when_text(link.expires, tz))}."
+        " Opening it changed nothing.</small></p>"
+    )
+    return layout(heading, body)
+
+
+def link_done(done: Done) -> str:
+    """What following a link did, line by line."""
+    items = "".join(f"<li>{escape(said)}</li>" for said in done.said)
+    body = f"<h1>Done</h1><ul>{items}</ul><p><small>This link is used up now.</small></p>"
+    return layout("Done", body)
 
 
 def message(title: str, text: str, *, back: str = "/") -> str:

@@ -14,6 +14,10 @@ own tokens and signatures whatever `[http] auth` says). Who asks is settled firs
   from a peer in `trusted_proxies`; a bearer token works too.
 - auth = "none": anyone (config validation allows it only on a loopback `listen`).
 
+An alert's action link (`/a/TOKEN`, `monitor.links`) needs no login whatever `auth` says:
+its signed token is the right to act. Its GET only shows what it will do (link previewers
+fetch URLs); its one button POSTs and acts, once, committed before the answer.
+
 A browser that is not logged in is sent to /login; an API call gets 401. Actions are POST
 forms carrying the CSRF token of the session (an HMAC under the server's key), so another
 site cannot make a logged-in browser act; a Basic or bearer caller reads the API and acts
@@ -46,8 +50,18 @@ from monitor.dashboard import ActionRefused
 from monitor.errors import MonitorError, UnitError
 from monitor.http import pages
 from monitor.http.app import Request, Response
-from monitor.http.auth import check_password, csrf_ok, csrf_token, new_token, token_hash
+from monitor.http.auth import (
+    Link,
+    LinkError,
+    LinkExpired,
+    check_password,
+    csrf_ok,
+    csrf_token,
+    new_token,
+    token_hash,
+)
 from monitor.http.proxies import address, client_address, trusted
+from monitor.links import Done, LinkUsed
 from monitor.manual import FigureRefused, ManualFigures
 from monitor.model import utcnow
 from monitor.rows import dumps, event_rows, history_rows, iso, status_rows
@@ -69,6 +83,7 @@ _LINE_PAGE = re.compile(rf"/lines/{_LINE}/?")
 _ACTION = re.compile(rf"/lines/{_LINE}/(?P<action>snooze|ack|unsnooze|record|check)/?")
 _API_LINE = re.compile(rf"/api/lines/{_LINE}/?")
 _API_HISTORY = re.compile(rf"/api/lines/{_LINE}/history/?")
+_LINK = re.compile(r"/a/(?P<token>[A-Za-z0-9_-]{1,3000}\.[A-Za-z0-9_-]{1,100})/?")
 _NEXT = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%?&=+-]{0,500}")
 """Where a login may send the browser on: a path of this server, never another site."""
 _HTML = "text/html; charset=utf-8"
@@ -82,6 +97,8 @@ _PAGE_HEADERS = (
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "no-referrer"),
 )
+_NO_STORE = (("Cache-Control", "no-store"),)
+"""A link's page: neither what it offers nor what it did is kept by a cache."""
 
 
 class WebSink(Protocol):
@@ -121,6 +138,10 @@ class WebSink(Protocol):
     def record(self, line: str, figures: ManualFigures) -> str: ...
 
     def check(self, line: str) -> str: ...
+
+    def link(self, token: str) -> Link: ...
+
+    def follow(self, token: str, snooze: timedelta | None) -> Done: ...
 
 
 @dataclass(frozen=True)
@@ -196,6 +217,8 @@ class Web:
         path = request.path
         if path.startswith("/static/"):
             return self._asset(request)
+        if path.startswith("/a/"):
+            return self._link(request, path)
         http = self.data.settings.http
         missing = http.login_missing()
         if missing is not None:
@@ -417,9 +440,9 @@ class Web:
             200, "", (("Cache-Control", "max-age=3600"),), "text/css; charset=utf-8", body
         )
 
-    def _page(self, status: int, html: str) -> Response:
+    def _page(self, status: int, html: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
         body = self.data.redacted(html).encode()
-        return Response(status, "", _PAGE_HEADERS, _HTML, body)
+        return Response(status, "", _PAGE_HEADERS + headers, _HTML, body)
 
     # ---- the JSON API ----------------------------------------------------------------
 
@@ -486,6 +509,40 @@ class Web:
 
     def _refused(self, status: int, why: str, back: str) -> Response:
         return self._page(status, pages.message("Not done", why, back=back))
+
+    # ---- an alert's action link ------------------------------------------------------
+
+    def _link(self, request: Request, path: str) -> Response:
+        found = _LINK.fullmatch(path)
+        if found is None:
+            return self._link_refused(LinkError("this link is not valid: it is cut or altered"))
+        token = found["token"]
+        try:
+            if request.method == "GET":
+                link = self.data.link(token)
+                page = pages.link_page(self.data.settings, link, self.data.status(), utcnow())
+                return self._page(200, page, _NO_STORE)
+            if request.method != "POST":
+                return Response(405, "open the link (GET), then press its button (POST)")
+            form = _form(request)
+            chosen = self.data.link(token).action == "snooze"
+            done = self.data.follow(token, _snooze(form) if chosen else None)
+        except LinkError as exc:
+            return self._link_refused(exc)
+        except _BadForm as exc:
+            return self._page(400, pages.message("Not done", str(exc), back=path), _NO_STORE)
+        log.info(
+            "alert link followed",
+            action=done.link.action,
+            lines=list(done.link.lines),
+            remote=self._client(request),
+        )
+        return self._page(200, pages.link_done(done), _NO_STORE)
+
+    def _link_refused(self, error: LinkError) -> Response:
+        status = 410 if isinstance(error, LinkExpired | LinkUsed) else 403
+        page = pages.message("This link cannot be used", str(error), back="/")
+        return self._page(status, page, _NO_STORE)
 
 
 class _BadForm(MonitorError):

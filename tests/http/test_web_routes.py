@@ -12,7 +12,8 @@ import pytest
 from freezegun import freeze_time
 from web_site import PASSWORD, Site, basic, config_text, header, html
 
-from monitor.http.auth import token_hash
+from monitor.http.auth import LinkAction, token_hash
+from monitor.links import Linker
 from monitor.model import utcnow
 from monitor.store import Store
 from monitor.store import web as web_tables
@@ -355,3 +356,87 @@ def test_behind_a_trusted_proxy_failed_logins_count_per_client(
         assert first.login(password="wrong password").status == 401
     assert first.login().status == 429
     assert second.login().status == 303
+
+
+# ---- an alert's action links (/a/TOKEN) ------------------------------------------------
+
+
+def link_path(site: Site, action: LinkAction, lines: tuple[str, ...] = ("phone",)) -> str:
+    """The path of a link an alert would carry (the site's own key, a week to live)."""
+    store = Store.open(site.database)
+    try:
+        linker = Linker.of(store, "https://monitor.example", timedelta(days=7), utcnow())
+    finally:
+        store.close()
+    assert linker is not None
+    return linker.action_url(action, lines, utcnow()).removeprefix("https://monitor.example")
+
+
+def test_opening_a_link_shows_what_it_will_do_without_a_login_and_changes_nothing(
+    site: Site,
+) -> None:
+    path = link_path(site, "ack")
+    before = site.snapshot()
+    answer = site.browser().get(path)
+    page = html(answer)
+    assert answer.status == 200 and header(answer, "Cache-Control") == "no-store"
+    assert "<h1>Acknowledge the alert</h1>" in page and "Phone" in page and "warning" in page
+    assert '<form class="link" method="post"><button type="submit">Acknowledge' in page
+    assert "7.00" not in page and "USD" not in page  # an alert can be forwarded: no figures
+    assert site.snapshot() == before
+
+
+def test_a_link_acts_once_on_its_button_and_then_says_it_was_used(site: Site) -> None:
+    path, browser = link_path(site, "ack"), site.browser()
+    answer = browser.post(path)
+    assert answer.status == 200, html(answer)
+    assert "phone: warning acknowledged" in html(answer)
+    assert site.view().status()["phone"].controls.acked_level is not None
+    after = site.snapshot()
+    for again in (browser.post(path), browser.get(path)):
+        assert again.status == 410 and "was used already" in html(again)
+    assert site.snapshot() == after
+
+
+def test_a_snooze_link_asks_how_long_and_a_group_link_snoozes_every_line(site: Site) -> None:
+    path, browser = link_path(site, "snooze", ("phone", "tablet")), site.browser()
+    page = html(browser.get(path))
+    assert page.count('name="duration"') == 3 and "these lines" in page
+    before = site.snapshot()
+    unchosen = browser.post(path)
+    assert unchosen.status == 400 and site.snapshot() == before
+    wrong = browser.post(path, {"duration": "forever"})
+    assert wrong.status == 400 and site.snapshot() == before
+    assert browser.post(path, {"duration": "12h"}).status == 200
+    status = site.view().status()
+    for line in ("phone", "tablet"):
+        until = status[line].controls.snoozed_until
+        assert until is not None and abs(until - utcnow() - timedelta(hours=12)) < timedelta(
+            minutes=1
+        )
+
+
+def test_expired_forged_altered_and_cut_links_are_refused_and_change_nothing(
+    site: Site, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = link_path(site, "ack")
+    body, mac = path.removeprefix("/a/").split(".")
+    elsewhere = f'[monitor]\ndatabase = "{tmp_path / "other.db"}"\n'
+    other = Site(write_config(elsewhere + config_text(), name="other.toml"))
+    try:
+        foreign = link_path(other, "ack")  # signed with another monitor's key
+    finally:
+        other.close()
+    flipped = mac[:-1] + ("A" if mac[-1] != "A" else "B")
+    before, browser = site.snapshot(), site.browser()
+    for bad in (foreign, f"/a/{body}.{flipped}", f"/a/{body[:-2]}.{mac}", f"/a/{body}", "/a/"):
+        for method in ("GET", "POST"):
+            answer = browser.request(method, bad, {} if method == "POST" else None)
+            assert answer.status == 403, (bad, answer.status)
+            assert "not valid" in html(answer)
+    with freeze_time(datetime.now(UTC) + timedelta(days=7, seconds=1)):
+        for method in ("GET", "POST"):
+            answer = browser.request(method, path, {} if method == "POST" else None)
+            assert answer.status == 410 and "expired" in html(answer)
+    assert site.snapshot() == before
+    assert browser.request("PUT", path).status == 405
