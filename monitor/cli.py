@@ -482,6 +482,47 @@ def cmd_http_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_http_tokens(args: argparse.Namespace) -> int:
+    """The API tokens' names and when each was issued (the tokens themselves are gone)."""
+    from monitor.store import Store
+    from monitor.store import web as web_tables
+
+    settings = load_settings(config.config_path(args.config), deep=False)
+    store = Store.open(settings.database_path())
+    try:
+        issued = web_tables.tokens(store)
+    finally:
+        store.close()
+    tz = settings.tz()
+    for name, created in issued:
+        print(f"{name}\tissued {created.astimezone(tz):%Y-%m-%d %H:%M %Z}")
+    if not issued:
+        print("no API token (esim-monitor http token NAME issues one)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_http_revoke(args: argparse.Namespace) -> int:
+    """Every API token of that name stops working at once (the daemon asks the database
+    on each request)."""
+    from monitor.store import Store
+    from monitor.store import web as web_tables
+
+    settings = load_settings(config.config_path(args.config), deep=False)
+    store = Store.open(settings.database_path())
+    try:
+        gone = web_tables.revoke_tokens(store, args.name)
+    finally:
+        store.close()
+    if not gone:
+        print(
+            f"no API token is named {args.name!r} (esim-monitor http tokens lists them)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    print(f"revoked {gone} API token{'s' if gone > 1 else ''} named {args.name!r}")
+    return EXIT_OK
+
+
 def cmd_unsnooze(args: argparse.Namespace) -> int:
     from monitor.model import utcnow
 
@@ -1071,6 +1112,14 @@ def build_parser() -> argparse.ArgumentParser:
         parent=http_sub,
     )
     q.add_argument("name", nargs="?", default="api", metavar="NAME", help="default: api")
+    add("tokens", cmd_http_tokens, "list the API tokens' names and dates", parent=http_sub)
+    q = add(
+        "revoke",
+        cmd_http_revoke,
+        "revoke the API tokens of a name: they stop working at once",
+        parent=http_sub,
+    )
+    q.add_argument("name", metavar="NAME")
     p = add("report", cmd_report, "print the digest summary, or write the chart")
     p.add_argument("--png", metavar="FILE", help="write a PNG chart of recent readings")
     p.add_argument("--since", default="24h", help="failed checks since (default 24h)")

@@ -519,3 +519,34 @@ def test_http_token_issues_a_token_kept_only_as_its_hash(
         assert web_tables.token_name(store, token) is None
     finally:
         store.close()
+
+
+def test_http_tokens_lists_names_and_revoke_ends_every_token_of_a_name(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.http.auth import token_hash
+    from monitor.store import Store
+    from monitor.store import web as web_tables
+
+    path = write_config('[lines.a]\nadapter = "demo"\nbalance = 5\n')
+    issued = {}
+    for name in ("grafana", "grafana", "phone"):
+        assert main(["--config", str(path), "http", "token", name]) == 0
+        issued.setdefault(name, []).append(capsys.readouterr().out.strip())
+    assert main(["--config", str(path), "http", "tokens"]) == 0
+    listed = capsys.readouterr().out
+    assert [row.split("\t")[0] for row in listed.splitlines()] == ["grafana", "grafana", "phone"]
+    assert not any(token in listed for tokens in issued.values() for token in tokens)
+    assert main(["--config", str(path), "http", "revoke", "grafana"]) == 0
+    assert "revoked 2 API tokens" in capsys.readouterr().out
+    assert main(["--config", str(path), "http", "revoke", "grafana"]) == 2
+    assert "no API token is named" in capsys.readouterr().err
+    store = Store.open(path.parent / "history.db")
+    try:
+        assert [web_tables.token_name(store, token_hash(t)) for t in issued["grafana"]] == [
+            None,
+            None,
+        ]
+        assert web_tables.token_name(store, token_hash(issued["phone"][0])) == "phone"
+    finally:
+        store.close()

@@ -68,6 +68,21 @@ def token_name(store: Store, token_hash: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def tokens(store: Store) -> list[tuple[str, datetime]]:
+    """The API tokens' names and when each was issued, oldest first (never the tokens)."""
+    rows = store.conn.execute(
+        "SELECT name, created_at FROM web_tokens ORDER BY created_at, name"
+    ).fetchall()
+    return [(str(name), datetime.fromisoformat(created)) for name, created in rows]
+
+
+def revoke_tokens(store: Store, name: str) -> int:
+    """Remove every API token of that name: how many there were."""
+    with store.transaction():
+        gone = store.conn.execute("DELETE FROM web_tokens WHERE name = ?", [name]).rowcount
+    return int(gone)
+
+
 def use_link(store: Store, nonce: str, expires: datetime, now: datetime) -> bool:
     """Mark an action link used; False when it already was. Call it inside the
     transaction that does what the link says."""
