@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -197,6 +198,61 @@ def seed_history(
         return per_line * count
     finally:
         conn.close()
+
+
+def cached_database(
+    folder: Path,
+    lines: int,
+    rebuild: bool,
+    seed: Callable[[Path, list[str]], int],
+    facts: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A benchmark's database of `lines` lines and its config (every line on one 1NCE
+    account) in `folder`, kept between runs so that later ones start at once; built afresh
+    when missing, asked for (`rebuild`), or made by a version this one cannot open.
+    `seed(database, line ids)` fills the migrated, empty database and returns the readings
+    it wrote; `facts` join what is reported of the build."""
+    from monitor.errors import MonitorError
+    from monitor.store import Store
+
+    marker = folder / "built.json"
+    if folder.exists() and (rebuild or not marker.exists()):
+        shutil.rmtree(folder)
+    if marker.exists():
+        try:  # built by another version: reuse it only if this one can open it
+            Store.open(folder / "history.db").close()
+        except MonitorError:
+            shutil.rmtree(folder)
+        else:
+            info = json.loads(marker.read_text(encoding="utf-8"))
+            info["reused"] = True
+            return info
+    building = folder.with_name(f".building-{folder.name}-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    ids = line_ids(lines)
+    started = time.perf_counter()
+    Store.open(building / "history.db").close()  # the schema, by the store's migrations
+    written = seed(building / "history.db", ids)
+    seconds = time.perf_counter() - started
+    # A relative database path is read from the config's folder, so the folder can move.
+    write_config(
+        building / "config.toml",
+        lines=ids,
+        base_url="http://127.0.0.1:9/management-api",  # never called: the bench reads the db
+        database=Path("history.db"),
+    )
+    info = {
+        "readings": written,
+        "lines": lines,
+        **(facts or {}),
+        "build_seconds": round(seconds, 1),
+        "size_mb": round((building / "history.db").stat().st_size / 2**20, 1),
+    }
+    (building / "built.json").write_text(json.dumps(info), encoding="utf-8")
+    building.rename(folder)
+    info["reused"] = False
+    return info
 
 
 # ---- measuring -----------------------------------------------------------------------------

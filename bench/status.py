@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,7 +30,6 @@ from typing import Any
 
 import benchlib
 
-from monitor.errors import MonitorError
 from monitor.model import utcnow
 from monitor.store import Store
 
@@ -72,44 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def ensure_database(cache: Path, readings: int, lines: int, rebuild: bool) -> dict[str, Any]:
     """The cached database and its config, built when missing (or asked)."""
-    folder = cache / f"status-{readings}x{lines}"
-    marker = folder / "built.json"
-    if folder.exists() and (rebuild or not marker.exists()):
-        shutil.rmtree(folder)
-    if marker.exists():
-        try:  # built by another version: reuse it only if this one can open it
-            Store.open(folder / "history.db").close()
-        except MonitorError:
-            shutil.rmtree(folder)
-        else:
-            info = json.loads(marker.read_text(encoding="utf-8"))
-            info["reused"] = True
-            return info
-    building = cache / f".building-{os.getpid()}"
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
-    ids = benchlib.line_ids(lines)
-    started = time.perf_counter()
-    Store.open(building / "history.db").close()  # the schema, by the store's migrations
-    written = benchlib.seed_history(building / "history.db", ids, readings // lines, end=utcnow())
-    seconds = time.perf_counter() - started
-    # A relative database path is read from the config's folder, so the folder can move.
-    benchlib.write_config(
-        building / "config.toml",
-        lines=ids,
-        base_url="http://127.0.0.1:9/management-api",  # never called: status reads the db
-        database=Path("history.db"),
-    )
-    info = {
-        "readings": written,
-        "lines": lines,
-        "build_seconds": round(seconds, 1),
-        "size_mb": round((building / "history.db").stat().st_size / 2**20, 1),
-    }
-    (building / "built.json").write_text(json.dumps(info), encoding="utf-8")
-    building.rename(folder)
-    info["reused"] = False
-    return info
+
+    def seed(database: Path, ids: list[str]) -> int:
+        return benchlib.seed_history(database, ids, readings // lines, end=utcnow())
+
+    return benchlib.cached_database(cache / f"status-{readings}x{lines}", lines, rebuild, seed)
 
 
 # ---- measurements --------------------------------------------------------------------------

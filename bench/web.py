@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -40,7 +38,6 @@ from typing import Any
 import benchlib
 
 from monitor.config import load
-from monitor.errors import MonitorError
 from monitor.http import pages
 from monitor.model import utcnow
 from monitor.rows import dumps, iso, status_rows
@@ -84,49 +81,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def ensure_database(cache: Path, lines: int, days: int, rebuild: bool) -> dict[str, Any]:
     """The cached database and its config, built when missing (or asked)."""
+
+    def seed(database: Path, ids: list[str]) -> int:
+        per_line = int(timedelta(days=days) / INTERVAL)
+        written = benchlib.seed_history(database, ids, per_line, end=utcnow(), interval=INTERVAL)
+        _mix_states(database, ids)
+        return written
+
     folder = cache / f"web-{lines}x{days}d"
-    marker = folder / "built.json"
-    if folder.exists() and (rebuild or not marker.exists()):
-        shutil.rmtree(folder)
-    if marker.exists():
-        try:  # built by another version: reuse it only if this one can open it
-            Store.open(folder / "history.db").close()
-        except MonitorError:
-            shutil.rmtree(folder)
-        else:
-            info = json.loads(marker.read_text(encoding="utf-8"))
-            info["reused"] = True
-            return info
-    building = cache / f".building-web-{os.getpid()}"
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
-    ids = benchlib.line_ids(lines)
-    per_line = int(timedelta(days=days) / INTERVAL)
-    started = time.perf_counter()
-    Store.open(building / "history.db").close()  # the schema, by the store's migrations
-    written = benchlib.seed_history(
-        building / "history.db", ids, per_line, end=utcnow(), interval=INTERVAL
-    )
-    _mix_states(building / "history.db", ids)
-    seconds = time.perf_counter() - started
-    # A relative database path is read from the config's folder, so the folder can move.
-    benchlib.write_config(
-        building / "config.toml",
-        lines=ids,
-        base_url="http://127.0.0.1:9/management-api",  # never called: the page reads the db
-        database=Path("history.db"),
-    )
-    info = {
-        "readings": written,
-        "lines": lines,
-        "days": days,
-        "build_seconds": round(seconds, 1),
-        "size_mb": round((building / "history.db").stat().st_size / 2**20, 1),
-    }
-    (building / "built.json").write_text(json.dumps(info), encoding="utf-8")
-    building.rename(folder)
-    info["reused"] = False
-    return info
+    return benchlib.cached_database(folder, lines, rebuild, seed, {"days": days})
 
 
 def _mix_states(db: Path, ids: list[str]) -> None:
