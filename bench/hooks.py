@@ -14,17 +14,22 @@ from a small fake in this process, asked once at startup).
 - busy: the interval is `--interval` (shorter than a cycle), so the daemon checks all the
   time; first `--seconds` without POSTs (the cycle time alone), then the same POST load.
 
-Every body is Airalo's documented credit-limit example with its own `remaining`, so each
-is a new notification (recorded as a reading, not taken as a retry), signed HMAC-SHA512
-as Airalo signs. A POST counts as accepted when the answer is `200 recorded: a reading`;
-afterwards the database must hold exactly that many hook readings. Printed: accepted
-POSTs per second and latency p50/p95 busy and idle, their ratio, and the cycle time
-without and with the POST load, per run and as the median of the runs.
+Every body is Airalo's documented credit-limit example with its own `remaining` (the
+push's number), so each is a new notification (recorded as a reading, not taken as a
+retry), signed HMAC-SHA512 as Airalo signs. A POST counts as accepted when the answer is
+`200 recorded: a reading`. After each run, with both daemons stopped, every accepted push
+must have left its own rows: one hook reading with its `remaining` and its delivery key
+(the body's SHA-256) in hook_deliveries; "N/N 200 answers found in the database" is
+printed, and a push answered 200 without its rows (or recorded twice) fails the bench
+(exit 1, each one named). Printed: accepted POSTs per second and latency p50/p95 busy and
+idle, their ratio, and the cycle time without and with the POST load, per run and as the
+median of the runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import hmac
 import http.client
@@ -44,6 +49,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -102,12 +108,17 @@ def fake_airalo() -> Iterator[str]:
         server.server_close()
 
 
+def remaining(number: int) -> Decimal:
+    """Push `number`'s credit left: unique per push, so its reading names the push."""
+    return Decimal(20_000 + number).scaleb(-2)
+
+
 def notification(number: int) -> bytes:
     """Airalo's documented credit-limit example ("Webhook definition"), its `remaining`
     made unique so that no two bodies are the same delivery."""
-    remaining = f"{200 + number / 100:.2f}"
     return (
-        f'{{"message": "Surpassed 80% of the credit limit balance", "remaining": {remaining}}}'
+        '{"message": "Surpassed 80% of the credit limit balance", '
+        f'"remaining": {remaining(number)}}}'
     ).encode()
 
 
@@ -231,6 +242,8 @@ class Load:
     accepted: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    answered: list[int] = field(default_factory=list)
+    """The numbers of the pushes answered `200 recorded: a reading`."""
 
     def figures(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -260,9 +273,10 @@ def post_load(port: int, clients: int, seconds: float, numbers: Iterator[int]) -
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         seen: dict[str, int] = {}
         latencies: list[float] = []
-        accepted = 0
+        answered: list[int] = []
         while time.monotonic() < end:
-            body = notification(next(numbers))
+            number = next(numbers)
+            body = notification(number)
             began = time.perf_counter()
             try:
                 connection.request("POST", f"/hooks/{ACCOUNT}", body, signed_headers(body))
@@ -275,11 +289,13 @@ def post_load(port: int, clients: int, seconds: float, numbers: Iterator[int]) -
             else:
                 latencies.append(time.perf_counter() - began)
                 key = f"{answer.status} {text}"
-                accepted += answer.status == 200 and text == "recorded: a reading"
+                if answer.status == 200 and text == "recorded: a reading":
+                    answered.append(number)
             seen[key] = seen.get(key, 0) + 1
         connection.close()
         with lock:
-            load.accepted += accepted
+            load.accepted += len(answered)
+            load.answered += answered
             load.latencies += latencies
             for key, count in seen.items():
                 load.statuses[key] = load.statuses.get(key, 0) + count
@@ -297,9 +313,43 @@ def cycles_between(running: Daemon, start: float, end: float) -> list[float]:
 
 
 def hook_readings(database: Path) -> int:
-    with sqlite3.connect(database) as conn:
+    conn = sqlite3.connect(database)
+    try:
         query = "SELECT count(*) FROM readings WHERE line = ? AND source = 'hook'"
         return int(conn.execute(query, (CREDIT_LINE,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def found(database: Path, answered: list[int], posted: int) -> dict[str, Any]:
+    """Whether every push answered 200 left its rows, read with the daemons stopped: its
+    hook reading (by its `remaining`) and its delivery key (the body's SHA-256)."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        query = "SELECT balance FROM readings WHERE line = ? AND source = 'hook'"
+        balances = collections.Counter(
+            Decimal(row[0]) for row in conn.execute(query, (CREDIT_LINE,))
+        )
+        keys = {row[0] for row in conn.execute("SELECT key FROM hook_deliveries")}
+    finally:
+        conn.close()
+    by_number = {remaining(number): number for number in range(1, posted + 1)}
+    no_reading = [n for n in answered if balances[remaining(n)] == 0]
+    no_key = [n for n in answered if "sha256:" + _sha256(notification(n)) not in keys]
+    twice = sorted(by_number[b] for b, count in balances.items() if count > 1 and b in by_number)
+    unanswered = sorted(set(by_number[b] for b in balances if b in by_number) - set(answered))
+    return {
+        "answered": len(answered),
+        "found": sum(1 for n in answered if balances[remaining(n)] and n not in no_key),
+        "no_reading": sorted(no_reading),
+        "no_delivery_key": sorted(no_key),
+        "recorded_twice": twice,
+        "recorded_unanswered": len(unanswered),
+    }
+
+
+def _sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 def one_run(args: argparse.Namespace, folder: Path, onence_url: str, airalo_url: str) -> dict:
@@ -312,10 +362,13 @@ def one_run(args: argparse.Namespace, folder: Path, onence_url: str, airalo_url:
     idle = write_config(
         folder, lines=lines, onence_url=onence_url, airalo_url=airalo_url, port=port, interval="1d"
     )
+    answered: list[int] = []
     with daemon(idle, args.lines):
         before = hook_readings(database)
-        figures["idle"] = post_load(port, args.clients, args.seconds, numbers).figures()
+        load = post_load(port, args.clients, args.seconds, numbers)
+        figures["idle"] = load.figures()
         figures["idle"]["recorded"] = hook_readings(database) - before
+        answered += load.answered
 
     busy = write_config(
         folder,
@@ -331,9 +384,12 @@ def one_run(args: argparse.Namespace, folder: Path, onence_url: str, airalo_url:
         quiet = cycles_between(running, began, time.monotonic())
         before = hook_readings(database)
         began = time.monotonic()
-        figures["busy"] = post_load(port, args.clients, args.seconds, numbers).figures()
+        load = post_load(port, args.clients, args.seconds, numbers)
+        figures["busy"] = load.figures()
         loaded = cycles_between(running, began, time.monotonic())
         figures["busy"]["recorded"] = hook_readings(database) - before
+        answered += load.answered
+    figures["found"] = found(database, answered, next(numbers) - 1)
     figures["cycles_without_posts"] = quiet
     figures["cycles_with_posts"] = loaded
     figures["cycle_without_posts"] = round(statistics.median(quiet), 2) if quiet else None
@@ -427,6 +483,7 @@ def report(figures: dict[str, Any]) -> str:
         }
         if odd:
             out.append(f"    other answers: {odd}")
+        out.append(f"    {found_line(run_['found'])}")
     m = figures["median"]
     out.append(
         f"  median: checking {m['busy_per_second']} POSTs/s accepted (p50 {m['busy_p50_ms']} ms, "
@@ -438,7 +495,39 @@ def report(figures: dict[str, Any]) -> str:
         f"  median cycle: {m['cycle_without_posts']} s without POSTs, {m['cycle_with_posts']} s "
         f"with (x{m.get('cycle_with_over_without')})"
     )
+    whole = {
+        "answered": sum(r["found"]["answered"] for r in figures["runs"]),
+        "found": sum(r["found"]["found"] for r in figures["runs"]),
+        "recorded_unanswered": sum(r["found"]["recorded_unanswered"] for r in figures["runs"]),
+    }
+    out.append(f"  all runs: {found_line(whole)}")
     return "\n".join(out)
+
+
+def found_line(found: dict[str, Any]) -> str:
+    line = (
+        f"{found['found']}/{found['answered']} 200 answers found in the database "
+        "(each its reading and its delivery key)"
+    )
+    if found["recorded_unanswered"]:
+        line += f"; {found['recorded_unanswered']} recorded without a 200 seen (no answer read)"
+    return line
+
+
+def losses(figures: dict[str, Any]) -> list[str]:
+    """What contradicts "a 200 is committed": each run's pushes answered 200 without their
+    rows, or recorded twice."""
+    out = []
+    for number, run_ in enumerate(figures["runs"], 1):
+        found = run_["found"]
+        for key, what in (
+            ("no_reading", "answered 200, no reading"),
+            ("no_delivery_key", "answered 200, no delivery key"),
+            ("recorded_twice", "recorded twice"),
+        ):
+            if found[key]:
+                out.append(f"run {number}: {len(found[key])} {what}: pushes {found[key][:20]}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -465,14 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(figures, indent=2) if args.json else report(figures))
     if args.keep:
         print(f"  kept: {folder}")
-    lost = [
-        r[part]
-        for r in figures["runs"]
-        for part in ("busy", "idle")
-        if r[part]["recorded"] != r[part]["accepted"]
-    ]
-    if lost:
-        print(f"accepted and recorded differ: {lost}", file=sys.stderr)
+    lost = losses(figures)
+    for line in lost:
+        print(f"LOST: {line}", file=sys.stderr)
     return 1 if lost else 0
 
 
