@@ -1,10 +1,16 @@
 """The status page in a real headless Chromium (tests/browser) driving a running daemon
 over loopback (tests/web_daemon): log in through the form, lines worst first, no sideways
 scrolling on a phone, a line's chart, a snooze from its button seen by `status --json`,
-and an action without the CSRF token refused."""
+an action without the CSRF token refused; and an alert delivered to a loopback sink
+(conftest's `sink`) whose signed ack link is followed without logging in: its GET only
+says what it will do, its button acts once, and an expired link is refused."""
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -231,3 +237,125 @@ def test_an_action_without_its_csrf_token_is_refused(server: WebDaemon) -> None:
         status, _, _ = server.call("/lines/bravo/ack", {"csrf": str(token)}, session)
         assert status == 303
         assert server.status("bravo")["acknowledged"] == "warning"
+
+
+LINKED = """
+[monitor]
+interval = "1h"
+[http]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+link_expiry = "{expiry}"
+user = "admin"
+password_hash = "{hash}"
+[defaults.thresholds]
+balance_warning = 10
+balance_critical = 5
+[channels.sink]
+url = "{sink}"
+group_wait = "0s"
+events = ["critical"]
+[lines.charlie]
+label = "Charlie travel eSIM"
+adapter = "demo"
+balance = 2
+drain = 0
+"""
+
+
+def alert_links(sink: Any, timeout: float = 60) -> dict[str, str]:
+    """The links of the first alert the sink receives, by their label in the message."""
+    deadline = time.monotonic() + timeout
+    while not sink.received:
+        assert time.monotonic() < deadline, f"no alert reached the sink in {timeout} s"
+        time.sleep(0.05)
+    message = sink.received[0]["message"]
+    found = dict(re.findall(r"^(Acknowledge|Snooze): (\S+)$", message, re.MULTILINE))
+    assert set(found) == {"Acknowledge", "Snooze"}, message
+    return found
+
+
+def linked_server(write_config: Callable[..., Path], sink: Any, expiry: str) -> Iterator[WebDaemon]:
+    port = free_port()
+    text = LINKED.format(port=port, expiry=expiry, hash=hash_password(PASSWORD), sink=sink.url)
+    with serving(write_config(text), port, ["charlie"]) as made:
+        yield made
+
+
+@pytest.fixture
+def linked(write_config: Callable[..., Path], sink: Any) -> Iterator[WebDaemon]:
+    yield from linked_server(write_config, sink, "7d")
+
+
+@pytest.fixture
+def short_lived(write_config: Callable[..., Path], sink: Any) -> Iterator[WebDaemon]:
+    yield from linked_server(write_config, sink, "2s")
+
+
+def test_an_alerts_ack_link_asks_first_acts_once_then_says_it_was_used(
+    linked: WebDaemon, sink: Any
+) -> None:
+    ack = alert_links(sink)["Acknowledge"]
+    assert ack.startswith(linked.base + "/a/")
+    with chromium(PHONE) as driver:  # the phone the alert arrived on, not logged in
+        driver.get(ack)
+        WebDriverWait(driver, WAIT).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "form.link button")
+        )
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Acknowledge the alert"
+        assert "Charlie travel eSIM" in driver.find_element(By.TAG_NAME, "body").text
+        assert len(driver.find_elements(By.CSS_SELECTOR, "form[method=post]")) == 1
+        assert overflow(driver)["wide"] == []
+        # opening it (as a link previewer would) changed nothing
+        assert linked.status("charlie")["acknowledged"] is None
+
+        driver.find_element(By.CSS_SELECTOR, "form.link button").click()
+        WebDriverWait(driver, WAIT).until(
+            lambda d: d.find_element(By.TAG_NAME, "h1").text == "Done"
+        )
+        assert "critical acknowledged" in driver.find_element(By.TAG_NAME, "body").text
+        assert linked.status("charlie")["acknowledged"] == "critical"
+
+        driver.get(ack)
+        wait_for_text(driver, "used already")
+        assert not driver.find_elements(By.CSS_SELECTOR, "form.link")
+    status, _, _ = linked.call(ack.removeprefix(linked.base), {})
+    assert status == 410
+    assert linked.status("charlie")["snoozed_until"] is None  # the ack link did only that
+
+
+def test_an_alerts_snooze_link_snoozes_for_the_chosen_time(linked: WebDaemon, sink: Any) -> None:
+    snooze = alert_links(sink)["Snooze"]
+    with chromium(PHONE) as driver:
+        driver.get(snooze)
+        WebDriverWait(driver, WAIT).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "form.link button")
+        )
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Snooze the alerts"
+        assert linked.status("charlie")["snoozed_until"] is None
+        clicked = datetime.now(UTC)
+        driver.find_element(By.CSS_SELECTOR, "form.link button[value='12h']").click()
+        wait_for_text(driver, "snoozed until")
+    until = linked.status("charlie")["snoozed_until"]
+    assert until is not None
+    snoozed = datetime.fromisoformat(until) - clicked
+    assert timedelta(hours=11, minutes=59) < snoozed <= timedelta(hours=12, minutes=1), until
+    assert linked.status("charlie")["acknowledged"] is None
+
+
+def test_an_expired_alert_link_is_refused(short_lived: WebDaemon, sink: Any) -> None:
+    ack = alert_links(sink)["Acknowledge"]
+    token = ack.rsplit("/", 1)[1]
+    body = token.split(".", 1)[0]
+    expires = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["e"]
+    assert expires - time.time() <= 2  # link_expiry = "2s" from when the alert was sent
+    time.sleep(max(expires - time.time(), 0) + 0.1)  # the link's own clock: its expiry
+
+    with chromium() as driver:
+        driver.get(ack)
+        wait_for_text(driver, "expired")
+        assert driver.find_element(By.TAG_NAME, "h1").text == "This link cannot be used"
+        assert not driver.find_elements(By.CSS_SELECTOR, "form.link")
+    status, page, _ = short_lived.call(ack.removeprefix(short_lived.base), {})
+    assert status == 410 and "expired" in page
+    assert short_lived.status("charlie")["acknowledged"] is None
