@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import onence_payloads as doc
 import pytest
-from daemon_proc import DaemonProcess, free_port, post
+from daemon_proc import free_port, post
 from fakes import FakeServer
 from fakes import onence as fake
-
-from monitor.store import View
+from hook_cases import Hooked, assert_refused, http_config, running
 
 USER = "streamer-hook"
 PASSWORD = "hook-pa55-1nce"
@@ -36,37 +33,25 @@ def basic(user: str = USER, password: str = PASSWORD) -> dict[str, str]:
     return {"Content-Type": "application/json", "Authorization": f"Basic {token}"}
 
 
-class Streamed:
-    def __init__(self, daemon: DaemonProcess, server: FakeServer, port: int, db: Path) -> None:
-        self.daemon, self.server, self.port, self.database = daemon, server, port, db
+Streamed = Hooked[FakeServer]
+LINES = [f"sim{n:02d}" for n in range(len(SIMS))]
 
-    def url(self, account: str = "iot") -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/{account}"
 
-    def readings(self) -> int:
-        view = View.open_existing(self.database)
-        assert view is not None
-        try:
-            since = datetime.now(UTC) - timedelta(days=1)
-            return sum(len(view.history(f"sim{n:02d}", since)) for n in range(len(SIMS)))
-        finally:
-            view.close()
+def everything(streamed: Streamed) -> tuple[int, int, int]:
+    """The readings of every SIM's line, the deliveries remembered, the quota reads."""
+    readings = sum(len(streamed.readings(line)) for line in LINES)
+    return readings, streamed.deliveries(), quota_reads(streamed)
 
-    def deliveries(self) -> int:
-        with sqlite3.connect(self.database) as conn:
-            return int(conn.execute("SELECT count(*) FROM hook_deliveries").fetchone()[0])
 
-    def everything(self) -> tuple[int, int, int]:
-        return self.readings(), self.deliveries(), self.quota_reads()
+def reads_reach(streamed: Streamed, count: int) -> None:
+    """Wait for the daemon's checks until the fake has answered `count` quota reads."""
+    while quota_reads(streamed) < count:
+        streamed.daemon.wait_for("checks done")
 
-    def reads_reach(self, count: int) -> None:
-        """Wait for the daemon's checks until the fake has answered `count` quota reads."""
-        while self.quota_reads() < count:
-            self.daemon.wait_for("checks done")
 
-    def quota_reads(self, iccid: str | None = None) -> int:
-        which = iccid or "[^/]+"
-        return len(self.server.seen("GET", rf"/management-api/v1/sims/{which}/quota/data"))
+def quota_reads(streamed: Streamed, iccid: str | None = None) -> int:
+    which = iccid or "[^/]+"
+    return len(streamed.server.seen("GET", rf"/management-api/v1/sims/{which}/quota/data"))
 
 
 @pytest.fixture
@@ -80,31 +65,24 @@ def streamed(write_config: Callable[..., Path]) -> Iterator[Streamed]:
         for n, iccid in enumerate(SIMS)
     )
     config = write_config(
-        f'[monitor]\ninterval = "1h"\n[http]\nlisten = "127.0.0.1:{port}"\n'
-        f'[accounts.iot]\nprovider = "1nce"\nusername = "{fake.USER}"\n'
+        http_config(port) + f'[accounts.iot]\nprovider = "1nce"\nusername = "{fake.USER}"\n'
         f'password = "{fake.PASSWORD}"\nbase_url = "{server.url}/management-api"\n'
         f'webhook_username = "{USER}"\nwebhook_password = "{PASSWORD}"\n' + lines
     )
-    daemon = DaemonProcess(config)
-    try:
-        daemon.wait_for("http server listening")
-        daemon.wait_for("checks done")
-        yield Streamed(daemon, server, port, config.parent / "history.db")
-    finally:
-        daemon.kill()
-        server.close()
+    with running(config, port, "iot", LINES, [server]) as streamed:
+        yield streamed
 
 
 def test_a_documented_usage_record_makes_the_daemon_check_that_sim_now(
     streamed: Streamed,
 ) -> None:
     body = doc.with_iccid(doc.USAGE_RECORD_POST, SIMS[7])
-    reads = streamed.quota_reads(SIMS[7])
+    reads = quota_reads(streamed, SIMS[7])
     status, text, _ = post(streamed.url(), body, basic())
     assert (status, text.strip()) == (200, "taken: line sim07 is checked now")  # 1NCE wants 200
     streamed.daemon.wait_for("checks done")
-    assert streamed.quota_reads(SIMS[7]) == reads + 1
-    assert streamed.quota_reads() == len(SIMS) + 1  # the startup pass, and this one SIM
+    assert quota_reads(streamed, SIMS[7]) == reads + 1
+    assert quota_reads(streamed) == len(SIMS) + 1  # the startup pass, and this one SIM
     logged = json.dumps(streamed.daemon.seen)
     assert PASSWORD not in logged and USER not in logged
 
@@ -125,8 +103,8 @@ def test_a_batch_of_3000_records_for_50_sims_asks_50_checks_and_a_retry_none(
         "taken: 0 recorded as readings, 50 lines checked now, 0 retries, 0 for no line, 0 refused",
     )
     assert streamed.deliveries() == 3000
-    streamed.reads_reach(2 * len(SIMS))  # the checks may come in more than one pass
-    assert all(streamed.quota_reads(sim) == 2 for sim in SIMS)  # startup + one for the batch
+    reads_reach(streamed, 2 * len(SIMS))  # the checks may come in more than one pass
+    assert all(quota_reads(streamed, sim) == 2 for sim in SIMS)  # startup + one for the batch
     again = post(streamed.url(), body, basic())
     assert again[:2] == (
         200,
@@ -134,7 +112,7 @@ def test_a_batch_of_3000_records_for_50_sims_asks_50_checks_and_a_retry_none(
         "0 refused\n",
     )
     assert streamed.deliveries() == 3000
-    assert streamed.quota_reads() == 2 * len(SIMS)
+    assert quota_reads(streamed) == 2 * len(SIMS)
 
 
 def test_a_quota_event_checks_the_sim_and_its_retry_is_known_by_the_record_id(
@@ -144,11 +122,11 @@ def test_a_quota_event_checks_the_sim_and_its_retry_is_known_by_the_record_id(
     first = post(streamed.url(), body, basic())
     assert first[:2] == (200, "taken: line sim03 is checked now\n")
     streamed.daemon.wait_for("checks done")
-    reads = streamed.quota_reads()
+    reads = quota_reads(streamed)
     reformatted = json.dumps(json.loads(body))  # another body, the same record id
     again = post(streamed.url(), reformatted, basic())
     assert again[:2] == (200, "already taken: a retry of the same delivery\n")
-    assert streamed.quota_reads() == reads
+    assert quota_reads(streamed) == reads
 
 
 def test_records_for_an_unwatched_sim_or_of_no_interest_are_taken_and_change_nothing(
@@ -156,12 +134,12 @@ def test_records_for_an_unwatched_sim_or_of_no_interest_are_taken_and_change_not
 ) -> None:
     """The documented POST names SIM "<icc>" (no line of ours): taken, 200 (a 4xx would
     only make 1NCE resend it), nothing checked; a location update is taken and ignored."""
-    before = streamed.everything()
+    before = everything(streamed)
     status, text, _ = post(streamed.url(), doc.USAGE_RECORD_POST, basic())
     assert (status, text.strip()) == (200, "taken: no configured line is the one it names")
     location = "[" + doc.with_iccid(doc.UPDATE_LOCATION, SIMS[0]) + "]"
     assert post(streamed.url(), location, basic())[:2] == (200, "taken: it holds no notice\n")
-    readings, deliveries, reads = streamed.everything()
+    readings, deliveries, reads = everything(streamed)
     assert (readings, reads) == (before[0], before[2])
     assert deliveries == before[1] + 1  # the usage record's id is kept: its retry is known
 
@@ -191,8 +169,6 @@ def test_a_bad_post_gets_a_4xx_and_changes_nothing(
     headers: dict[str, str],
     expected: int,
 ) -> None:
-    before = streamed.everything()
-    status, reason, _ = post(streamed.url(account), body, headers)
-    assert status == expected, reason
-    assert reason.strip() and "\n" not in reason.strip()
-    assert streamed.everything() == before
+    assert_refused(
+        lambda: post(streamed.url(account), body, headers), expected, lambda: everything(streamed)
+    )

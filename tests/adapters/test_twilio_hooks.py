@@ -17,18 +17,15 @@ import base64
 import hashlib
 import hmac
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_proc import DaemonProcess, free_port, post
+from daemon_proc import free_port, post
 from fakes import FakeServer
 from fakes import twilio as fake
-
-from monitor.store import View
+from hook_cases import Hooked, assert_refused, http_config, running
 
 TEST_EVENT = b"""[
   {
@@ -73,116 +70,94 @@ def session(sim: str, name: str, event: str = "EZ" + "1" * 32, kind: str = "ende
     ).encode()
 
 
-class Hooked:
-    def __init__(self, daemon: DaemonProcess, supersim: FakeServer, port: int, db: Path) -> None:
-        self.daemon, self.supersim, self.port, self.database = daemon, supersim, port, db
+def signed_url(hooked: Hooked[FakeServer], body: bytes, account: str = "twilio") -> str:
+    digest = hashlib.sha256(body).hexdigest()
+    return f"{hooked.url(account)}?bodySHA256={digest}"
 
-    def url(self, body: bytes, account: str = "twilio") -> str:
-        digest = hashlib.sha256(body).hexdigest()
-        return f"http://127.0.0.1:{self.port}/hooks/{account}?bodySHA256={digest}"
 
-    def post(
-        self, body: bytes, token: str = fake.TOKEN, account: str = "twilio", url: str = ""
-    ) -> tuple[int, str, Any]:
-        url = url or self.url(body, account)
-        digest = hmac.new(token.encode(), url.encode(), hashlib.sha1).digest()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Twilio-Signature": base64.b64encode(digest).decode(),
-        }
-        return post(url, body, headers)
+def send(
+    hooked: Hooked[FakeServer],
+    body: bytes,
+    token: str = fake.TOKEN,
+    account: str = "twilio",
+    url: str = "",
+) -> tuple[int, str, Any]:
+    """POST `body` signed as Twilio signs it (the URL it is sent to, with its hash)."""
+    url = url or signed_url(hooked, body, account)
+    digest = hmac.new(token.encode(), url.encode(), hashlib.sha1).digest()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Twilio-Signature": base64.b64encode(digest).decode(),
+    }
+    return post(url, body, headers)
 
-    def readings(self, line: str) -> list[Any]:
-        view = View.open_existing(self.database)
-        assert view is not None
-        try:
-            return view.history(line, datetime.now(UTC) - timedelta(days=1))
-        finally:
-            view.close()
 
-    def everything(self) -> tuple[Any, ...]:
-        with sqlite3.connect(self.database) as conn:
-            deliveries = conn.execute("SELECT count(*) FROM hook_deliveries").fetchone()[0]
-        return self.readings("tracker"), self.readings("balance"), deliveries
-
-    def sim_reads(self) -> int:
-        return len(self.supersim.seen("GET", r"/v1/Sims/[^/]+$"))
+def sim_reads(hooked: Hooked[FakeServer]) -> int:
+    return len(hooked.server.seen("GET", r"/v1/Sims/[^/]+$"))
 
 
 @pytest.fixture
-def hooked(write_config: Callable[..., Path]) -> Iterator[Hooked]:
+def hooked(write_config: Callable[..., Path]) -> Iterator[Hooked[FakeServer]]:
     api, supersim = FakeServer(fake.FakeTwilioApi()), FakeServer(fake.FakeSuperSim())
     port = free_port()
     config = write_config(
-        f'[monitor]\ninterval = "1h"\n[http]\nlisten = "127.0.0.1:{port}"\n'
-        + fake.config_text(api.url, supersim.url, sim="tracker-1")
+        http_config(port) + fake.config_text(api.url, supersim.url, sim="tracker-1")
     )
-    daemon = DaemonProcess(config)
-    try:
-        daemon.wait_for("http server listening")
-        daemon.wait_for("checks done")
-        yield Hooked(daemon, supersim, port, config.parent / "history.db")
-    finally:
-        daemon.kill()
-        api.close()
-        supersim.close()
+    with running(config, port, "twilio", ("tracker", "balance"), [supersim, api]) as hooked:
+        yield hooked
 
 
 def test_a_data_session_event_checks_the_line_named_by_the_sims_unique_name(
-    hooked: Hooked,
+    hooked: Hooked[FakeServer],
 ) -> None:
     """The line's `sim` is the unique name; the event names the SID first, then the name."""
-    reads = hooked.sim_reads()
-    status, text, _ = hooked.post(session(fake.SIM_SID, "tracker-1"))
+    reads = sim_reads(hooked)
+    status, text, _ = send(hooked, session(fake.SIM_SID, "tracker-1"))
     assert (status, text.strip()) == (202, "taken: line tracker is checked now")
     hooked.daemon.wait_for("checks done")
-    assert hooked.sim_reads() == reads + 1
+    assert sim_reads(hooked) == reads + 1
     assert fake.TOKEN not in json.dumps(hooked.daemon.seen)
 
 
-def test_a_retry_of_the_same_event_is_taken_once(hooked: Hooked) -> None:
+def test_a_retry_of_the_same_event_is_taken_once(hooked: Hooked[FakeServer]) -> None:
     body = session(fake.SIM_SID, "tracker-1", kind="updated")
-    first = hooked.post(body)
+    first = send(hooked, body)
     hooked.daemon.wait_for("checks done")
-    with sqlite3.connect(hooked.database) as conn:
-        deliveries = conn.execute("SELECT count(*) FROM hook_deliveries").fetchone()[0]
-    again = hooked.post(body)
+    deliveries = hooked.deliveries()
+    again = send(hooked, body)
     assert first[0] == 202
     assert (again[0], again[1].strip()) == (200, "already taken: a retry of the same delivery")
-    with sqlite3.connect(hooked.database) as conn:
-        assert conn.execute("SELECT count(*) FROM hook_deliveries").fetchone()[0] == deliveries
+    assert hooked.deliveries() == deliveries
 
 
-def test_the_test_event_is_taken_and_changes_nothing(hooked: Hooked) -> None:
-    status, text, _ = hooked.post(TEST_EVENT)
+def test_the_test_event_is_taken_and_changes_nothing(hooked: Hooked[FakeServer]) -> None:
+    status, text, _ = send(hooked, TEST_EVENT)
     assert (status, text.strip()) == (200, "taken: it holds no notice")
 
 
-def test_an_event_for_an_unwatched_sim_is_taken_and_records_nothing(hooked: Hooked) -> None:
+def test_an_event_for_an_unwatched_sim_is_taken_and_records_nothing(
+    hooked: Hooked[FakeServer],
+) -> None:
     before = hooked.everything()
-    reads = hooked.sim_reads()
-    status, text, _ = hooked.post(session("HS" + "c" * 32, "someone-else", "EZ" + "2" * 32))
+    reads = sim_reads(hooked)
+    status, text, _ = send(hooked, session("HS" + "c" * 32, "someone-else", "EZ" + "2" * 32))
     assert (status, text.strip()) == (202, "taken: no configured line is the one it names")
     assert hooked.everything()[:2] == before[:2]
-    assert hooked.sim_reads() == reads
+    assert sim_reads(hooked) == reads
 
 
-def test_a_bad_delivery_gets_a_4xx_and_changes_nothing(hooked: Hooked) -> None:
+def test_a_bad_delivery_gets_a_4xx_and_changes_nothing(hooked: Hooked[FakeServer]) -> None:
     body = session(fake.SIM_SID, "tracker-1", "EZ" + "3" * 32)
     other = session(fake.SIM_SID, "tracker-1", "EZ" + "4" * 32)
     garbage = b"\xff\xfe\x00garbage"
     cases = [
-        ("bad token", lambda: hooked.post(body, token="wrong"), 401),
-        ("body not the hashed one", lambda: hooked.post(body, url=hooked.url(other)), 401),
-        ("no bodySHA256", lambda: hooked.post(body, url=hooked.url(body).split("?")[0]), 401),
-        ("no signature", lambda: post(hooked.url(body), body, {}), 401),
-        ("unknown account", lambda: hooked.post(body, account="ghost"), 401),
-        ("garbage", lambda: hooked.post(garbage), 400),
-        ("not CloudEvents", lambda: hooked.post(b'{"a": 1}'), 400),
+        ("bad token", lambda: send(hooked, body, token="wrong"), 401),
+        ("body not the hashed one", lambda: send(hooked, body, url=signed_url(hooked, other)), 401),
+        ("no bodySHA256", lambda: send(hooked, body, url=hooked.url()), 401),
+        ("no signature", lambda: post(signed_url(hooked, body), body, {}), 401),
+        ("unknown account", lambda: send(hooked, body, account="ghost"), 401),
+        ("garbage", lambda: send(hooked, garbage), 400),
+        ("not CloudEvents", lambda: send(hooked, b'{"a": 1}'), 400),
     ]
-    for case, send, expected in cases:
-        before = hooked.everything()
-        status, reason, _ = send()
-        assert status == expected, (case, reason)
-        assert reason.strip() and "\n" not in reason.strip(), case
-        assert hooked.everything() == before, case
+    for case, deliver, expected in cases:
+        assert_refused(deliver, expected, hooked.everything, case)
