@@ -9,6 +9,7 @@ None of them retries a call that spends money.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -288,4 +289,5 @@ def build(settings: Settings, line_id: str, adapter: Callable[[], Any]) -> Actio
     from monitor.modem import send_ussd
 
     modem = recharge.modem or str(settings.lines[line_id].options.get("modem", ""))
-    return UssdPinAction(modem, recharge.code, timeout, send_ussd)
+    send = functools.partial(send_ussd, lock_at=settings.database_path())
+    return UssdPinAction(modem, recharge.code, timeout, send)

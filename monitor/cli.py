@@ -399,7 +399,10 @@ def cmd_hooks_subscribe(args: argparse.Namespace) -> int:
     assert settings.http.public_url is not None
     url = f"{settings.http.public_url}/hooks/{quote(args.account)}"
     context = adapters.AdapterContext(
-        TokenCache(settings.database_path()), config.secret_values(settings)
+        TokenCache(settings.database_path()),
+        config.secret_values(settings),
+        settings.tz(),
+        settings.database_path(),
     )
     try:
         results = adapters.build_account(settings, args.account, context).subscribe_webhooks(url)
@@ -639,7 +642,10 @@ def cmd_recharge(args: argparse.Namespace) -> int:
         raise UsageError(f"line {line!r} has no [lines.{line}.recharge] table")
     store = Store.open(settings.database_path())
     context = adapters.AdapterContext(
-        TokenCache(settings.database_path()), config.secret_values(settings)
+        TokenCache(settings.database_path()),
+        config.secret_values(settings),
+        settings.tz(),
+        settings.database_path(),
     )
     try:
         known = store.status().get(line)
@@ -741,6 +747,18 @@ def cmd_modems(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _modem_lock_at(args: argparse.Namespace) -> Path | None:
+    """The database whose modem locks a `--modem` session takes, so it waits for the
+    daemon's session on that modem: the config's, when there is one to read."""
+    path = config.config_path(args.config)
+    if not path.exists():
+        return None
+    try:
+        return load_settings(path, deep=False).database_path()
+    except MonitorError:
+        return None
+
+
 def cmd_ussd(args: argparse.Namespace) -> int:
     """Send one code and print the raw reply, to write a pattern for a carrier. With a
     LINE, also show what that line's patterns read from the reply."""
@@ -752,7 +770,9 @@ def cmd_ussd(args: argparse.Namespace) -> int:
     if args.modem:
         if len(args.target) != 1:
             raise UsageError("usage: esim-monitor ussd --modem ID CODE")
-        reply = modem.send_ussd(args.modem, args.target[0], args.timeout)
+        reply = modem.send_ussd(
+            args.modem, args.target[0], args.timeout, lock_at=_modem_lock_at(args)
+        )
         print(reply)
         return EXIT_OK
     if len(args.target) != 2:
@@ -763,7 +783,9 @@ def cmd_ussd(args: argparse.Namespace) -> int:
     if settings.adapter_name(line) != "ussd":
         raise UsageError(f"line {line!r} is not a ussd line; use --modem ID")
     options = UssdOptions.model_validate(settings.lines[line].options)
-    reply = modem.send_ussd(options.modem, code, options.timeout.total_seconds())
+    reply = modem.send_ussd(
+        options.modem, code, options.timeout.total_seconds(), lock_at=settings.database_path()
+    )
     print(reply)
     try:
         figures = read_reply(

@@ -105,7 +105,10 @@ class Checker:
         `on_recharge_events`: called from the recharge worker when it wrote alerts."""
         self.settings = settings
         self.context = adapters.AdapterContext(
-            tokens or TokenCache(settings.database_path()), secret_values(settings), settings.tz()
+            tokens or TokenCache(settings.database_path()),
+            secret_values(settings),
+            settings.tz(),
+            settings.database_path(),
         )
         self._adapters: dict[str, adapters.Adapter] = {}
         self._pool = WorkerPool(settings.monitor.workers)

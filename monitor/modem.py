@@ -6,9 +6,12 @@ commands a user can type to see what the daemon sees. A modem is found by its eq
 
 Every call has a timeout twice over: mmcli's own `--timeout`, and a kill of its process
 group when it outlives that by `KILL_GRACE`. A modem runs one USSD session at a time, so
-sessions are serialised per modem across the whole process (lines checked in parallel may
-share a modem), and a stale session (a reply that never came, a menu nobody answered) is
-cancelled before a new one starts.
+sessions are serialised per modem: across the process's threads (lines checked in parallel
+may share a modem) and, given the database (`lock_at`), across processes too, by an flock
+on `<database>.modem-<key>.lock` beside it, as the recharge ledger's lock is (the daemon and
+an `esim-monitor ussd` run at once would otherwise cancel each other's session). A stale
+session (a reply that never came, a menu nobody answered) is cancelled before a new one
+starts.
 
 Failures raise `ModemError` subclasses; they are `CheckFailed`, carrying mmcli's own words
 as `raw`, so a check that meets one fails with the reason and never reads as a zero.
@@ -17,6 +20,7 @@ as `raw`, so a check that meets one fails with the reason and never reads as a z
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -26,8 +30,9 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -255,27 +260,60 @@ def shown(code: str) -> str:
 
 
 def send_ussd(
-    modem_id: str, code: str, timeout: float = USSD_TIMEOUT, *, wait: float | None = None
+    modem_id: str,
+    code: str,
+    timeout: float = USSD_TIMEOUT,
+    *,
+    wait: float | None = None,
+    lock_at: Path | None = None,
 ) -> str:
     """Send one USSD code to the modem with this IMEI or ICCID; the network's reply text.
 
     `timeout` bounds finding the modem, and then the exchange (stale session check, cancel,
-    initiate). Waiting for another session on the same modem to end is bounded by `wait`,
-    by default twice the timeout (time for one session ahead to run its course); then
-    ModemBusy.
+    initiate). Waiting for another session on the same modem to end (in this process, or
+    in another one using the database `lock_at`) is bounded by `wait`, by default twice
+    the timeout (time for one session ahead to run its course); then ModemBusy.
     """
     if not re.fullmatch(r"[0-9*#+]+", code):
         raise UsageError(f"{shown(code)!r} is not a USSD code (digits, * and #, such as '*777#')")
     modem = _find(modem_id, _Deadline(timeout, "finding the modem"))
-    lock = _lock(modem.key)
     if wait is None:
         wait = 2 * timeout + KILL_GRACE
-    if not lock.acquire(timeout=wait):
-        raise ModemBusy(
-            f"modem {modem.key} is busy: another USSD session on it did not end within {wait:g}s"
-        )
-    try:
+    with session(modem.key, wait, lock_at):
         return _exchange(modem, code, _Deadline(timeout, f"USSD {shown(code)}"))
+
+
+@contextlib.contextmanager
+def session(key: str, wait: float, lock_at: Path | None = None) -> Iterator[None]:
+    """Hold the modem `key` for one session: its lock in this process and, with a database
+    `lock_at`, the lock file beside it; ModemBusy when either is not free within `wait`."""
+    busy = f"modem {key} is busy: another USSD session on it did not end within {wait:g}s"
+    deadline = time.monotonic() + wait
+    lock = _lock(key)
+    if not lock.acquire(timeout=wait):
+        raise ModemBusy(busy)
+    try:
+        if lock_at is None:
+            yield
+            return
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:100]
+        path = lock_at.with_name(f"{lock_at.name}.modem-{name}.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise ModemBusy(busy + " (in another process)") from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
     finally:
         lock.release()
 

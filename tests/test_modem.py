@@ -3,8 +3,11 @@ modem by IMEI or ICCID, USSD replies, errors, timeouts, stale sessions and seria
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -258,7 +261,7 @@ def test_waiting_for_the_modem_is_bounded(mmcli: Any) -> None:
     lock.acquire()
     try:
         with pytest.raises(modem.ModemBusy, match="another USSD session"):
-            modem.send_ussd(IMEI, "#225#", 1, wait=0.1)
+            modem.send_ussd(IMEI, "#225#", 10, wait=0.1)  # 10 s: finding it, on a busy machine
     finally:
         lock.release()
     assert "initiate #225#" not in mmcli.actions()
@@ -371,3 +374,67 @@ def test_cli_modems_and_ussd(
     assert "tmo reads:" in err and "15.00" in err
     assert main(["ussd", "--modem", "000", "#225#"]) == 1  # not found: says what is there
     assert IMEI in capsys.readouterr().err
+
+
+# ---- one session per modem across processes ------------------------------------------------
+
+TWO_LINES = f"""
+[monitor]
+database = "{{database}}"
+[lines.by_imei]
+adapter = "ussd"
+modem = "{IMEI}"
+preset = "t-mobile"
+[lines.by_iccid]
+adapter = "ussd"
+modem = "{ICCID}"
+preset = "t-mobile"
+"""
+TWO_LINES_IDS = ("by_imei", "by_iccid")
+
+
+def esim_monitor(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_processes_on_one_database_take_turns_on_the_modem(mmcli: Any, tmp_path: Path) -> None:
+    """The daemon and an `esim-monitor ussd` at once: the fake refuses, and logs, an
+    initiate that starts while another process's session runs."""
+    set_codes(mmcli, _225_={"reply": T_MOBILE, "sleep": 1.0})
+    config = tmp_path / "two.toml"
+    config.write_text(TWO_LINES.format(database=tmp_path / "history.db"))
+    runs = [esim_monitor("--config", str(config), "ussd", line, "#225#") for line in TWO_LINES_IDS]
+    for run in runs:
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+        assert "Account Balance $15.00" in out
+    assert mmcli.actions().count("initiate #225#") == 2
+    assert mmcli.overlaps() == 0
+
+
+def test_a_session_held_by_another_process_makes_a_cli_session_wait_and_give_up(
+    mmcli: Any, tmp_path: Path
+) -> None:
+    """The lock is the file beside the database: held here (as another process would), a
+    `ussd --modem` run of that config waits its bound and then sends nothing."""
+    database = tmp_path / "history.db"
+    config = tmp_path / "two.toml"
+    config.write_text(TWO_LINES.format(database=database))
+    lock = database.with_name(f"{database.name}.modem-{IMEI}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        run = esim_monitor(
+            "--config", str(config), "ussd", "--modem", ICCID, "--timeout", "0.5", "#225#"
+        )
+        err = run.communicate(timeout=60)[1]
+    finally:
+        os.close(fd)
+    assert run.returncode != 0 and "busy" in err and "another process" in err
+    assert "initiate #225#" not in mmcli.actions()
+    assert oct(lock.stat().st_mode & 0o777) == "0o600"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta, tzinfo
 from importlib import import_module
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -62,9 +63,13 @@ class AdapterContext:
         tokens: TokenCache | None = None,
         secrets: Iterable[str] = (),
         tz: tzinfo = UTC,
+        database: Path | None = None,
     ) -> None:
         self._shared: dict[Any, Any] = {}
         self.tz = tz
+        self.database = database
+        """The history database, beside which locks shared with other processes live (a
+        modem's session lock)."""
         """`[monitor] timezone`: where a declared date (a plan's renewal day) falls."""
         self._lock = threading.Lock()
         self.tokens = tokens or TokenCache(None)

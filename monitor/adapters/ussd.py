@@ -226,7 +226,9 @@ class UssdAdapter(Adapter):
         replies: dict[str, str] = {}
         for spec in o.specs():
             try:
-                reply = modem.send_ussd(o.modem, spec.code, o.timeout.total_seconds())
+                reply = modem.send_ussd(
+                    o.modem, spec.code, o.timeout.total_seconds(), lock_at=self.context.database
+                )
             except FATAL as exc:
                 failures.append(_Failure(spec.code, str(exc), exc))
                 break
