@@ -771,7 +771,11 @@ def cmd_ussd(args: argparse.Namespace) -> int:
         if len(args.target) != 1:
             raise UsageError("usage: esim-monitor ussd --modem ID CODE")
         reply = modem.send_ussd(
-            args.modem, args.target[0], args.timeout, lock_at=_modem_lock_at(args)
+            args.modem,
+            args.target[0],
+            args.timeout,
+            lock_at=_modem_lock_at(args),
+            respond=args.respond,
         )
         print(reply)
         return EXIT_OK
@@ -783,14 +787,20 @@ def cmd_ussd(args: argparse.Namespace) -> int:
     if settings.adapter_name(line) != "ussd":
         raise UsageError(f"line {line!r} is not a ussd line; use --modem ID")
     options = UssdOptions.model_validate(settings.lines[line].options)
+    spec = options.spec_for(code)
     reply = modem.send_ussd(
-        options.modem, code, options.timeout.total_seconds(), lock_at=settings.database_path()
+        options.modem,
+        code,
+        options.timeout.total_seconds(),
+        lock_at=settings.database_path(),
+        respond=args.respond or spec.respond,
+        expect=() if args.respond else spec.expect,
     )
     print(reply)
     try:
         figures = read_reply(
             reply,
-            options.spec_for(code),
+            spec,
             tz=options.zone(),
             now=utcnow(),
             currency=options.default_currency(),
@@ -1174,6 +1184,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="+", metavar="LINE CODE | CODE")
     p.add_argument("--modem", metavar="ID", help="equipment id (IMEI) or SIM ICCID")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    p.add_argument(
+        "--respond",
+        action="append",
+        default=[],
+        metavar="ANSWER",
+        help="answer the menu the code opens (repeat for each step; default: the line's)",
+    )
 
     p = add("systemd-unit", cmd_systemd_unit, "print the systemd unit for this installation")
     p.add_argument(

@@ -52,6 +52,8 @@ STALE_STATES = frozenset({"active", "user-response"})
 """USSD session states left over from an earlier exchange; cancelled before initiating."""
 
 _REPLY_MARKER = "new reply from network:"
+MENU_ANSWER = re.compile(r"[^\x00-\x1f\x7f]{1,160}")
+"""A menu answer: what a person would type (a digit, mostly), on one line."""
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -91,6 +93,10 @@ class UssdUnsupported(ModemError):
 
 class ModemBusy(ModemError):
     """Another USSD session holds the modem and did not end in time, or would not cancel."""
+
+
+class UnexpectedMenu(ModemError):
+    """A menu code's walk met a text it did not expect, or a session the network ended."""
 
 
 class ModemTimeout(ModemError):
@@ -266,21 +272,35 @@ def send_ussd(
     *,
     wait: float | None = None,
     lock_at: Path | None = None,
+    respond: Sequence[str] = (),
+    expect: Sequence[str] = (),
 ) -> str:
     """Send one USSD code to the modem with this IMEI or ICCID; the network's reply text.
 
+    A menu code walks its menu: each of `respond` answers the menu before it (the
+    network's next text), and `expect[i]`, when given and not empty, must appear in the
+    text answer i replies to (`expect[len(respond)]`: in the last reply), or the session
+    is cancelled and UnexpectedMenu raised. The reply is the text after the last answer.
+
     `timeout` bounds finding the modem, and then the exchange (stale session check, cancel,
-    initiate). Waiting for another session on the same modem to end (in this process, or
-    in another one using the database `lock_at`) is bounded by `wait`, by default twice
-    the timeout (time for one session ahead to run its course); then ModemBusy.
+    initiate, the answers). Waiting for another session on the same modem to end (in this
+    process, or in another one using the database `lock_at`) is bounded by `wait`, by
+    default twice the timeout (time for one session ahead to run its course); then
+    ModemBusy.
     """
     if not re.fullmatch(r"[0-9*#+]+", code):
         raise UsageError(f"{shown(code)!r} is not a USSD code (digits, * and #, such as '*777#')")
+    for answer in respond:
+        if not MENU_ANSWER.fullmatch(answer):
+            raise UsageError(f"{shown(answer)!r} is not a menu answer (1 to 160 characters)")
+    if len(expect) > len(respond) + 1:
+        raise UsageError("expect has one text per answer, and at most one for the last reply")
     modem = _find(modem_id, _Deadline(timeout, "finding the modem"))
     if wait is None:
         wait = 2 * timeout + KILL_GRACE
     with session(modem.key, wait, lock_at):
-        return _exchange(modem, code, _Deadline(timeout, f"USSD {shown(code)}"))
+        deadline = _Deadline(timeout, f"USSD {shown(code)}")
+        return _exchange(modem, code, deadline, tuple(respond), tuple(expect))
 
 
 @contextlib.contextmanager
@@ -323,7 +343,13 @@ def _lock(key: str) -> threading.Lock:
         return _LOCKS.setdefault(key, threading.Lock())
 
 
-def _exchange(modem: ModemInfo, code: str, deadline: _Deadline) -> str:
+def _exchange(
+    modem: ModemInfo,
+    code: str,
+    deadline: _Deadline,
+    respond: tuple[str, ...] = (),
+    expect: tuple[str, ...] = (),
+) -> str:
     path = modem.dbus_path
     if _session_state(path, deadline) in STALE_STATES:
         log.warning("cancelling a stale USSD session", modem=modem.key)
@@ -337,11 +363,53 @@ def _exchange(modem: ModemInfo, code: str, deadline: _Deadline) -> str:
         log.warning("USSD session active at initiate: cancelling and retrying", modem=modem.key)
         _cancel(path, deadline)
         run = _call(initiate, deadline, what)
-    reply = parse_reply(run.stdout)
-    with contextlib.suppress(ModemError):
-        if _session_state(path, deadline) == "user-response":
-            _cancel(path, deadline)  # the reply was a menu: end it rather than leave it open
-    return reply
+    try:
+        reply = parse_reply(run.stdout)
+        for step, answer in enumerate(respond):
+            _expected(expect, step, reply, last=False)
+            if _session_state(path, deadline) != "user-response":
+                raise UnexpectedMenu(
+                    f"the network ended the session before answer {step + 1} "
+                    f"({shown(answer)!r}) could be sent",
+                    raw=reply,
+                )
+            answered = _call(
+                ["-m", path, f"--3gpp-ussd-respond={answer}"], deadline, f"answering {step + 1}"
+            )
+            reply = parse_reply(answered.stdout) or _landed(path, reply, deadline)
+        _expected(expect, len(respond), reply, last=True)
+        return reply
+    finally:
+        # A menu still open (the reply was one, or the walk failed, its deadline too): end
+        # it, on a bound of its own, rather than leave the modem waiting for an answer.
+        ending = _Deadline(QUERY_TIMEOUT, "ending the USSD session")
+        with contextlib.suppress(ModemError):
+            if _session_state(path, ending) == "user-response":
+                _cancel(path, ending)
+
+
+def _expected(expect: tuple[str, ...], step: int, text: str, last: bool) -> None:
+    wanted = expect[step] if step < len(expect) else ""
+    if wanted and wanted.casefold() not in text.casefold():
+        where = "the last reply" if last else f"the text answer {step + 1} replies to"
+        raise UnexpectedMenu(
+            f"{where} does not say {wanted!r}: the menu is not the one expected", raw=text
+        )
+
+
+def _landed(path: str, previous: str, deadline: _Deadline) -> str:
+    """The network's answer to a menu response when mmcli printed none: some modems
+    (a Quectel RM530N-GL on ModemManager 1.24.2, in CERALIVE/CeraUI's captures) print an
+    empty reply and set the session's `network-request` (a further menu) or
+    `network-notification` (the end) a moment later, and keep the last text until then:
+    wait, within the deadline, for a text other than the previous one."""
+    while True:
+        ussd = _ussd(path, deadline)
+        for key in ("network-request", "network-notification"):
+            text = _value(ussd.get(key))
+            if text is not None and text != previous.strip():  # _value strips
+                return text
+        time.sleep(min(0.1, deadline.left()))
 
 
 def parse_reply(stdout: str) -> str:
@@ -356,10 +424,16 @@ def parse_reply(stdout: str) -> str:
 
 
 def _session_state(path: str, deadline: _Deadline) -> str:
+    return _value(_ussd(path, deadline).get("status")) or "unknown"
+
+
+def _ussd(path: str, deadline: _Deadline) -> dict[str, Any]:
+    """The session as `--3gpp-ussd-status -J` shows it: status, network-request,
+    network-notification."""
     run = _call(["-J", "-m", path, "--3gpp-ussd-status"], deadline, "reading the USSD state")
     data = _json(run, "USSD state")
     ussd = ((data.get("modem") or {}).get("3gpp") or {}).get("ussd") or {}
-    return _value(ussd.get("status")) or "unknown"
+    return ussd if isinstance(ussd, dict) else {}
 
 
 def _cancel(path: str, deadline: _Deadline) -> None:

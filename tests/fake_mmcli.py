@@ -13,8 +13,17 @@ answers what monitor.modem asks (`-L -J`, `-m PATH -J`, `-i PATH -J`, `--3gpp-us
 A code's answer: `reply` (printed as mmcli does), `stdout`/`stderr`/`exit` verbatim, `sleep`
 seconds first, `hang` (never answers), `mmcli_timeout` (answers, after at most that many
 seconds, as mmcli does when its own --timeout passes), `menu` (leaves the session waiting
-for a user response). A modem's `reported_status` is what the status query says whatever
-the state (a race); `gone` makes it vanish after the listing; `fail` makes an action
+for a user response), and `steps` for a menu walked by `--3gpp-ussd-respond=ANSWER`: keyed
+by the answers so far joined with "/" ("2", "2/1"), each `{"reply": ..., "menu": bool,
+"sleep": s, "silent": bool, "lands_after": s}`; an answer with no step ends the session
+with "Invalid input" (as a network does; our wording). `silent` prints the empty reply
+that a Quectel RM530N-GL on ModemManager 1.24.2 prints on this path (CERALIVE/CeraUI,
+apps/backend/src/tests/modem-ussd.test.ts, commit 6293702: "mmcli prints an EMPTY reply
+on this path"), the text landing in the status's `network-request` (a menu) or
+`network-notification` (the end) `lands_after` seconds later, the old text kept until
+then (that board measured ~570 ms); a response outside a menu is refused (our wording of
+ModemManager's WrongState error). A modem's `reported_status` is what the status query
+says whatever the state (a race); `gone` makes it vanish after the listing; `fail` makes an action
 ("list", "modem", "sim", "status", "cancel") fail. The USSD session state lives in a file,
 so a cancel is seen by the next call. Every call is logged to calls.jsonl; an initiate that
 starts while another on the same modem is still running is logged as an overlap and refused
@@ -183,6 +192,59 @@ def _claim(busy: str) -> bool:
     return False
 
 
+def _menu_path(directory: str, modem: dict[str, Any]) -> str:
+    return os.path.join(directory, f"menu-{modem['index']}.json")
+
+
+def _menu(directory: str, modem: dict[str, Any]) -> dict[str, Any]:
+    path = _menu_path(directory, modem)
+    return json.loads(_read(path)) if os.path.exists(path) else {}
+
+
+def _set_menu(directory: str, modem: dict[str, Any], **menu: Any) -> None:
+    _write(_menu_path(directory, modem), json.dumps(menu))
+
+
+def _texts(directory: str, modem: dict[str, Any]) -> tuple[str, str]:
+    """What the status shows: (network-request, network-notification), "--" for none."""
+    menu = _menu(directory, modem)
+    landed = time.time() >= menu.get("lands_at", 0)
+    shown = menu.get("now" if landed else "before", {})
+    return shown.get("request") or "--", shown.get("notification") or "--"
+
+
+def _respond(directory: str, modem: dict[str, Any], answer: str) -> int:
+    if _status(directory, modem) != "user-response":
+        return _answer(
+            err="error: couldn't send response in USSD session: 'GDBus.Error:org.freedesktop."
+            "ModemManager1.Error.Core.WrongState: Cannot respond USSD: no active session'\n",
+            code=1,
+        )
+    menu = _menu(directory, modem)
+    walked = [*menu.get("path", []), answer]
+    steps = modem.get("codes", {}).get(menu.get("code", ""), {}).get("steps", {})
+    step = steps.get("/".join(walked), {"reply": "Invalid input"})
+    time.sleep(step.get("sleep", 0))
+    is_menu = bool(step.get("menu"))
+    _set_status(directory, modem, "user-response" if is_menu else "idle")
+    text = {"request" if is_menu else "notification": step["reply"]}
+    before = menu.get("now", {})
+    lands_at = time.time() + step.get("lands_after", 0)
+    _set_menu(
+        directory,
+        modem,
+        code=menu.get("code"),
+        path=walked,
+        before=before,
+        now=text,
+        lands_at=lands_at,
+    )
+    shown = "" if step.get("silent") else step["reply"]
+    return _answer(
+        f"response successfully sent in USSD session; new reply from network: '{shown}'\n"
+    )
+
+
 def _initiate(
     directory: str, modem: dict[str, Any], code: str, timeout: int, entry: dict[str, Any]
 ) -> int:
@@ -213,6 +275,8 @@ def _initiate(
             )
         if "reply" in answer:
             _set_status(directory, modem, "user-response" if answer.get("menu") else "idle")
+            first = {"request": answer["reply"]} if answer.get("menu") else {}
+            _set_menu(directory, modem, code=code, path=[], now=first)
             return _answer(f"USSD session initiated; new reply from network: '{answer['reply']}'\n")
         _set_status(directory, modem, "idle")
         return _answer(
@@ -231,7 +295,7 @@ def main(argv: list[str]) -> int:
     timeout = 30
     modem_arg = sim_arg = None
     action = None
-    code = ""
+    code = answer = ""
     json_out = False
     args = iter(argv)
     for arg in args:
@@ -251,11 +315,13 @@ def main(argv: list[str]) -> int:
             action = "cancel"
         elif arg.startswith("--3gpp-ussd-initiate="):
             action, code = "initiate", arg.split("=", 1)[1]
+        elif arg.startswith("--3gpp-ussd-respond="):
+            action, answer = "respond", arg.split("=", 1)[1]
     if action is None:
         action = "sim" if sim_arg else "modem"
     entry = {
         "argv": argv,
-        "action": f"initiate {code}" if code else action,
+        "action": f"initiate {code}" if code else f"respond {answer}" if answer else action,
         "timeout": timeout,
         "json": json_out,
         "start": time.time(),
@@ -286,11 +352,19 @@ def main(argv: list[str]) -> int:
         return _answer(json.dumps(_modem_json(modem)) + "\n")
     if action == "status":
         status = modem.get("reported_status") or _status(directory, modem)
-        ussd = {"status": status, "network-request": "--"}
+        request, notification = _texts(directory, modem)
+        ussd = {
+            "status": status,
+            "network-request": request,
+            "network-notification": notification,
+        }
         return _answer(json.dumps({"modem": {"3gpp": {"ussd": ussd}}}) + "\n")
     if action == "cancel":
         _set_status(directory, modem, "idle")
+        _set_menu(directory, modem)
         return _answer("successfully cancelled USSD session\n")
+    if action == "respond":
+        return _respond(directory, modem, answer)
     result = _initiate(directory, modem, code, timeout, entry)
     _log(directory, {"action_end": entry["action"], "end": time.time()})
     return result

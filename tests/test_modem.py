@@ -438,3 +438,91 @@ def test_a_session_held_by_another_process_makes_a_cli_session_wait_and_give_up(
     assert run.returncode != 0 and "busy" in err and "another process" in err
     assert "initiate #225#" not in mmcli.actions()
     assert oct(lock.stat().st_mode & 0o777) == "0o600"
+
+
+# ---- menus -----------------------------------------------------------------------------------
+
+# Movistar Colombia's *611# menu and its "Saldo y consumo" submenu, verbatim as a Quectel
+# RM530N-GL on ModemManager 1.24.2 printed them (CERALIVE/CeraUI,
+# apps/backend/src/tests/modem-ussd.test.ts, commit 6293702). The balance text that ends the
+# walk is ours: that capture stops at the submenu.
+MOVISTAR_MENU = (
+    "Mi Prepago\n3189590041\n1:Habla y Mensajea\n2:Combos\n3:Paquetes Ilimidatos\n"
+    "4:Saldo y consumo\n5:Registra la sim a tu nombre\n6:Roaming\n"
+)
+MOVISTAR_SUBMENU = (
+    "1: Consulta Saldo\n2: Consulta tu oferta Prepago\n3: Apagar/Prender Datos\n- - -\n"
+    "00:inicio\n0:atras"
+)
+SALDO = "Tu saldo es $12.500 COP"
+
+
+def set_menu(fake: Any, code: dict[str, Any]) -> None:
+    fake.scenario["modems"][0]["codes"] = {"*611#": code}
+    fake.save()
+
+
+def menu_code(**submenu: Any) -> dict[str, Any]:
+    return {
+        "reply": MOVISTAR_MENU,
+        "menu": True,
+        "steps": {
+            "4": {"reply": MOVISTAR_SUBMENU, "menu": True, **submenu},
+            "4/1": {"reply": SALDO},
+        },
+    }
+
+
+def test_a_menu_code_is_walked_answer_by_answer_to_its_last_reply(mmcli: Any) -> None:
+    set_menu(mmcli, menu_code())
+    reply = modem.send_ussd(
+        IMEI, "*611#", 10, respond=["4", "1"], expect=["Saldo y consumo", "Consulta Saldo"]
+    )
+    assert reply == SALDO
+    walked = [a for a in mmcli.actions() if a.startswith(("initiate", "respond", "cancel"))]
+    assert walked == ["initiate *611#", "respond 4", "respond 1"]
+    assert mmcli.status() == "idle"
+
+
+def test_an_answer_mmcli_prints_empty_is_read_from_the_session_once_it_lands(mmcli: Any) -> None:
+    """The board's behaviour: the respond prints '', the submenu shows in network-request
+    a moment later, the first menu until then."""
+    set_menu(mmcli, menu_code(silent=True, lands_after=0.5))
+    assert modem.send_ussd(IMEI, "*611#", 10, respond=["4"]) == MOVISTAR_SUBMENU
+    assert mmcli.status() == "idle"  # the submenu left open was cancelled
+    assert mmcli.actions()[-1] == "cancel"
+
+
+def test_a_menu_that_is_not_the_expected_one_is_cancelled_before_any_answer(mmcli: Any) -> None:
+    set_menu(mmcli, menu_code())
+    with pytest.raises(modem.UnexpectedMenu, match="does not say 'Consultar saldo'") as caught:
+        modem.send_ussd(IMEI, "*611#", 10, respond=["4", "1"], expect=["Consultar saldo"])
+    assert caught.value.raw == MOVISTAR_MENU
+    assert not any(a.startswith("respond") for a in mmcli.actions())
+    assert mmcli.status() == "idle"
+
+
+def test_a_session_the_network_ends_early_fails_the_walk(mmcli: Any) -> None:
+    set_menu(mmcli, menu_code())
+    with pytest.raises(modem.UnexpectedMenu, match="ended the session before answer 3"):
+        modem.send_ussd(IMEI, "*611#", 10, respond=["4", "1", "9"])
+    assert mmcli.status() == "idle"
+
+
+def test_an_answer_that_never_lands_times_out_and_the_session_is_cancelled(mmcli: Any) -> None:
+    set_menu(mmcli, menu_code(silent=True, lands_after=60))
+    with pytest.raises(modem.ModemTimeout):
+        modem.send_ussd(IMEI, "*611#", 3, respond=["4"])
+    assert mmcli.status() == "idle" and mmcli.actions()[-1] == "cancel"
+
+
+@pytest.mark.parametrize(
+    ("respond", "expect", "said"),
+    [(["4\n1"], [], "not a menu answer"), (["4"], ["a", "b", "c"], "at most one")],
+)
+def test_menu_answers_are_checked_before_the_modem_is_asked(
+    mmcli: Any, respond: list[str], expect: list[str], said: str
+) -> None:
+    with pytest.raises(UsageError, match=said):
+        modem.send_ussd(IMEI, "*611#", 5, respond=respond, expect=expect)
+    assert mmcli.actions() == []

@@ -66,6 +66,32 @@ class UssdCode(BaseModel):
     currency: str | None = Field(
         default=None, pattern=r"^[A-Z]{3}$", description="ISO code of its amounts"
     )
+    respond: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="a menu code's answers, in order (['2', '1']); the reply read is the "
+        "text after the last",
+    )
+    expect: list[str] = Field(
+        default_factory=list,
+        max_length=11,
+        description="text each menu must show before its answer, '' for any (one more: "
+        "in the last reply); else the session is cancelled and the check fails",
+    )
+
+    @field_validator("respond")
+    @classmethod
+    def _answers(cls, value: list[str]) -> list[str]:
+        for answer in value:
+            if not modem.MENU_ANSWER.fullmatch(answer):
+                raise ValueError(f"{answer!r} is not a menu answer (1 to 160 characters)")
+        return value
+
+    @model_validator(mode="after")
+    def _expect_per_answer(self) -> UssdCode:
+        if len(self.expect) > len(self.respond) + 1:
+            raise ValueError("expect: one text per answer in respond, and one for the reply")
+        return self
 
     @field_validator("pattern")
     @classmethod
@@ -101,6 +127,8 @@ class UssdCode(BaseModel):
             patterns=patterns,
             date_formats=date_formats,
             currency=self.currency or (base.currency if base else None),
+            respond=tuple(self.respond) or (base.respond if base else ()),
+            expect=tuple(self.expect) or (base.expect if base else ()),
         )
 
 
@@ -227,7 +255,12 @@ class UssdAdapter(Adapter):
         for spec in o.specs():
             try:
                 reply = modem.send_ussd(
-                    o.modem, spec.code, o.timeout.total_seconds(), lock_at=self.context.database
+                    o.modem,
+                    spec.code,
+                    o.timeout.total_seconds(),
+                    lock_at=self.context.database,
+                    respond=spec.respond,
+                    expect=spec.expect,
                 )
             except FATAL as exc:
                 failures.append(_Failure(spec.code, str(exc), exc))

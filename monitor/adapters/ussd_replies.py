@@ -403,6 +403,10 @@ class CodeSpec:
     patterns: tuple[re.Pattern[str], ...] = ()
     date_formats: tuple[str, ...] = DEFAULT_DATE_FORMATS
     currency: str | None = None
+    respond: tuple[str, ...] = ()
+    """A menu code's answers, in order: the reply read is the text after the last."""
+    expect: tuple[str, ...] = ()
+    """Text each menu must show before its answer (and the last reply), "" for any."""
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,8 @@ def test_registered_as_ussd() -> None:
         ({"modem": IMEI, "preset": "t-mobile", "timezone": "Mars/Olympus"}, "time zone"),
         ({"modem": IMEI, "preset": "t-mobile", "currency": "usd"}, "pattern"),
         ({"modem": IMEI, "preset": "t-mobile", "code": "*1#"}, "Extra inputs"),
+        ({"modem": IMEI, "codes": [{"code": "*1#", "respond": ["1\n2"]}]}, "not a menu answer"),
+        ({"modem": IMEI, "codes": [{"code": "*1#", "expect": ["a", "b"]}]}, "one text per"),
     ],
 )
 def test_options_refuse_mistakes(options: dict[str, Any], message: str) -> None:
@@ -193,6 +195,47 @@ def test_att_preset_with_the_canada_text(mmcli: Any) -> None:
 def test_generic_code_reads_the_airtime_reply(mmcli: Any) -> None:
     reading = line(codes=[{"code": "*111#"}]).read()
     assert (reading.balance, reading.currency) == (Decimal("49.96"), "ZAR")
+
+
+# A menu: Movistar Colombia's *611# and its "Saldo y consumo" submenu, verbatim from a
+# Quectel RM530N-GL on ModemManager 1.24.2 (CERALIVE/CeraUI,
+# apps/backend/src/tests/modem-ussd.test.ts, commit 6293702); the balance text is ours.
+MOVISTAR_MENU = "Mi Prepago\n3189590041\n1:Habla y Mensajea\n2:Combos\n4:Saldo y consumo\n"
+MOVISTAR_SUBMENU = "1: Consulta Saldo\n2: Consulta tu oferta Prepago\n00:inicio\n0:atras"
+
+
+def movistar(mmcli: Any, balance_text: str) -> None:
+    steps = {
+        "4": {"reply": MOVISTAR_SUBMENU, "menu": True, "silent": True, "lands_after": 0.2},
+        "4/1": {"reply": balance_text},
+    }
+    answer(mmcli, "*611#", reply=MOVISTAR_MENU, menu=True, steps=steps)
+
+
+def test_a_menu_code_walks_its_answers_and_reads_the_last_reply(mmcli: Any) -> None:
+    movistar(mmcli, "Tu saldo es $ 12.50")
+    code = {
+        "code": "*611#",
+        "respond": ["4", "1"],
+        "expect": ["Saldo y consumo", "Consulta Saldo"],
+        "currency": "USD",
+    }
+    reading = line(codes=[code], timeout="10s").read()
+    assert (reading.balance, reading.currency) == (Decimal("12.50"), "USD")
+    assert reading.raw == {"*611#": "Tu saldo es $ 12.50"}
+    assert mmcli.status() == "idle"
+
+
+def test_a_changed_menu_fails_the_check_with_it_as_the_raw_reply_never_a_balance(
+    mmcli: Any,
+) -> None:
+    movistar(mmcli, "Tu saldo es $ 12.50")
+    code = {"code": "*611#", "respond": ["4", "1"], "expect": ["Consulta de saldo"]}
+    error = failure(line(codes=[code], timeout="10s"))
+    assert "does not say 'Consulta de saldo'" in str(error)
+    assert error.raw == MOVISTAR_MENU
+    assert not any(a.startswith("respond") for a in mmcli.actions())
+    assert mmcli.status() == "idle"
 
 
 def test_one_code_matching_is_enough_and_the_other_is_reported(mmcli: Any) -> None:
