@@ -128,6 +128,14 @@ def test_bundled_configs_validate(name: str, capsys: pytest.CaptureFixture[str])
     assert "ok" in capsys.readouterr().out
 
 
+def test_the_demo_serves_its_status_page_on_loopback_where_its_links_point() -> None:
+    """The README's demo opens its page without a login, beside a daemon of your own (the
+    docs' examples listen on 8750), and its alerts' links reach it."""
+    http = load_settings(ROOT / "config" / "demo.toml").http
+    assert http.listen == "127.0.0.1:8757" and http.auth == "none"
+    assert http.public_url == f"http://{http.listen}"
+
+
 def test_config_example_command_prints_the_bundled_example(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
