@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from browser import PHONE, chromium
 from daemon_proc import free_port
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
@@ -67,6 +68,9 @@ PAST = [Decimal("9"), Decimal("7"), Decimal("5"), Decimal("3")]
 """Charlie's balance on the days before the test, one a day; the daemon then reads 2."""
 WAIT = 30
 """Seconds any one page may take to show what a test waits for."""
+PASSING = (NoSuchElementException, StaleElementReferenceException)
+"""What a wait sees while the browser swaps one page for the next (an element read on the
+page that is going away): tried again, not a failure."""
 
 
 def write_history(config: Path) -> None:
@@ -95,15 +99,19 @@ def server(write_config: Callable[..., Path]) -> Iterator[WebDaemon]:
 def log_in(driver: WebDriver, server: WebDaemon, path: str = "/") -> None:
     """Open `path`, be sent to the login form, fill it in and land back on `path`."""
     driver.get(server.base + path)
-    WebDriverWait(driver, WAIT).until(expected_conditions.url_contains("/login"))
+    WebDriverWait(driver, WAIT, ignored_exceptions=PASSING).until(
+        expected_conditions.url_contains("/login")
+    )
     driver.find_element(By.NAME, "user").send_keys("admin")
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
-    WebDriverWait(driver, WAIT).until(lambda d: d.current_url == server.base + path)
+    WebDriverWait(driver, WAIT, ignored_exceptions=PASSING).until(
+        lambda d: d.current_url == server.base + path
+    )
 
 
 def wait_for_text(driver: WebDriver, text: str) -> None:
-    WebDriverWait(driver, WAIT).until(
+    WebDriverWait(driver, WAIT, ignored_exceptions=PASSING).until(
         lambda d: text in d.find_element(By.TAG_NAME, "body").text,
         f"{text!r} not on {driver.current_url}",
     )
@@ -132,7 +140,9 @@ def overflow(driver: WebDriver) -> dict[str, Any]:
 def test_log_in_through_the_form_and_see_the_lines_worst_first(server: WebDaemon) -> None:
     with chromium() as driver:
         driver.get(server.base + "/")
-        WebDriverWait(driver, WAIT).until(expected_conditions.url_contains("/login"))
+        WebDriverWait(driver, WAIT, ignored_exceptions=PASSING).until(
+            expected_conditions.url_contains("/login")
+        )
         assert not driver.find_elements(By.CSS_SELECTOR, "table.lines")
 
         driver.find_element(By.NAME, "user").send_keys("admin")
@@ -142,7 +152,7 @@ def test_log_in_through_the_form_and_see_the_lines_worst_first(server: WebDaemon
         assert not driver.find_elements(By.CSS_SELECTOR, "table.lines")
 
         log_in(driver, server)
-        rows = WebDriverWait(driver, WAIT).until(
+        rows = WebDriverWait(driver, WAIT, ignored_exceptions=PASSING).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, "table.lines tbody tr")
         )
         assert [row.get_attribute("class") for row in rows] == ["critical", "warning", "ok"]
@@ -161,7 +171,7 @@ def test_log_in_through_the_form_and_see_the_lines_worst_first(server: WebDaemon
 def test_a_phone_never_scrolls_sideways(server: WebDaemon) -> None:
     with chromium(PHONE) as driver:
         log_in(driver, server)
-        WebDriverWait(driver, WAIT).until(
+        WebDriverWait(driver, WAIT, ignored_exceptions=PASSING).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, "table.lines tbody tr")
         )
         seen = overflow(driver)
@@ -169,7 +179,7 @@ def test_a_phone_never_scrolls_sideways(server: WebDaemon) -> None:
         assert seen["scroll"] <= seen["width"] and seen["wide"] == [], seen
 
         driver.find_element(By.PARTIAL_LINK_TEXT, "Charlie").click()
-        WebDriverWait(driver, WAIT).until(
+        WebDriverWait(driver, WAIT, ignored_exceptions=PASSING).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, "svg.chart polyline.series")
         )
         assert driver.find_elements(By.CSS_SELECTOR, "table.events tbody tr")  # cards too
@@ -182,7 +192,9 @@ def test_open_a_line_see_its_chart_and_snooze_it_from_its_button(server: WebDaem
     with chromium() as driver:
         log_in(driver, server)
         driver.find_element(By.PARTIAL_LINK_TEXT, "Charlie").click()
-        WebDriverWait(driver, WAIT).until(expected_conditions.url_contains("/lines/charlie"))
+        WebDriverWait(driver, WAIT, ignored_exceptions=PASSING).until(
+            expected_conditions.url_contains("/lines/charlie")
+        )
 
         charts = driver.find_elements(By.CSS_SELECTOR, "svg.chart")
         assert charts, "no chart on the line page"
@@ -299,7 +311,7 @@ def test_an_alerts_ack_link_asks_first_acts_once_then_says_it_was_used(
     assert ack.startswith(linked.base + "/a/")
     with chromium(PHONE) as driver:  # the phone the alert arrived on, not logged in
         driver.get(ack)
-        WebDriverWait(driver, WAIT).until(
+        WebDriverWait(driver, WAIT, ignored_exceptions=PASSING).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, "form.link button")
         )
         assert driver.find_element(By.TAG_NAME, "h1").text == "Acknowledge the alert"
@@ -310,7 +322,7 @@ def test_an_alerts_ack_link_asks_first_acts_once_then_says_it_was_used(
         assert linked.status("charlie")["acknowledged"] is None
 
         driver.find_element(By.CSS_SELECTOR, "form.link button").click()
-        WebDriverWait(driver, WAIT).until(
+        WebDriverWait(driver, WAIT, ignored_exceptions=PASSING).until(
             lambda d: d.find_element(By.TAG_NAME, "h1").text == "Done"
         )
         assert "critical acknowledged" in driver.find_element(By.TAG_NAME, "body").text
@@ -328,7 +340,7 @@ def test_an_alerts_snooze_link_snoozes_for_the_chosen_time(linked: WebDaemon, si
     snooze = alert_links(sink)["Snooze"]
     with chromium(PHONE) as driver:
         driver.get(snooze)
-        WebDriverWait(driver, WAIT).until(
+        WebDriverWait(driver, WAIT, ignored_exceptions=PASSING).until(
             lambda d: d.find_elements(By.CSS_SELECTOR, "form.link button")
         )
         assert driver.find_element(By.TAG_NAME, "h1").text == "Snooze the alerts"
