@@ -921,6 +921,7 @@ def cmd_adapters(args: argparse.Namespace) -> int:
                 "description": cls.description,
                 "account_options": account,
                 "options": _fields(cls.Options),
+                **({"presets": _presets()} if name == "ussd" else {}),
             }
         )
     if args.json:
@@ -934,7 +935,19 @@ def cmd_adapters(args: argparse.Namespace) -> int:
             for option, spec in (row.get(key) or {}).items():
                 need = "required" if spec["required"] else f"default {spec['default']}"
                 print(f"    {option} ({need})")
+        for preset, info in (row.get("presets") or {}).items():
+            state = "verified" if info["verified"] else "not verified"
+            print(f"  preset {preset} ({state}): {info['description']}")
     return EXIT_OK
+
+
+def _presets() -> dict[str, dict[str, object]]:
+    """The USSD carrier presets, each with whether its patterns were checked on a real reply."""
+    from monitor.adapters.ussd_replies import PRESETS
+
+    return {
+        name: {"description": p.description, "verified": p.verified} for name, p in PRESETS.items()
+    }
 
 
 def _fields(model: Any) -> dict[str, Any]:

@@ -256,6 +256,16 @@ def test_adapters_lists_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert "balance" in names["demo"]["options"]
 
 
+def test_adapters_lists_each_preset_with_whether_it_is_verified(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli("adapters", "--json") == 0
+    names = {a["name"]: a for a in json.loads(capsys.readouterr().out)}
+    assert names["ussd"]["presets"]["att-prepaid"]["verified"] is False
+    assert cli("adapters") == 0
+    assert "preset t-mobile (not verified)" in capsys.readouterr().out
+
+
 def test_python_dash_m(configured: Path) -> None:
     import subprocess
     import sys

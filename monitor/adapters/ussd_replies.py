@@ -416,6 +416,8 @@ class Preset:
     description: str
     codes: tuple[CodeSpec, ...]
     currency: str | None = None
+    verified: bool = False
+    """True only when every code's patterns were checked against a sourced, real reply."""
 
 
 def compile_pattern(text: str) -> re.Pattern[str]:
@@ -462,6 +464,7 @@ PRESETS: dict[str, Preset] = {
     "att-prepaid": Preset(
         description="AT&T Prepaid: *777# gives the balance and when it expires",
         currency="USD",
+        verified=False,
         codes=(
             code_spec(
                 "*777#",
@@ -479,6 +482,7 @@ PRESETS: dict[str, Preset] = {
             "#932# the data used and the plan's expiry"
         ),
         currency="USD",
+        verified=False,
         codes=(
             code_spec(
                 "#225#",
@@ -503,8 +507,10 @@ PRESETS: dict[str, Preset] = {
         ),
     ),
 }
-"""Carrier presets by name. The #932# patterns are written from the reference's description
-(data used, plan, expiry), not from a captured reply: verify them with `esim-monitor ussd`."""
+"""Carrier presets by name. `verified` is False for both: their sample replies have no
+recorded source (docs/modems.md, "Carriers"). The #932# patterns are written from the
+reference's description (data used, plan, expiry), not from a captured reply: verify them
+with `esim-monitor ussd`."""
 
 
 # ---- reading a reply -------------------------------------------------------------------------
