@@ -109,11 +109,13 @@ SYMBOLS: Mapping[str, str | None] = {
     "KSh": "KES",
     "Ksh": "KES",
     "zł": "PLN",
+    "zl": "PLN",
     "kr": None,
     "R": "ZAR",
 }
 """Currency symbols; None where a symbol is shared ($, ¥, kr): the line's `currency` then
-says which. A currency code in the reply beats both."""
+says which. A currency code in the reply beats both. "zl" is "zł" as GSM 7-bit text spells
+it (Polish replies drop the diacritic)."""
 
 _BALANCE_WORDS = r"balance|bal|credit|airtime|bonus|main|account|wallet|saldo|solde|remaining"
 _PRICE_WORDS = (
@@ -667,6 +669,18 @@ def _pattern_figures(
     ).completed()
 
 
+_BUNDLE_LINE = re.compile(r"\s*\d{1,2}[.)]?\s.*\d\s?[KMGT]B\b.*", re.IGNORECASE)
+"""A numbered menu option offering a data bundle ("2 25GB,Rp50rb/30hr"): its amount is the
+bundle's price, not part of the balance."""
+
+
+def _line_of(text: str, index: int) -> str:
+    """The line of `text` that holds position `index`."""
+    start = text.rfind("\n", 0, index) + 1
+    end = text.find("\n", index)
+    return text[start : end if end >= 0 else len(text)]
+
+
 def generic_figures(
     text: str,
     date_formats: Sequence[str],
@@ -690,6 +704,8 @@ def generic_figures(
         if labels and labels[-1]["price"]:
             continue
         if _PER_PERIOD.match(text, match.end()):
+            continue
+        if _BUNDLE_LINE.fullmatch(_line_of(text, start)):
             continue
         try:
             number = parse_number(match["num1"] or match["num2"])
