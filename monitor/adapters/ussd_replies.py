@@ -509,10 +509,10 @@ PRESETS: dict[str, Preset] = {
         ),
     ),
 }
-"""Carrier presets by name. `verified` is False for both: their sample replies have no
-recorded source (docs/modems.md, "Carriers"). The #932# patterns are written from the
-reference's description (data used, plan, expiry), not from a captured reply: verify them
-with `esim-monitor ussd`."""
+"""Carrier presets by name. `verified` is False for both (docs/modems.md, "Carriers"): the
+*777# sample is 7-Eleven Speakout Canada's reply, not AT&T's, and #932# was never captured:
+its patterns are written from the reference's description (data used, plan, expiry), so
+verify them with `esim-monitor ussd`."""
 
 
 # ---- reading a reply -------------------------------------------------------------------------

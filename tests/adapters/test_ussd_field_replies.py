@@ -28,3 +28,6 @@ def test_generic_parser_reads_the_field_reply(sample: dict[str, Any]) -> None:
     )
     assert figures.balance == Decimal(sample["balance"])
     assert figures.currency == sample.get("currency")
+    if "expires" in sample:
+        assert figures.expires_at is not None
+        assert figures.expires_at.date().isoformat() == sample["expires"]
