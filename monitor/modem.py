@@ -20,7 +20,6 @@ as `raw`, so a check that meets one fails with the reason and never reads as a z
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -38,6 +37,7 @@ from typing import Any
 import structlog
 
 from monitor.errors import CheckFailed, UsageError
+from monitor.locks import file_lock
 
 log = structlog.get_logger("monitor.modem")
 
@@ -318,22 +318,11 @@ def session(key: str, wait: float, lock_at: Path | None = None) -> Iterator[None
             return
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", key)[:100]
         path = lock_at.with_name(f"{lock_at.name}.modem-{name}.lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise ModemBusy(busy + " (in another process)") from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        left = max(0.0, deadline - time.monotonic())
+        with file_lock(path, left, poll=0.05) as held:
+            if not held:
+                raise ModemBusy(busy + " (in another process)")
+            yield
     finally:
         lock.release()
 

@@ -9,10 +9,7 @@ the daemon acts for that line again.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -27,6 +24,7 @@ from monitor import actions
 from monitor.adapters import line_sizes
 from monitor.config import Recharge, Settings, Trigger
 from monitor.errors import MonitorError, StoreError, TopUpFailed, TopUpUnknown
+from monitor.locks import file_lock
 from monitor.model import Event, Level, Reading, TopUpRequest, TopUpResult
 from monitor.notify import outbox_entries
 from monitor.store import Store, ledger
@@ -70,25 +68,8 @@ def ledger_lock(database: Path, wait: float) -> Iterator[bool]:
     """An exclusive lock, across processes, around every step that reads the ledger and
     acts on it: the caps are checked and the intent written by one process at a time, and
     an intent without an outcome, seen under the lock, is surely one a crash left."""
-    path = database.with_name(database.name + ".recharge.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.1)
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    with file_lock(database.with_name(database.name + ".recharge.lock"), wait) as held:
+        yield held
 
 
 @dataclass(frozen=True)

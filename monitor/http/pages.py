@@ -225,10 +225,7 @@ def link_page(
         for line in link.lines
     )
     if link.action == "snooze":
-        button = "".join(
-            f'<button type="submit" name="duration" value="{d}">Snooze {d}</button>'
-            for d in SNOOZES
-        )
+        button = _snooze_buttons()
     else:
         button = f'<button type="submit">{press}</button>'
     body = (
@@ -337,11 +334,8 @@ def _facts(settings: Settings, s: LineStatus, now: datetime, tz: tzinfo, sizes: 
 
 def _actions(line: str, csrf: str) -> str:
     base = f"/lines/{_u(line)}"
-    snoozes = "".join(
-        f'<button type="submit" name="duration" value="{d}">Snooze {d}</button>' for d in SNOOZES
-    )
     return (
-        f'<form method="post" action="{base}/snooze">{_csrf(csrf)}{snoozes}'
+        f'<form method="post" action="{base}/snooze">{_csrf(csrf)}{_snooze_buttons()}'
         '<label>or for <input name="custom" placeholder="3d" size="5"></label>'
         '<button type="submit" name="duration" value="custom">Snooze</button></form>'
         f'<form method="post" action="{base}/ack">{_csrf(csrf)}'
@@ -355,6 +349,13 @@ def _actions(line: str, csrf: str) -> str:
         '<label>Data left <input name="data" placeholder="2GB" size="8"></label>'
         '<label>Expires <input name="expires" type="date"></label>'
         '<button type="submit">Record a reading</button></form>'
+    )
+
+
+def _snooze_buttons() -> str:
+    """One submit per snooze choice (the line page's form, a snooze link's page)."""
+    return "".join(
+        f'<button type="submit" name="duration" value="{d}">Snooze {d}</button>' for d in SNOOZES
     )
 
 
