@@ -1049,22 +1049,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch prepaid and eSIM lines (balance, data, expiry); alert through Apprise.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--config",
-        metavar="PATH",
-        help=f"config file (default: ${config.ENV_PREFIX}CONFIG, else {config.DEFAULT_CONFIG})",
-    )
-    parser.add_argument("--log-level", choices=logs.LEVELS, default="info")
-    parser.add_argument(
-        "--log-format",
-        choices=("auto", "console", "json"),
-        default="auto",
-        help="auto: readable on a terminal, JSON lines otherwise (logs always go to stderr)",
-    )
+    _add_global_options(parser, defaults=True)
+    # The same options after a command (`status --config FILE`): suppressed defaults there,
+    # so a value given before the command is not overwritten by the command's parser.
+    after = argparse.ArgumentParser(add_help=False)
+    _add_global_options(after, defaults=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str, **kw: Any) -> Any:
-        p = (kw.pop("parent", None) or sub).add_parser(name, help=help, description=help, **kw)
+        p = (kw.pop("parent", None) or sub).add_parser(
+            name, help=help, description=help, parents=[after], **kw
+        )
         p.set_defaults(func=func)
         return p
 
@@ -1217,6 +1212,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("adapters", cmd_adapters, "installed adapters and the options each takes")
     p.add_argument("--json", action="store_true")
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """--config, --log-level, --log-format: before the command with their defaults, after
+    it (on every subcommand) without, so either place means the same."""
+
+    def default(value: str | None) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default(None),
+        help=f"config file (default: ${config.ENV_PREFIX}CONFIG, else {config.DEFAULT_CONFIG})",
+    )
+    parser.add_argument("--log-level", choices=logs.LEVELS, default=default("info"))
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default=default("auto"),
+        help="auto: readable on a terminal, JSON lines otherwise (logs always go to stderr)",
+    )
 
 
 def _group_help(args: argparse.Namespace) -> int:  # pragma: no cover - argparse requires action

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from monitor.adapters import demo
-from monitor.cli import main
+from monitor.cli import build_parser, main
 
 LINES = """
 [defaults.thresholds]
@@ -238,6 +238,27 @@ def test_status_before_any_check(
     rows = json.loads(capsys.readouterr().out)
     assert [r["state"] for r in rows] == ["unknown", "unknown"]
     assert not (tmp_path / "history.db").exists()
+
+
+def test_global_options_after_the_command_mean_the_same(
+    configured: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`status --config FILE` reads FILE, as `--config FILE status` does; a value given
+    before the command stays unless the command repeats the option."""
+    assert cli("status", "--config", str(configured), "--json") == 0
+    assert [r["line"] for r in json.loads(capsys.readouterr().out)] == ["travel", "home"]
+    assert cli("config", "validate", "--config", str(configured)) == 0
+    assert f"{configured}: ok" in capsys.readouterr().out
+    assert (
+        cli("--config", str(tmp_path / "missing.toml"), "status", "--config", str(configured)) == 0
+    )
+    parser = build_parser()
+    before = parser.parse_args(["--log-level", "debug", "--log-format", "json", "status"])
+    after = parser.parse_args(["status", "--log-level", "debug", "--log-format", "json"])
+    for args in (before, after):
+        assert (args.log_level, args.log_format) == ("debug", "json")
+    plain = parser.parse_args(["--config", "a.toml", "config", "show"])
+    assert (plain.config, plain.log_level, plain.log_format) == ("a.toml", "info", "auto")
 
 
 def test_logs_go_to_stderr_only(configured: Path, capsys: pytest.CaptureFixture[str]) -> None:
