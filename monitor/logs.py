@@ -1,4 +1,5 @@
-"""Logging: structlog on stderr, readable on a TTY, JSON lines otherwise.
+"""Logging: structlog on stderr, readable on a TTY (coloured unless `$NO_COLOR`), JSON
+lines otherwise.
 
 stdout is reserved for command output, so `--json` can be piped to jq. Under journald
 (`$JOURNAL_STREAM` names stderr) each line starts with a `<N>` syslog priority, so
@@ -39,6 +40,17 @@ def journal(stream: Any = None) -> bool:
     except (AttributeError, OSError, ValueError):
         return True
     return named == f"{st.st_dev}:{st.st_ino}"
+
+
+def colour(stream: Any) -> bool:
+    """Whether to colour what goes to `stream`: only a terminal, and never with `$NO_COLOR`
+    set to anything but the empty string (no-color.org); journald records no escapes."""
+    if os.environ.get("NO_COLOR", ""):
+        return False
+    try:
+        return bool(stream.isatty()) and not journal(stream)
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def as_error(text: str, stream: Any = None) -> str:
@@ -95,7 +107,7 @@ def setup(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> N
     else:
         shared.append(structlog.processors.format_exc_info)
         renderer = structlog.dev.ConsoleRenderer(
-            colors=stream.isatty() and not to_journal,
+            colors=colour(stream),
             exception_formatter=structlog.dev.plain_traceback,
         )
     shared.append(scrub_log_event)  # after tracebacks are rendered: they are scrubbed too

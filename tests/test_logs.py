@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,34 @@ def test_console_format_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "low" in out[1] and "warning" in out[1]
     with pytest.raises(ValueError):
         json.loads(out[0])
+
+
+def logged_on_a_terminal() -> str:
+    """What one warning looks like on a real terminal (a pty), escapes included."""
+    master, slave = os.openpty()
+    try:
+        with open(slave, "w", buffering=1, closefd=False) as stream:
+            logs.setup("info", "auto", stream)
+            structlog.get_logger("test").warning("low", line="a")
+        return os.read(master, 65536).decode()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.parametrize(("no_color", "coloured"), [(None, True), ("", True), ("1", False)])
+def test_colour_only_on_a_terminal_and_never_with_no_color(
+    monkeypatch: pytest.MonkeyPatch, no_color: str | None, coloured: bool
+) -> None:
+    """no-color.org: `NO_COLOR` set to any non-empty value turns colour off."""
+    if no_color is None:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    else:
+        monkeypatch.setenv("NO_COLOR", no_color)
+    out = logged_on_a_terminal()
+    assert "low" in out and "warning" in out
+    assert ("\x1b[" in out) is coloured
+    assert not any("\x1b[" in line for line in lines_logged("console", monkeypatch, False))
 
 
 def test_a_run_never_logs_its_secrets(
