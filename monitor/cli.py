@@ -813,10 +813,13 @@ def cmd_ussd(args: argparse.Namespace) -> int:
 
 
 def cmd_systemd_unit(args: argparse.Namespace) -> int:
-    """The unit file with this installation's paths, or the credentials drop-in."""
+    """The unit file with this installation's paths, or the credentials or modem drop-in."""
     from monitor import systemd_unit
 
     try:
+        if args.modem:
+            sys.stdout.write(systemd_unit.modem_dropin())
+            return EXIT_OK
         if args.credentials is not None:
             sys.stdout.write(systemd_unit.render_credentials(Path(args.credentials)))
             return EXIT_OK
@@ -1201,12 +1204,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("systemd-unit", cmd_systemd_unit, "print the systemd unit for this installation")
-    p.add_argument(
+    dropin = p.add_mutually_exclusive_group()
+    dropin.add_argument(
         "--credentials",
         nargs="?",
         const="/etc/esim-monitor/credentials",
         metavar="DIR",
         help="instead, print a drop-in loading every file of DIR as a credential",
+    )
+    dropin.add_argument(
+        "--modem",
+        action="store_true",
+        help="instead, print the drop-in for USSD lines (starts the service after ModemManager)",
     )
 
     p = add("adapters", cmd_adapters, "installed adapters and the options each takes")

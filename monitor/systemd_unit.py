@@ -3,7 +3,9 @@
 The template ships inside the package (`monitor/esim-monitor.service`; `systemd/` in the
 repository holds the same file) so that an installed copy can print a unit that matches it:
 `esim-monitor systemd-unit`. Secrets are loaded by a second file, a drop-in with one
-`LoadCredential=` line per credential file, which `render_credentials` writes.
+`LoadCredential=` line per credential file, which `render_credentials` writes. The drop-in
+for USSD lines ships the same way (`monitor/modem.conf`, a copy of `systemd/modem.conf`):
+`esim-monitor systemd-unit --modem` prints it, so a wheel install needs no checkout.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from importlib.resources import files
 from pathlib import Path
 
 TEMPLATE = "esim-monitor.service"
+MODEM_DROPIN = "modem.conf"
 DEFAULT_EXECUTABLE = Path("/opt/esim-monitor/venv/bin/esim-monitor")
 DEFAULT_CONFIG = Path("/etc/esim-monitor/config.toml")
 DEFAULT_CREDENTIALS = Path("/etc/esim-monitor/credentials")
@@ -30,6 +33,11 @@ CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 def template() -> str:
     return files("monitor").joinpath(TEMPLATE).read_text(encoding="utf-8")
+
+
+def modem_dropin() -> str:
+    """The drop-in that starts the service after ModemManager (no paths to fill in)."""
+    return files("monitor").joinpath(MODEM_DROPIN).read_text(encoding="utf-8")
 
 
 def installed_executable() -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from monitor import errors, systemd_unit
+from monitor.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO_UNIT = ROOT / "systemd" / "esim-monitor.service"
@@ -76,6 +77,21 @@ def unit_dir(tmp_path: Path, *dropins: Path) -> Path:
 
 def test_repository_unit_is_the_packaged_template() -> None:
     assert REPO_UNIT.read_text(encoding="utf-8") == systemd_unit.template()
+
+
+def test_repository_modem_dropin_is_the_packaged_one() -> None:
+    assert MODEM_DROPIN.read_text(encoding="utf-8") == systemd_unit.modem_dropin()
+
+
+def test_the_command_prints_the_modem_dropin(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/systemd.md installs it from the command, so a wheel install needs no checkout."""
+    assert main(["systemd-unit", "--modem"]) == 0
+    assert capsys.readouterr().out == MODEM_DROPIN.read_text(encoding="utf-8")
+
+
+def test_the_command_prints_one_dropin_at_a_time(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["systemd-unit", "--modem", "--credentials", "/etc"]) == errors.EXIT_USAGE
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_hardening_score(tmp_path: Path) -> None:
