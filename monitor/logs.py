@@ -75,13 +75,17 @@ def _journal_priority(_: Any, method: str, event: dict[str, Any]) -> dict[str, A
 
 
 class _PriorityPrefix:
-    """Wrap a renderer so each rendered line carries journald's `<N>` priority."""
+    """Wrap a renderer so each rendered line carries journald's `<N>` priority (and, with
+    `drop_level`, not the level too)."""
 
-    def __init__(self, renderer: Any) -> None:
+    def __init__(self, renderer: Any, drop_level: bool = False) -> None:
         self.renderer = renderer
+        self.drop_level = drop_level
 
     def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> str:
         priority = event.pop("_priority", 6)
+        if self.drop_level:
+            event.pop("level", None)
         text = self.renderer(logger, method, event)
         return "\n".join(f"<{priority}>{line}" for line in str(text).splitlines())
 
@@ -91,12 +95,16 @@ def setup(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> N
     stream = stream or sys.stderr
     to_journal = journal(stream)
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty() and not to_journal)
+    # journald stamps each line with its time and (from the `<N>` prefix) its priority: a
+    # readable line there repeats neither (`journalctl -o json` has both as fields).
+    bare = to_journal and not use_json
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    if not bare:
+        shared.append(structlog.processors.TimeStamper(fmt="iso", utc=True))
     if use_json:
         shared.append(
             structlog.processors.ExceptionRenderer(
@@ -109,11 +117,12 @@ def setup(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> N
         renderer = structlog.dev.ConsoleRenderer(
             colors=colour(stream),
             exception_formatter=structlog.dev.plain_traceback,
+            **({"pad_event_to": 0} if bare else {}),
         )
     shared.append(scrub_log_event)  # after tracebacks are rendered: they are scrubbed too
     if to_journal:
         shared.append(_journal_priority)
-        renderer = _PriorityPrefix(renderer)
+        renderer = _PriorityPrefix(renderer, drop_level=bare)
 
     formatter = structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],

@@ -37,6 +37,25 @@ def test_journald_priorities(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "low" in out[1] and "from a library" in out[3]
 
 
+def test_journald_is_the_stream_journal_stream_names_and_gets_no_stamp_or_level(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """systemd.exec(5): `$JOURNAL_STREAM` is stderr's `device:inode`; a child writing to
+    another file inherited the variable but is not journald's. journald records the time
+    and the priority: the line repeats neither."""
+    journal, other = tmp_path / "journal", tmp_path / "other"
+    with open(journal, "w") as to_journal, open(other, "w") as to_file:
+        st = os.fstat(to_journal.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        for stream in (to_journal, to_file):
+            logs.setup("info", "auto", stream)
+            structlog.get_logger("test").warning("low", line="a")
+            assert logs.journal(stream) is (stream is to_journal)
+    assert journal.read_text() == "<4>low [test] line=a\n"
+    (record,) = [json.loads(line) for line in other.read_text().splitlines()]
+    assert record["level"] == "warning" and "timestamp" in record
+
+
 def test_json_lines_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     out = lines_logged("auto", monkeypatch, journal=False)
     records = [json.loads(line) for line in out]
