@@ -53,14 +53,15 @@ MIN_PASSWORD = 8
 
 
 def load_settings(path: Path, *, deep: bool = True) -> config.Settings:
-    """The config, validated. `deep` also asks adapters and Apprise (what `run` needs);
-    commands that only read the database skip that, and so never import Apprise."""
+    """The config, validated. `deep` also asks adapters and Apprise (what `run` needs) and
+    wants every secret; commands that only read the database (and send nothing) skip that,
+    never import Apprise, and work without the secrets they do not use."""
     validators: list[config.Validator] = []
     if deep:
         from monitor import adapters, notify
 
         validators = [adapters.validate_lines, notify.validate_channels]
-    return config.load(path, validators)
+    return config.load(path, validators, secrets=deep)
 
 
 def _store(settings: config.Settings) -> Any:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import (
@@ -644,11 +644,19 @@ since turning it into an integer (a count such as `max_per_day`) takes a Decimal
 minutes of arithmetic (the config fuzz found `max_per_day = 1e-999999999` hanging `load`)."""
 
 
-def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
+UNLOADED_SECRET = "http://secret-not-loaded.invalid/"
+"""What a channel's absent `url` reads as in a config loaded without its secrets: an
+address that cannot resolve (RFC 6761's `.invalid`), never one that sends anywhere."""
+
+
+def load(path: Path, validators: Iterable[Validator] = (), *, secrets: bool = True) -> Settings:
     """Read, validate and return the settings; raise ConfigError listing every problem.
 
     `validators` are further checks by the modules that own the meaning (adapter options,
-    Apprise URLs); they run only when the structure itself is valid.
+    Apprise URLs); they run only when the structure itself is valid. Without `secrets`
+    (for the commands that send nothing, with the service's credentials out of reach), a
+    secret that is absent (a channel's `url`, a recharge `secret`, an unreadable
+    credentials folder) is no problem; everything else is checked as ever.
     """
     source = str(path)
     text = _read_config(path)
@@ -665,8 +673,15 @@ def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
         raise ConfigError(source, shape)
     problems = list(_id_problems(data))
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not secrets:
+        data = _with_unloaded_urls(data)
     try:
-        settings = Settings(_secrets_dir=credentials, **data)
+        try:
+            settings = Settings(_secrets_dir=credentials, **data)
+        except (OSError, SettingsError):
+            if secrets:
+                raise
+            settings = Settings(_secrets_dir=None, **data)
     except ValidationError as exc:
         raise ConfigError(source, problems + problems_from(exc)) from None
     except (OSError, SettingsError) as exc:
@@ -679,7 +694,9 @@ def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
             ConfigProblem("", f"a value this program cannot hold ({type(exc).__name__})")
         )
         raise ConfigError(source, problems) from None
-    problems.extend(structural_problems(settings))
+    problems.extend(
+        p for p in structural_problems(settings) if secrets or not _absent_secret(settings, p.path)
+    )
     if not problems:
         for validator in validators:
             problems.extend(validator(settings))
@@ -694,6 +711,36 @@ def load(path: Path, validators: Iterable[Validator] = ()) -> Settings:
         monitor = settings.monitor.model_copy(update={"database": database.expanduser()})
         settings = settings.model_copy(update={"monitor": monitor})
     return settings
+
+
+def _with_unloaded_urls(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with UNLOADED_SECRET as the `url` of each channel table that has none: the
+    TOML is the lowest source, so the environment or a credential file still wins."""
+    channels = data.get("channels")
+    if not isinstance(channels, dict):
+        return data
+    filled = {
+        name: {**table, "url": UNLOADED_SECRET}
+        if isinstance(table, dict) and "url" not in table
+        else table
+        for name, table in channels.items()
+    }
+    return {**data, "channels": filled}
+
+
+def _absent_secret(settings: Settings, path: str) -> bool:
+    """Whether the problem at `path` is about a secret key with no value (a recharge's
+    `secret`, an Alertmanager's `password`): what a config loaded without secrets lacks."""
+    *parents, key = path.split(".")
+    node: Any = settings
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+        if node is None:
+            return False
+    field = type(node).model_fields.get(key) if isinstance(node, BaseModel) else None
+    if field is None or getattr(node, key) is not None:
+        return False
+    return field.annotation is SecretStr or SecretStr in get_args(field.annotation)
 
 
 MAX_CONFIG_BYTES = 4 * 2**20

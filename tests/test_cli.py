@@ -261,6 +261,30 @@ def test_global_options_after_the_command_mean_the_same(
     assert (plain.config, plain.log_level, plain.log_format) == ("a.toml", "info", "auto")
 
 
+def test_commands_that_send_nothing_need_no_secrets(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19: with the service stopped (no credentials), a channel's url is absent; the
+    read commands worked only with it. Those that send or check the whole config still fail."""
+    path = write_config('[channels.phone]\nformat = "short"\n' + LINES)
+    assert run_once(path) == 78
+    assert "At 'channels.phone.url'" in capsys.readouterr().err
+    for command in (
+        ["status"],
+        ["history", "travel"],
+        ["events"],
+        ["report"],
+        ["snooze", "travel", "1h"],
+        ["unsnooze", "travel"],
+    ):
+        assert cli("--config", str(path), *command) == 0, command
+    assert cli("--config", str(path), "ack", "travel") == 1  # nothing to acknowledge: not 78
+    assert "nothing to acknowledge" in capsys.readouterr().err
+    for command in (["run", "--once"], ["notify", "test"], ["config", "validate"], ["check"]):
+        assert cli("--config", str(path), *command) == 78, command
+        assert "At 'channels.phone.url'" in capsys.readouterr().err
+
+
 def test_logs_go_to_stderr_only(configured: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_once(configured)
     out, err = capsys.readouterr()

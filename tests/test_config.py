@@ -95,6 +95,50 @@ def test_secrets_from_the_credentials_directory(
     assert s.channels["phone"].url.get_secret_value() == "json://127.0.0.1:9/env"
 
 
+NO_SECRETS = """
+[channels.phone]
+format = "short"
+
+[channels.am]
+type = "alertmanager"
+url = "http://127.0.0.1:9093"
+user = "monitor"
+
+[lines.a]
+adapter = "demo"
+
+[lines.a.recharge]
+action = "webhook"
+url = "https://topup.example/hook"
+"""
+
+
+def test_without_secrets_an_absent_secret_is_no_problem(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The commands that send nothing load the config so: the phone channel's url, the
+    Alertmanager's password and the recharge webhook's secret are absent, and a broken
+    credentials folder is skipped; a given secret still counts, the file's other checks too."""
+    path = write_config(NO_SECRETS)
+    with pytest.raises(ConfigError) as strict:
+        config.load(path)
+    assert "channels.phone.url" in {p.path for p in strict.value.problems}
+    s = config.load(path, secrets=False)
+    assert s.channels["phone"].url.get_secret_value() == config.UNLOADED_SECRET
+    assert s.lines["a"].recharge is not None and s.lines["a"].recharge.secret is None
+    monkeypatch.setenv("ESIM_MONITOR_CHANNELS__PHONE__URL", "json://127.0.0.1:9/env")
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "not-a-folder"))
+    with pytest.raises(ConfigError, match="cannot read the credentials"):
+        config.load(path)
+    s = config.load(path, secrets=False)
+    assert s.channels["phone"].url.get_secret_value() == "json://127.0.0.1:9/env"
+    broken = write_config(NO_SECRETS.replace('user = "monitor"', 'user = "monitor"\nrepost = "0s"'))
+    with pytest.raises(ConfigError) as other:
+        config.load(broken, secrets=False)
+    assert [p.path for p in other.value.problems] == ["channels.am.repost"]
+
+
 def test_path_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.config_path("a.toml") == Path("a.toml")
     monkeypatch.setenv("ESIM_MONITOR_CONFIG", "/x/b.toml")
