@@ -1,4 +1,5 @@
-"""ModemManager through `mmcli`: list modems, find one by IMEI or SIM ICCID, send USSD codes.
+"""ModemManager through `mmcli`: list modems, find one by IMEI or SIM ICCID, send USSD codes
+and SMS queries.
 
 `mmcli` (on PATH) with its JSON output rather than the D-Bus API: no new dependency, and the
 commands a user can type to see what the daemon sees. A modem is found by its equipment id
@@ -12,6 +13,13 @@ on `<database>.modem-<key>.lock` beside it, as the recharge ledger's lock is (th
 an `esim-monitor ussd` run at once would otherwise cancel each other's session). A stale
 session (a reply that never came, a menu nobody answered) is cancelled before a new one
 starts.
+
+An SMS query (`sms_query`) is a session too: it sends a text (or a USSD code whose answer
+comes as a text) and waits for the reply from the carrier's number, matched on the sender
+AND a time after the send, so a reply that came late for an earlier query is never taken
+for this one's; both messages are deleted afterwards unless kept. The JSON shapes read are
+ModemManager 1.20's (cli/mmcli-output.c, cli/mmcli-sms.c, cli/mmcli-modem-messaging.c at
+tag 1.20.6, commit 6aa0ff583d04aea88b4da7a1c20049f57062dab6).
 
 Failures raise `ModemError` subclasses; they are `CheckFailed`, carrying mmcli's own words
 as `raw`, so a check that meets one fails with the reason and never reads as a zero.
@@ -29,8 +37,9 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +110,22 @@ class UnexpectedMenu(ModemError):
 
 class ModemTimeout(ModemError):
     """mmcli or the network did not answer in time."""
+
+
+class SmsUnsupported(ModemError):
+    """The modem has no Messaging interface in ModemManager: it cannot send or list texts."""
+
+
+class SmsStorageFull(ModemError):
+    """The modem's SMS storage is full (ModemManager's Message.MemoryFull, +CMS ERROR: 322)."""
+
+
+class NoSmsReply(ModemError):
+    """No text from the expected number arrived after the send within the timeout."""
+
+
+class UnreadableSms(ModemError):
+    """Texts came from the expected number, but none could be read; `raw` holds them."""
 
 
 # ---- modems --------------------------------------------------------------------------------
@@ -437,6 +462,377 @@ def _cancel(path: str, deadline: _Deadline) -> None:
         ) from None
 
 
+# ---- SMS -----------------------------------------------------------------------------------
+
+SMS_TIMEOUT = 60.0
+"""Seconds an SMS query may wait for its reply, by default: carriers answer within seconds
+to a minute."""
+SMS_POLL = 0.5
+"""Seconds between listings of the modem's texts while waiting for a reply."""
+CLOCK_SLACK = timedelta(seconds=10)
+"""How far a reply's network timestamp may lie before the send and still be its answer: the
+SMSC's clock and ours differ by this much at most (whole seconds, and some drift). A text
+stamped earlier answers an earlier query that timed out: it is dropped, never matched."""
+SMS_NUMBER = re.compile(r"\+?[0-9]{2,20}")
+SMS_SENDER = re.compile(r"\+?[0-9]{2,20}|[A-Za-z0-9][A-Za-z0-9 .&-]{0,10}")
+"""A reply's sender: a number or short code, or an alphanumeric sender id (11 characters)."""
+SMS_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,160}")
+"""An outgoing query text: one line, one SMS."""
+
+
+@dataclass(frozen=True)
+class Sms:
+    """One text as `mmcli -s S -J` shows it. `timestamp` is the network's (the SMSC's) for a
+    received text, None for one we created."""
+
+    path: str
+    number: str | None = None
+    text: str | None = None
+    state: str | None = None
+    pdu_type: str | None = None
+    timestamp: datetime | None = None
+    storage: str | None = None
+
+    @property
+    def index(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def received(self) -> bool:
+        """A text that came in whole (`receiving` is a multi-part one still arriving)."""
+        return self.state == "received" and self.pdu_type in (None, "deliver", "cdma-deliver")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, for `esim-monitor sms list --json`."""
+        return {
+            "index": self.index,
+            "path": self.path,
+            "number": self.number,
+            "text": self.text,
+            "state": self.state,
+            "pdu_type": self.pdu_type,
+            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
+            "storage": self.storage,
+        }
+
+
+@dataclass(frozen=True)
+class SmsExchange:
+    """An SMS query's outcome: the reply, when the query was sent (our clock), the text sent
+    (None for a USSD code answered by text) and the USSD code's own reply, if any."""
+
+    reply: Sms
+    sent_at: datetime
+    sent: Sms | None = None
+    ussd_reply: str | None = None
+    ignored: tuple[Sms, ...] = field(default=())
+    """Texts from the number that were not this query's answer (too old, unreadable)."""
+
+
+def same_sender(number: str | None, wanted: str) -> bool:
+    """Whether a text's sender is `wanted`: a short code as is, a phone number with or
+    without its country code (the last 10 digits decide), a sender name in any case."""
+    if number is None:
+        return False
+    a, b = re.sub(r"[\s()-]", "", number), re.sub(r"[\s()-]", "", wanted)
+    da, db = a.lstrip("+"), b.lstrip("+")
+    if da.isdigit() and db.isdigit():
+        if min(len(da), len(db)) >= 10:
+            return da[-10:] == db[-10:]
+        return da == db
+    return a.casefold() == b.casefold()
+
+
+def list_sms(
+    modem_id: str,
+    timeout: float = QUERY_TIMEOUT,
+    *,
+    wait: float | None = None,
+    lock_at: Path | None = None,
+) -> list[Sms]:
+    """Every text the modem holds, read one by one, oldest index first."""
+    modem = _find(modem_id, _Deadline(timeout, "finding the modem"))
+    with session(modem.key, 2 * timeout + KILL_GRACE if wait is None else wait, lock_at):
+        deadline = _Deadline(timeout, "listing SMS")
+        return [_read_sms(path, deadline) for path in _sms_paths(modem.dbus_path, deadline)]
+
+
+def send_sms(
+    modem_id: str,
+    number: str,
+    text: str,
+    timeout: float = USSD_TIMEOUT,
+    *,
+    wait: float | None = None,
+    lock_at: Path | None = None,
+) -> Sms:
+    """Create and send one text; the sent message, which stays on the modem (`sms list`
+    shows it and any reply)."""
+    properties = _sms_properties(number, text)
+    modem = _find(modem_id, _Deadline(timeout, "finding the modem"))
+    with session(modem.key, 2 * timeout + KILL_GRACE if wait is None else wait, lock_at):
+        deadline = _Deadline(timeout, f"sending an SMS to {number}")
+        path = _create_sms(modem.dbus_path, properties, deadline)
+        _send_created(path, deadline)
+        return _read_sms(path, deadline)
+
+
+def sms_query(
+    modem_id: str,
+    sender: str,
+    *,
+    to: str | None = None,
+    text: str | None = None,
+    ussd: str | None = None,
+    timeout: float = SMS_TIMEOUT,
+    accept: Callable[[Sms], str | None] | None = None,
+    keep: bool = False,
+    wait: float | None = None,
+    lock_at: Path | None = None,
+) -> SmsExchange:
+    """Ask by text (`to`, `text`) or by a USSD code answered by text (`ussd`), and wait for
+    the reply from `sender` within `timeout`, in one session on the modem.
+
+    The reply is the first text from `sender` that the modem did not hold before the send,
+    stamped no earlier than the send (less CLOCK_SLACK), and that `accept` (given the text)
+    does not refuse: it returns None, or why the text cannot be read; a refused text is
+    passed over and the wait goes on (a carrier may send a notice first), and when nothing
+    else comes, UnreadableSms says why with the texts as raw. Texts from `sender` already
+    there, or stamped before the send, are late replies to earlier queries: logged and,
+    unless `keep`, deleted. The query and the reply are deleted unless `keep`.
+    """
+    if (ussd is None) == (to is None or text is None):
+        raise UsageError("an SMS query sends either a text (to and text) or a USSD code")
+    if not SMS_SENDER.fullmatch(sender):
+        raise UsageError(f"{sender!r} is not a sender number or name")
+    properties = _sms_properties(to, text) if to is not None and text is not None else None
+    if ussd is not None and not re.fullmatch(r"[0-9*#+]+", ussd):
+        raise UsageError(f"{shown(ussd)!r} is not a USSD code (digits, * and #, such as '*777#')")
+    modem = _find(modem_id, _Deadline(min(timeout, QUERY_TIMEOUT), "finding the modem"))
+    if wait is None:
+        wait = 2 * timeout + KILL_GRACE
+    with session(modem.key, wait, lock_at):
+        deadline = _Deadline(timeout, f"waiting for a reply from {sender}")
+        return _sms_exchange(modem, sender, properties, ussd, deadline, accept, keep)
+
+
+def _sms_exchange(
+    modem: ModemInfo,
+    sender: str,
+    properties: str | None,
+    ussd: str | None,
+    deadline: _Deadline,
+    accept: Callable[[Sms], str | None] | None,
+    keep: bool,
+) -> SmsExchange:
+    path = modem.dbus_path
+    known: set[str] = set()
+    ours: list[str] = []
+    ignored: list[Sms] = []
+    try:
+        for old in (_read_sms(p, deadline) for p in _sms_paths(path, deadline)):
+            known.add(old.path)
+            if old.received and same_sender(old.number, sender):
+                _drop(old, "it came before this query (a late reply to an earlier one?)", keep)
+                ignored.append(old)
+        sent: Sms | None = None
+        ussd_reply: str | None = None
+        if properties is not None:
+            created = _create_sms(path, properties, deadline)
+            ours.append(created)
+            known.add(created)
+            sent_at = _now()
+            _send_created(created, deadline)
+            sent = Sms(created, state="sent", pdu_type="submit")
+        else:
+            assert ussd is not None
+            sent_at = _now()
+            ussd_reply = _exchange(modem, ussd, deadline)
+        reply = _await_reply(path, sender, sent_at, known, deadline, accept, keep, ignored)
+        ours.append(reply.path)
+        return SmsExchange(reply, sent_at, sent, ussd_reply, tuple(ignored))
+    finally:
+        if not keep:
+            _delete_all(path, [*ours, *(s.path for s in ignored)])
+
+
+def _await_reply(
+    path: str,
+    sender: str,
+    sent_at: datetime,
+    known: set[str],
+    deadline: _Deadline,
+    accept: Callable[[Sms], str | None] | None,
+    keep: bool,
+    ignored: list[Sms],
+) -> Sms:
+    """Poll the modem's texts for the reply; the texts from `sender` passed over are added
+    to `ignored` as they are met (deleted with the query's, even when it fails)."""
+    seen = set(known)
+    refused: list[tuple[Sms, str]] = []
+    while True:
+        try:
+            paths = _sms_paths(path, deadline)
+        except ModemTimeout:
+            paths = []
+        fresh: list[Sms] = []
+        for new in (p for p in paths if p not in seen):
+            try:
+                sms = _read_sms(new, deadline)
+            except ModemTimeout:
+                break
+            except ModemError as exc:
+                log.debug("SMS not readable", sms=new, error=str(exc))
+                continue
+            if sms.state == "receiving":
+                continue  # read again once whole
+            seen.add(new)
+            if not sms.received or not same_sender(sms.number, sender):
+                log.debug("SMS from another number ignored", sms=sms.index, sender=sms.number)
+                continue
+            if sms.timestamp is not None and sms.timestamp < sent_at - CLOCK_SLACK:
+                _drop(sms, f"it is stamped {sms.timestamp.isoformat()}, before the send", keep)
+                refused.append((sms, "stamped before the send"))
+                ignored.append(sms)
+                continue
+            fresh.append(sms)
+        fresh.sort(key=lambda s: s.timestamp or datetime.max.replace(tzinfo=UTC))
+        for sms in fresh:
+            why = accept(sms) if accept is not None else None
+            if why is None:
+                return sms
+            log.info("SMS reply passed over", sms=sms.index, sender=sender, reason=why)
+            refused.append((sms, why))
+            ignored.append(sms)
+        try:
+            time.sleep(min(SMS_POLL, deadline.left()))
+            deadline.left()
+        except ModemTimeout:
+            unread = [(s, why) for s, why in refused if why != "stamped before the send"]
+            if unread:
+                raise UnreadableSms(
+                    f"no text from {sender} could be read: {unread[-1][1]}",
+                    raw="\n\n".join(s.text or "" for s, _ in unread),
+                ) from None
+            raise NoSmsReply(
+                f"no reply from {sender} within {deadline.seconds:g}s of the query (is the "
+                "number right? a full SMS storage also keeps replies out)",
+            ) from None
+
+
+def _drop(sms: Sms, why: str, keep: bool) -> None:
+    log.warning(
+        "SMS dropped: not this query's reply",
+        sms=sms.index,
+        sender=sms.number,
+        reason=why,
+        kept=keep,
+        text=shown(sms.text or ""),
+    )
+
+
+def _delete_all(path: str, sms_paths: Sequence[str]) -> None:
+    """Delete the query's texts, on a bound of their own: a failed or timed-out query still
+    leaves the storage as it found it (a full one keeps replies out)."""
+    ending = _Deadline(QUERY_TIMEOUT, "deleting the query's SMS")
+    for sms_path in dict.fromkeys(sms_paths):
+        try:
+            _call(
+                ["-m", path, f"--messaging-delete-sms={sms_path}"],
+                ending,
+                "deleting an SMS",
+                "Messaging",
+            )
+        except ModemError as exc:
+            log.warning("SMS not deleted", sms=sms_path, error=str(exc))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sms_properties(number: str, text: str) -> str:
+    """mmcli's `number='...',text='...'`: its parser (libmm-glib/mm-common-helpers.c,
+    mm_common_parse_key_value_string) takes a value up to the next quote of the same kind,
+    with no escapes, so a text may hold one kind of quote but not both."""
+    if not SMS_NUMBER.fullmatch(number):
+        raise UsageError(f"{number!r} is not a phone number or short code (digits, maybe +)")
+    if not SMS_TEXT.fullmatch(text):
+        raise UsageError(f"{shown(text)!r} is not an SMS text (1 to 160 characters, one line)")
+    quote = "'" if "'" not in text else '"'
+    if quote in text:
+        raise UsageError("an SMS text may hold ' or \" but not both (mmcli cannot quote it)")
+    return f"number='{number}',text={quote}{text}{quote}"
+
+
+def _sms_paths(path: str, deadline: _Deadline) -> list[str]:
+    """`--messaging-list-sms -J` prints {"modem.messaging.sms": [paths]}: the list's key is
+    the field's whole dotted name (cli/mmcli-output.c, dump_output_list_json)."""
+    run = _call(["-J", "-m", path, "--messaging-list-sms"], deadline, "listing SMS", "Messaging")
+    listing = _json(run, "the SMS list").get("modem.messaging.sms")
+    if not isinstance(listing, list):
+        raise ModemError("mmcli's SMS list holds no modem.messaging.sms", raw=run.stdout)
+    return [p for p in listing if isinstance(p, str)]
+
+
+def _read_sms(sms_path: str, deadline: _Deadline) -> Sms:
+    run = _call(["-J", "-s", sms_path], deadline, "reading an SMS", "Messaging")
+    return sms_from_json(_json(run, "an SMS"), sms_path)
+
+
+def sms_from_json(data: dict[str, Any], sms_path: str = "") -> Sms:
+    """An Sms from `mmcli -s S -J`: {"sms": {"dbus-path", "content": {number, text, data},
+    "properties": {pdu-type, state, storage, timestamp, ...}}}, "--" for an unknown value
+    (cli/mmcli-sms.c print_sms_info; timestamps as ISO 8601 with an offset of hours,
+    "2011-02-28T11:50:50-05", src/tests/test-sms-part-3gpp.c)."""
+    sms = data.get("sms") or {}
+    content = sms.get("content") or {}
+    props = sms.get("properties") or {}
+    text = content.get("text")
+    return Sms(
+        path=_value(sms.get("dbus-path")) or sms_path,
+        number=_value(content.get("number")),
+        text=text if isinstance(text, str) and text != "--" else None,
+        state=_value(props.get("state")),
+        pdu_type=_value(props.get("pdu-type")),
+        timestamp=_timestamp(props.get("timestamp")),
+        storage=_value(props.get("storage")),
+    )
+
+
+def _timestamp(value: Any) -> datetime | None:
+    text = _value(value)
+    if text is None:
+        return None
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        log.debug("SMS timestamp not read", timestamp=text)
+        return None
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _create_sms(path: str, properties: str, deadline: _Deadline) -> str:
+    """`--messaging-create-sms` with -J prints {"modem": {"messaging": {"created-sms":
+    PATH}}} (MMC_F_MESSAGING_CREATED_SMS in cli/mmcli-output.c)."""
+    run = _call(
+        ["-J", "-m", path, f"--messaging-create-sms={properties}"],
+        deadline,
+        "creating the SMS",
+        "Messaging",
+    )
+    data = _json(run, "the created SMS")
+    created = _value(((data.get("modem") or {}).get("messaging") or {}).get("created-sms"))
+    if created is None:
+        raise ModemError("mmcli named no created SMS", raw=run.stdout)
+    return created
+
+
+def _send_created(sms_path: str, deadline: _Deadline) -> None:
+    """`mmcli -s S --send`: "successfully sent the SMS" (cli/mmcli-sms.c)."""
+    _call(["-s", sms_path, "--send"], deadline, "sending the SMS", "Messaging")
+
+
 # ---- running mmcli ---------------------------------------------------------------------------
 
 
@@ -462,11 +858,12 @@ class _Deadline:
         return left
 
 
-def _call(args: list[str], deadline: _Deadline, what: str) -> _Run:
-    """Run mmcli; a failure becomes the ModemError that says what went wrong."""
+def _call(args: list[str], deadline: _Deadline, what: str, polkit: str = "USSD") -> _Run:
+    """Run mmcli; a failure becomes the ModemError that says what went wrong (`polkit`:
+    the ModemManager action a refusal names)."""
     run = _mmcli(args, deadline.left(), what)
     if run.returncode != 0:
-        raise _failure(run, what)
+        raise _failure(run, what, polkit)
     return run
 
 
@@ -537,7 +934,7 @@ def _json(run: _Run, what: str) -> dict[str, Any]:
 _GDBUS_PREFIX = re.compile(r"GDBus\.Error:[\w.]+:\s*")
 
 
-def _failure(run: _Run, what: str) -> ModemError:
+def _failure(run: _Run, what: str, polkit: str = "USSD") -> ModemError:
     """The typed error for a failed mmcli call, from what it printed."""
     raw = (run.stderr.strip() or run.stdout.strip()) or f"mmcli exited with {run.returncode}"
     said = re.sub(r": '(.*)'$", r": \1", raw.removeprefix("error: "), flags=re.DOTALL)
@@ -554,7 +951,17 @@ def _failure(run: _Run, what: str) -> ModemError:
     if "unauthorized" in text or "not authorized" in text or "accessdenied" in text:
         return ModemNotAuthorized(
             f"{what}: not allowed ({said}); the service user needs the polkit rule for "
-            "org.freedesktop.ModemManager1.USSD (see docs/modems.md)",
+            f"org.freedesktop.ModemManager1.{polkit} (see docs/modems.md)",
+            raw=raw,
+        )
+    if "no messaging capabilities" in text:
+        return SmsUnsupported(
+            f"{what}: this modem cannot send or receive SMS in ModemManager ({said})", raw=raw
+        )
+    if "memoryfull" in text or "memory full" in text or re.search(r"\+cms error:?\s*322\b", text):
+        return SmsStorageFull(
+            f"{what}: the modem's SMS storage is full ({said}); delete texts with "
+            "esim-monitor sms list / mmcli -m N --messaging-delete-sms=S",
             raw=raw,
         )
     if "session is already active" in text:
