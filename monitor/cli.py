@@ -97,6 +97,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _exit_past(daemon, EXIT_OK)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`run` on the bundled demo config, copied into a new temporary folder (named on
+    start) so every start has a fresh database."""
+    from monitor import demo
+    from monitor.systemd_unit import installed_executable
+
+    if args.config is not None:
+        raise UsageError("demo runs its own config; for yours: esim-monitor --config FILE run")
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: not a port (1-65535)")
+    demo.isolate(os.environ)
+    executable = installed_executable()
+    with demo.workspace(args.keep, args.port) as path:
+        print(
+            demo.banner(path, args.port, executable, keep=args.keep, once=args.once),
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            return cmd_run(argparse.Namespace(**{**vars(args), "config": str(path)}))
+        finally:
+            print(demo.farewell(path, executable, keep=args.keep), end="", file=sys.stderr)
+
+
 def _exit_past(daemon: Any, code: int) -> int:
     """A send still under way after the stop's wait runs on in Apprise's thread pool,
     which the interpreter would wait for at exit, however long the receiver takes: end
@@ -1069,6 +1094,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("run", cmd_run, "run the daemon")
     p.add_argument("--once", action="store_true", help="check every line once, deliver, exit")
+    p = add(
+        "demo",
+        cmd_demo,
+        "run the bundled demo (three simulated lines, no network) on a fresh database in a "
+        "new temporary folder",
+    )
+    p.add_argument("--once", action="store_true", help="check every line once, deliver, exit")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the folder when the demo ends (default: delete)"
+    )
+    p.add_argument(
+        "--port", type=int, default=8757, help="the status page's port on 127.0.0.1 (default 8757)"
+    )
     p = add(
         "reload",
         cmd_reload,

@@ -256,3 +256,26 @@ def test_the_phone_sections_config_loads_with_and_without_the_relay(tmp_path: Pa
     settings = load(path)
     assert settings.lines["phone"].relay_preset == "t-mobile-sms"
     assert settings.http.listen and settings.channels["texts"].events == ["relay"]
+
+
+# ---- Quick start ----------------------------------------------------------------------------
+
+
+def test_the_quick_start_runs_the_demo_and_its_one_pass_exits_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first command a newcomer pastes ends in `esim-monitor demo`, which works from
+    any folder (no checkout path); its one pass (`--once`) exits 0 and leaves nothing."""
+    import tempfile
+
+    from monitor.cli import main
+
+    demo_block, tests_block = re.findall(r"```sh\n(.*?)```", _section("## Quick start"), re.S)
+    command = demo_block.strip().split(" && ")[-1].split()
+    assert command[:2] == [".venv/bin/esim-monitor", "demo"], demo_block
+    assert tests_block.strip().endswith(".venv/bin/pytest")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert main([*command[1:], "--once"]) == 0
+    assert "a fresh database in" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
