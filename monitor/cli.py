@@ -838,6 +838,45 @@ def cmd_ussd(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sms_send(args: argparse.Namespace) -> int:
+    """Send one text from the modem, to try a carrier's SMS keyword by hand; the text and
+    its reply stay on the modem for `sms list`."""
+    from monitor import modem
+
+    sent = modem.send_sms(
+        args.modem, args.number, args.text, args.timeout, lock_at=_modem_lock_at(args)
+    )
+    print(f"sent SMS {sent.index} to {args.number}; see the reply with: esim-monitor sms list")
+    return EXIT_OK
+
+
+def cmd_sms_list(args: argparse.Namespace) -> int:
+    """The texts on the modem, sent and received, with their senders and network times."""
+    from monitor import modem
+
+    texts = modem.list_sms(args.modem, args.timeout, lock_at=_modem_lock_at(args))
+    if args.json:
+        _print_json([t.as_dict() for t in texts])
+        return EXIT_OK
+    if not texts:
+        print("no SMS on the modem", file=sys.stderr)
+        return EXIT_OK
+    _print_table(
+        ["INDEX", "STATE", "NUMBER", "TIME (UTC)", "TEXT"],
+        [
+            [
+                t.index,
+                t.state or "-",
+                t.number or "-",
+                t.timestamp.strftime("%Y-%m-%d %H:%M:%S") if t.timestamp else "-",
+                " ".join((t.text or "").split()),
+            ]
+            for t in texts
+        ],
+    )
+    return EXIT_OK
+
+
 def cmd_systemd_unit(args: argparse.Namespace) -> int:
     """The unit file with this installation's paths, or the credentials or modem drop-in."""
     from monitor import systemd_unit
@@ -1241,6 +1280,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ANSWER",
         help="answer the menu the code opens (repeat for each step; default: the line's)",
     )
+
+    p = add("sms", _group_help, "send a text or list the texts on a modem, to try a carrier")
+    sms_sub = p.add_subparsers(dest="sms_command", metavar="ACTION", required=True)
+    q = add("send", cmd_sms_send, "send one SMS from the modem", parent=sms_sub)
+    q.add_argument("number", metavar="NUMBER", help="a phone number or short code ('6700')")
+    q.add_argument("text", metavar="TEXT", help="the text ('BAL')")
+    q = add("list", cmd_sms_list, "the texts on the modem, sent and received", parent=sms_sub)
+    q.add_argument("--json", action="store_true")
+    for q in sms_sub.choices.values():
+        q.add_argument("--modem", required=True, metavar="ID", help="equipment id or SIM ICCID")
+        q.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
 
     p = add("systemd-unit", cmd_systemd_unit, "print the systemd unit for this installation")
     dropin = p.add_mutually_exclusive_group()

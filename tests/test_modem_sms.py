@@ -6,6 +6,11 @@ out of order or from another number; a modem without messaging, a full storage, 
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -323,3 +328,57 @@ def test_a_polkit_refusal_names_the_messaging_rule(mmcli: Any) -> None:
     mmcli.save()
     with pytest.raises(modem.ModemNotAuthorized, match=r"ModemManager1\.Messaging \(see"):
         modem.list_sms(IMEI)
+
+
+# ---- the CLI ---------------------------------------------------------------------------------
+
+
+def test_cli_sms_send_and_list(
+    mmcli: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.cli import main
+
+    assert main(["sms", "send", "--modem", IMEI, ULTRA, "BAL"]) == 0
+    assert "sent SMS 0 to 6700" in capsys.readouterr().out
+    deadline = datetime.now(UTC) + timedelta(seconds=5)
+    rows: list[dict[str, Any]] = []
+    while len(rows) < 2:
+        assert datetime.now(UTC) < deadline
+        assert main(["sms", "list", "--modem", IMEI, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+    assert [(r["index"], r["state"], r["number"], r["text"]) for r in rows] == [
+        ("0", "sent", ULTRA, "BAL"),
+        ("1", "received", ULTRA, BALANCE),
+    ]
+    assert main(["sms", "list", "--modem", IMEI]) == 0
+    table = capsys.readouterr().out
+    assert "received" in table and BALANCE in table
+    mmcli.scenario["modems"][0]["messaging"] = False
+    mmcli.save()
+    assert main(["sms", "list", "--modem", IMEI]) == 1
+    assert "cannot send or receive SMS" in capsys.readouterr().err
+
+
+def test_a_modem_held_by_another_process_makes_sms_send_wait_and_give_up(
+    mmcli: Any, tmp_path: Path
+) -> None:
+    """`sms send` takes the modem's lock beside the config's database, as `ussd` does: held
+    here (as the daemon would hold it), the run waits its bound and sends nothing."""
+    database = tmp_path / "history.db"
+    config = tmp_path / "c.toml"
+    config.write_text(f'[monitor]\ndatabase = "{database}"\n')
+    lock = database.with_name(f"{database.name}.modem-{IMEI}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        args = ["--config", str(config), "sms", "send", "--modem", IMEI, "--timeout", "0.5"]
+        run = subprocess.run(
+            [sys.executable, "-m", "monitor", *args, ULTRA, "BAL"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(fd)
+    assert run.returncode != 0 and "busy" in run.stderr and "another process" in run.stderr
+    assert not any(a.startswith("sms-") for a in mmcli.actions())
