@@ -925,7 +925,8 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 def cmd_config_show(args: argparse.Namespace) -> int:
     settings = load_settings(config.config_path(args.config))
     data = config.effective(settings)
-    data.setdefault("monitor", {})["database"] = str(settings.database_path())
+    # absolute: which file, whichever folder the command ran in
+    data.setdefault("monitor", {})["database"] = os.path.abspath(settings.database_path())
     if args.json:
         _print_json(data)
     else:

@@ -51,6 +51,7 @@ from monitor.units import (
     Size,
     Sizes,
     format_duration,
+    format_size,
     parse_data_size,
     parse_data_threshold,
     parse_digest,
@@ -1055,11 +1056,12 @@ SECRET_MASK = "**********"
 
 
 def effective(settings: Settings) -> dict[str, Any]:
-    """The settings as plain data in config units, secrets masked: what `config show` prints."""
-    data = settings.model_dump(exclude_none=True)
+    """The settings as plain data in config units, secrets masked: what `config show` prints.
+    A secret URL shows its scheme and host only (`tgram://****`), sizes their units."""
+    data = _with_sizes(settings, settings.model_dump(exclude_none=True))
     # A line shows what it sets itself; what it inherits is shown once, under [defaults].
     data["lines"] = {
-        line_id: _masked_options(line.model_dump(exclude_unset=True))
+        line_id: _masked_options(_with_sizes(line, line.model_dump(exclude_unset=True)))
         for line_id, line in settings.lines.items()
     }
     data["accounts"] = {
@@ -1069,8 +1071,74 @@ def effective(settings: Settings) -> dict[str, Any]:
     if not data["accounts"]:
         del data["accounts"]
     # Second wall: a secret repeated under a harmless key (an argv URL, a header) is
-    # blotted out too.
-    return Redactor(secret_values(settings)).data(_plain(data))
+    # blotted out too; a URL that hides nothing (an Alertmanager's http://host:port) is
+    # shown whole, as its masked form.
+    wall = [value for value in secret_values(settings) if masked_url(value) != value]
+    return Redactor(wall).data(_plain(data))
+
+
+def _with_sizes(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:
+    """`dumped` (the model's dump) with each data size written in units, as the model
+    holds it (a dump turns a threshold's `Size` into a bare int)."""
+    out = dict(dumped)
+    for name in type(model).model_fields:
+        if name not in out:
+            continue
+        value = getattr(model, name)
+        if isinstance(value, Size):
+            out[name] = format_size(value)
+        elif isinstance(value, BaseModel) and isinstance(out[name], dict):
+            out[name] = _with_sizes(value, out[name])
+        elif isinstance(value, dict) and isinstance(out[name], dict):
+            out[name] = {
+                key: _with_sizes(item, out[name][key])
+                if isinstance(item, BaseModel) and isinstance(out[name].get(key), dict)
+                else out[name].get(key)
+                for key, item in value.items()
+                if key in out[name]
+            }
+    return out
+
+
+MASK = "****"
+
+
+def masked_url(url: str) -> str:
+    """A secret URL as `config show` prints it: the scheme and, when it is a host name or
+    an address (never a token standing where Apprise puts one, as in `tgram://`), the host
+    and port; the rest, user and password included, masked
+    (`mailto://****@smtp.example.com/****`)."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*", scheme):
+        return SECRET_MASK
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return f"{scheme}://{MASK}"
+    if host is None or not _plain_host(host):
+        return f"{scheme}://{MASK}"
+    user = f"{MASK}@" if "@" in parts.netloc else ""
+    shown = f"[{host}]" if ":" in host else host
+    after = f":{port}" if port is not None else ""
+    tail = f"/{MASK}" if (parts.path.strip("/") or parts.query or parts.fragment) else ""
+    if not tail and (parts.path or parts.query or parts.fragment):
+        tail = "/"
+    return f"{scheme}://{user}{shown}{after}{tail}"
+
+
+def _plain_host(host: str) -> bool:
+    """A DNS name with a top-level domain, `localhost` or an IP address: not a token."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    return host == "localhost" or bool(
+        re.fullmatch(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}", host)
+    )
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -1188,7 +1256,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     if isinstance(value, SecretStr):
-        return SECRET_MASK
+        secret = value.get_secret_value()
+        return masked_url(secret) if "://" in secret else SECRET_MASK
     if isinstance(value, timedelta):
         return format_duration(value)
     if isinstance(value, Percent | Path):

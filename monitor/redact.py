@@ -127,7 +127,7 @@ class Redactor:
             self._forms = tuple(sorted(every, key=len, reverse=True))
             self._cores = tuple(sorted(cores, key=len, reverse=True))
             self._heads = frozenset(
-                form[:n] for form in every for n in range(MIN_LENGTH, len(form))
+                form[:n] for form in every for n in range(_first_head(form), len(form))
             )
 
     def __bool__(self) -> bool:
@@ -220,6 +220,17 @@ def scrub_log_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     for redactor in live:
         event = {key: redactor.data(value) for key, value in event.items()}
     return event
+
+
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*(?::|%3[aA])(?://|%2[fF]%2[fF])")
+"""A URL's `scheme://`, as written or URL-encoded (the forms a secret URL travels in)."""
+
+
+def _first_head(form: str) -> int:
+    """The length of the shortest head of `form` worth cutting: a URL's `scheme://` alone
+    tells nothing (and `http` or `mail` ends many a harmless word)."""
+    scheme = _SCHEME.match(form)
+    return max(MIN_LENGTH, scheme.end() + 1 if scheme else 0)
 
 
 def _cut_head(text: str, heads: frozenset[str], longest: int) -> str:

@@ -124,6 +124,27 @@ class Size(int):
         return self.binary if sizes == "binary" else int(self)
 
 
+_CONFIG_UNITS = {
+    "decimal": (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)),
+    "binary": (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)),
+}
+
+
+def format_size(size: int) -> str:
+    """A size as a config writes it, exact, so it reads back as the same `Size`: in
+    decimal units when it was written so ("1.5GB"), else in binary ones ("4MiB"), whichever
+    unit holds it in at most three decimals; bytes ("1000B") when none does."""
+    count = int(size)
+    written_decimal = isinstance(size, Size) and size.binary != count
+    for unit, factor in _CONFIG_UNITS["decimal" if written_decimal else "binary"]:
+        if count < factor:
+            continue
+        amount = Decimal(count) / factor
+        if amount == amount.quantize(Decimal("0.001")):
+            return f"{amount.normalize():f}{unit}"
+    return f"{count}B"
+
+
 def parse_data_size(value: object) -> int:
     """Parse "500MB", "2GB" (decimal) or "512MiB", "2GiB" (binary) into bytes; an int is bytes."""
     return int(parse_size(value))

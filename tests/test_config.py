@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -194,16 +195,93 @@ def test_show_masks_secrets_and_round_trips(
     assert main(["--config", str(path), "config", "show"]) == 0
     out = capsys.readouterr().out
     assert "supersecret" not in out
-    assert 'url = "**********"' in out
+    assert 'url = "json://127.0.0.1:9/****"' in out
     assert 'hysteresis = "5%"' in out
     assert 'data_critical = "10%"' in out
     # what `show` prints is itself a valid config (with the secret given again)
     shown = tmp_path / "shown.toml"
-    shown.write_text(out.replace('"**********"', '"json://127.0.0.1:9/x"'))
+    shown.write_text(out.replace('"json://127.0.0.1:9/****"', '"json://127.0.0.1:9/x"'))
     again = load_settings(shown)
     assert again.thresholds("us-travel") == load_settings(path).thresholds("us-travel")
     assert main(["--config", str(path), "config", "show", "--json"]) == 0
     assert "supersecret" not in capsys.readouterr().out
+
+
+SHOWN = """
+[monitor]
+database = "state/h.db"
+
+[http]
+max_body = "1MiB"
+
+[defaults.thresholds]
+data_warning = "1.5GB"
+data_critical = "10%"
+
+[channels.tg]
+url = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/-1001234567890"
+
+[channels.mail]
+url = "mailto://alerts:Mail-Pass-9x@smtp.example.com/?to=owner@example.org"
+
+[channels.push]
+url = "pover://uQiRzpo4DXghDmr9QzzfQu27cmVRsG@azGDORePK8gMaC0QOYAMyEEuzJnyUi/phone"
+
+[channels.am]
+type = "alertmanager"
+url = "http://127.0.0.1:9093"
+user = "monitor"
+password = "am-Pass-77q"
+
+[lines.a]
+adapter = "demo"
+
+[lines.a.thresholds]
+data_warning = "512MiB"
+"""
+"""Apprise URL shapes from its wiki (github.com/caronc/apprise/wiki: Notify_telegram,
+Notify_email, Notify_pushover): a bot token, a password, a user and app key."""
+
+
+def test_show_masks_each_channel_url_but_its_scheme_and_host(
+    write_config: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitor.redact import base64_cores, forms
+
+    write_config(SHOWN, database=False)
+    monkeypatch.chdir(tmp_path)  # a relative --config: the database is shown absolute
+    outputs = []
+    for extra in ([], ["--json"]):
+        assert main(["--config", "config.toml", "config", "show", *extra]) == 0
+        outputs.append(capsys.readouterr().out)
+    toml, as_json = outputs
+    assert 'url = "tgram://****"' in toml
+    assert 'url = "mailto://****@smtp.example.com/****"' in toml
+    assert 'url = "pover://****"' in toml
+    assert 'url = "http://127.0.0.1:9093"' in toml  # an Alertmanager's address hides nothing
+    assert 'password = "**********"' in toml
+    assert 'max_body = "1MiB"' in toml and 'data_warning = "1.5GB"' in toml
+    assert 'data_warning = "512MiB"' in toml and "[http]" in toml and "[channels.mail]" in toml
+    assert f'database = "{tmp_path / "state" / "h.db"}"' in toml
+    shown = json.loads(as_json)
+    assert shown["channels"]["mail"]["url"] == "mailto://****@smtp.example.com/****"
+    assert shown["monitor"]["database"] == str(tmp_path / "state" / "h.db")
+    secrets = [
+        "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+        "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+        "-1001234567890",
+        "Mail-Pass-9x",
+        "owner@example.org",
+        "uQiRzpo4DXghDmr9QzzfQu27cmVRsG",
+        "azGDORePK8gMaC0QOYAMyEEuzJnyUi",
+        "am-Pass-77q",
+    ]
+    for secret in secrets:
+        for form in forms(secret) | base64_cores(secret):
+            assert form not in toml and form not in as_json, (secret, form)
 
 
 BAD = [

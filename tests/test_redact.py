@@ -68,6 +68,18 @@ def test_a_cut_through_a_secret_leaves_no_head_of_it() -> None:
     assert redactor.excerpt(text, 40) == ("x" * 30 + REDACTED)[:40]
 
 
+def test_a_secret_urls_scheme_alone_is_no_head_of_it() -> None:
+    """Unfixed, every text ending in `http` or `mail` (`config show`'s `[http]` table, a
+    channel named `mail`) was cut as the head of a secret URL; a head past the scheme still is."""
+    redactor = Redactor(
+        ["https://hc-ping.com/0f3a9c2e-secret", "mailto://u:pw-secret@smtp.example.com"]
+    )
+    for word in ("http", "https", "mail", "mailto", "https:", "mailto%3A"):
+        assert redactor.text(word) == word
+    assert redactor.text("ping https://hc-ping.com/0f3a…") == f"ping {REDACTED}…"
+    assert redactor.text("mailto%3A%2F%2Fu") == REDACTED
+
+
 def test_payloads_are_redacted_in_keys_and_values() -> None:
     redactor = Redactor([TOKEN])
     payload = {"a": [TOKEN, 1], TOKEN: {"b": encode(TOKEN, "basic")}, "n": 5}

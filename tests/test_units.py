@@ -9,6 +9,7 @@ from monitor.units import (
     Size,
     format_bytes,
     format_duration,
+    format_size,
     humanize_duration,
     parse_data_size,
     parse_data_threshold,
@@ -130,3 +131,23 @@ def test_a_threshold_keeps_how_it_was_written() -> None:
     threshold = parse_data_threshold("200MB")
     assert isinstance(threshold, Size) and threshold.of("binary") == 200 * 2**20
     assert parse_data_threshold(threshold) is threshold
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        ("1.5GB", "1.5GB"),
+        ("500MB", "500MB"),
+        ("4MiB", "4MiB"),
+        ("3072MiB", "3GiB"),
+        (4194304, "4MiB"),
+        ("1234567B", "1234567B"),
+        (0, "0B"),
+    ],
+)
+def test_format_size_writes_what_reads_back_the_same(written: object, shown: str) -> None:
+    """`config show` prints sizes so: a decimal size keeps its 1024s meaning on binary lines."""
+    size = parse_size(written)
+    assert format_size(size) == shown
+    again = parse_size(shown)
+    assert (int(again), again.binary) == (int(size), size.binary)
