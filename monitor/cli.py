@@ -898,6 +898,22 @@ def cmd_systemd_unit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    """A completion script for the shell, made from this parser."""
+    from monitor import completion
+
+    sys.stdout.write(completion.render(build_parser(), args.shell))
+    return EXIT_OK
+
+
+def cmd_manpage(args: argparse.Namespace) -> int:
+    """esim-monitor(1) in roff, made from this parser."""
+    from monitor import manpage
+
+    sys.stdout.write(manpage.render(build_parser()))
+    return EXIT_OK
+
+
 def cmd_config_validate(args: argparse.Namespace) -> int:
     from monitor import adapters
 
@@ -1310,6 +1326,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("adapters", cmd_adapters, "installed adapters and the options each takes")
     p.add_argument("--json", action="store_true")
+    p = add("completion", cmd_completion, "print the shell completion script (bash, zsh, fish)")
+    p.add_argument(
+        "shell", choices=("bash", "zsh", "fish"), metavar="SHELL", help="bash, zsh or fish"
+    )
+    add("manpage", cmd_manpage, "print the man page, esim-monitor(1), in roff")
     return parser
 
 
