@@ -11,9 +11,11 @@ network), so nothing is written to the checkout.
 Then, in rounds (each round runs every command once, so other work on the machine falls
 on all of them alike), it times whole processes (wall seconds, the median of `--runs`):
 the peers `python -c pass` and `python -c "import sqlite3, json"`, and `esim-monitor
---help`, `status`, `history travel`, `events` and `config validate`. Each figure is shown
-beside `python -c pass` (the ratio) and its target. Last, one `-X importtime` run of each
-command names the heavy modules it imported and its largest imports.
+--help`, `status`, `history travel`, `events` and `config validate`: the median and the
+least wall time, and the median CPU time (user + system, which other work on the machine
+moves less). Each median is shown beside `python -c pass` (the ratio) and its target.
+Last, one `-X importtime` run of each command names the heavy modules it imported and
+its largest imports.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -97,8 +100,14 @@ def prepare(folder: Path) -> Path:
     return config
 
 
-def time_all(config: Path, runs: int) -> dict[str, list[float]]:
-    """Warm the cache with one run of each, then `runs` rounds; wall seconds per case."""
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_all(config: Path, runs: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Warm the cache with one run of each, then `runs` rounds: wall seconds and CPU
+    seconds (user + system: less moved by other work on the machine) per case."""
     folder = config.parent
     warm = environment(folder / "pycache", write=True)
     timed = environment(folder / "pycache", write=False)
@@ -106,12 +115,15 @@ def time_all(config: Path, runs: int) -> dict[str, list[float]]:
     for _, argv, _ in table:
         run(argv, warm, folder)
     times: dict[str, list[float]] = {name: [] for name, _, _ in table}
+    cpu: dict[str, list[float]] = {name: [] for name, _, _ in table}
     for _ in range(runs):
         for name, argv, _ in table:
+            used = children_cpu()
             began = time.perf_counter()
             run(argv, timed, folder)
             times[name].append(time.perf_counter() - began)
-    return times
+            cpu[name].append(children_cpu() - used)
+    return times, cpu
 
 
 def imports(argv: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
@@ -141,7 +153,7 @@ def measure(runs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="esim-monitor-startup-") as tmp:
         folder = Path(tmp)
         config = prepare(folder)
-        times = time_all(config, runs)
+        times, cpu = time_all(config, runs)
         env = environment(folder / "pycache", write=False)
         rows = []
         base = benchlib.median(times["python -c pass"])
@@ -152,6 +164,7 @@ def measure(runs: int) -> dict[str, Any]:
                     "name": name,
                     "median_s": round(median, 3),
                     "min_s": round(min(times[name]), 3),
+                    "cpu_s": round(benchlib.median(cpu[name]), 3),
                     "ratio": round(median / base, 1),
                     "target_s": target,
                     "met": None if target is None else median <= target,
@@ -173,7 +186,7 @@ def report(figures: dict[str, Any]) -> str:
         f"runs ({figures['machine']})",
         f"  code: {figures['code']}; calibration loop {figures['calibration_ms']} ms",
         "",
-        f"  {'process':34} {'median':>8} {'min':>7} {'x pass':>7} {'target':>8}  "
+        f"  {'process':34} {'median':>8} {'min':>7} {'cpu':>7} {'x pass':>7} {'target':>8}  "
         f"{'imports':>9}  heavy modules imported",
     ]
     for row in figures["rows"]:
@@ -182,6 +195,7 @@ def report(figures: dict[str, Any]) -> str:
         imp = row["imports"]
         out.append(
             f"  {row['name']:34} {row['median_s']:>6.3f} s {row['min_s']:>5.3f} s "
+            f"{row['cpu_s']:>5.3f} s "
             f"{row['ratio']:>6.1f}x {target:>8}{verdict:7} {imp['import_ms']:>6.0f} ms  "
             + (", ".join(imp["heavy"]) or "none")
         )

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, tzinfo
-from importlib.resources import files
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn, TextIO
 
-from monitor import __version__, config, logs
+from monitor import DEFAULT_CONFIG, ENV_PREFIX, __version__, logs
 from monitor.errors import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -44,6 +45,24 @@ from monitor.units import (
     parse_duration,
 )
 
+
+def _lazy(name: str) -> ModuleType:
+    """Module `name`, run on first use of one of its names (importlib's LazyLoader). The
+    config module builds its pydantic models when imported (pydantic-settings with them:
+    about 0.15 s), which `--help`, a usage error and the commands that never read a config
+    (`config example`, `http password`) need not pay."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+config = _lazy("monitor.config")
 DEBUG_ENV = "ESIM_MONITOR_DEBUG"
 MIN_PASSWORD = 8
 """The shortest status page password `http password` hashes."""
@@ -951,6 +970,8 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def cmd_config_example(args: argparse.Namespace) -> int:
+    from importlib.resources import files
+
     sys.stdout.write(files("monitor").joinpath("example.toml").read_text(encoding="utf-8"))
     return EXIT_OK
 
@@ -1345,7 +1366,7 @@ def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
         "--config",
         metavar="PATH",
         default=default(None),
-        help=f"config file (default: ${config.ENV_PREFIX}CONFIG, else {config.DEFAULT_CONFIG})",
+        help=f"config file (default: ${ENV_PREFIX}CONFIG, else {DEFAULT_CONFIG})",
     )
     parser.add_argument("--log-level", choices=logs.LEVELS, default=default("info"))
     parser.add_argument(

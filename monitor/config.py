@@ -40,6 +40,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources import NestedSecretsSettingsSource
 
+import monitor
 from monitor.errors import ConfigError, ConfigProblem, UnitError
 from monitor.markup import BodyFormat
 from monitor.model import EVENT_TYPES, OPT_IN_EVENTS, money_problem
@@ -61,8 +62,8 @@ from monitor.units import (
     parse_size,
 )
 
-DEFAULT_CONFIG = Path("/etc/esim-monitor/config.toml")
-ENV_PREFIX = "ESIM_MONITOR_"
+DEFAULT_CONFIG = Path(monitor.DEFAULT_CONFIG)
+ENV_PREFIX = monitor.ENV_PREFIX
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
@@ -208,7 +209,7 @@ def _timezone(value: str | None) -> str | None:
 def _metrics_address(value: str | None) -> str | None:
     if value is not None:
         from monitor.errors import MonitorError
-        from monitor.metrics import parse_address  # light: no prometheus_client import
+        from monitor.units import parse_address
 
         try:
             parse_address(value)
@@ -895,17 +896,21 @@ def structural_problems(settings: Settings) -> Iterable[ConfigProblem]:
 
 
 def _relay_problems(settings: Settings) -> Iterable[ConfigProblem]:
-    """A line's relay readers: a known preset, patterns that compile with known groups."""
-    from monitor.adapters.sms_replies import preset_names
-    from monitor.adapters.ussd_replies import compile_pattern
-
+    """A line's relay readers: a known preset, patterns that compile with known groups.
+    The reply modules compile dozens of patterns when imported (tens of ms): only a config
+    with relay presets or patterns loads them."""
     for line_id, line in settings.lines.items():
-        if line.relay_preset is not None and line.relay_preset not in preset_names():
-            yield ConfigProblem(
-                f"lines.{line_id}.relay_preset",
-                f"unknown preset {line.relay_preset!r}; available: {', '.join(preset_names())}",
-            )
+        if line.relay_preset is not None:
+            from monitor.adapters.sms_replies import preset_names
+
+            if line.relay_preset not in preset_names():
+                yield ConfigProblem(
+                    f"lines.{line_id}.relay_preset",
+                    f"unknown preset {line.relay_preset!r}; available: {', '.join(preset_names())}",
+                )
         for i, text in enumerate(line.relay_patterns):
+            from monitor.adapters.ussd_replies import compile_pattern
+
             try:
                 compile_pattern(text)
             except ValueError as exc:
@@ -929,7 +934,7 @@ def _loopback(listen: str | None) -> bool:
     """Whether `listen` takes connections from this machine only."""
     import ipaddress
 
-    from monitor.metrics import parse_address
+    from monitor.units import parse_address
 
     if listen is None:
         return True  # no server runs

@@ -15,8 +15,6 @@ import os
 import sys
 from typing import Any, Literal
 
-import structlog
-
 from monitor.redact import scrub_log_event
 
 LogFormat = Literal["auto", "console", "json"]
@@ -91,7 +89,10 @@ class _PriorityPrefix:
 
 
 def setup(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> None:
-    """Configure structlog and stdlib logging once per process."""
+    """Configure structlog and stdlib logging once per process. structlog is imported here,
+    not with the module: `--help` and a usage error need only `as_error`."""
+    import structlog
+
     stream = stream or sys.stderr
     to_journal = journal(stream)
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty() and not to_journal)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import ipaddress
 import math
 import socket
 import threading
@@ -38,6 +37,7 @@ from monitor.counters import CHECK_RESULTS, COUNTERS, DELIVERY_RESULTS, Counters
 from monitor.errors import MonitorError
 from monitor.model import EVENT_TYPES
 from monitor.store.views import LineStatus
+from monitor.units import parse_address
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 PREFIX = "esim_monitor"
 STATES = ("unknown", "ok", "warning", "critical")
-DEFAULT_HOST = "127.0.0.1"
 INFO_LABELS = ("label", "account", "provider")
 """What `esim_monitor_line_info` says of a line beside its id."""
 GZIP_LEVEL = 1
@@ -268,33 +267,6 @@ def _known(known: Iterable[K], counted: Mapping[K, int]) -> list[K]:
     keys = list(dict.fromkeys(known))
     seen = set(keys)
     return keys + [k for k in counted if k not in seen]
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """`host:port`, `[v6]:port` or a bare port (on 127.0.0.1); ValueError says what is wrong.
-
-    Meant for the config validator of `[monitor] metrics` as well as for `start`.
-    """
-    text = text.strip()
-    if text.isdigit():
-        host, port_text = DEFAULT_HOST, text
-    elif text.startswith("["):
-        host, sep, port_text = text[1:].partition("]:")
-        if not sep:
-            raise ValueError(f"expected '[address]:port', got {text!r}")
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"not an IPv6 address: {host!r}") from None
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or not host:
-            raise ValueError(f"expected 'host:port' such as '127.0.0.1:9464', got {text!r}")
-        if ":" in host:
-            raise ValueError(f"write an IPv6 address in brackets: '[{host}]:{port_text}'")
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"port must be a number from 0 to 65535, got {port_text!r}")
-    return host, int(port_text)
 
 
 class Exposition:

@@ -5,6 +5,7 @@ Pure functions, no I/O. Parsers raise `UnitError` with a message a user can act 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -333,3 +334,32 @@ def _normalise(moment: datetime) -> datetime:
     """Round-trip through UTC so a wall time in a DST gap or fold gets a real offset."""
     tz = moment.tzinfo
     return moment.astimezone(UTC).astimezone(tz)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or a bare port (on 127.0.0.1); ValueError says what is wrong.
+
+    For the config's validators of `[monitor] metrics` and `[http] listen` and for the
+    servers that bind them; here, not in monitor.metrics, so validating a config does not
+    import the servers.
+    """
+    text = text.strip()
+    if text.isdigit():
+        host, port_text = "127.0.0.1", text
+    elif text.startswith("["):
+        host, sep, port_text = text[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"expected '[address]:port', got {text!r}")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"not an IPv6 address: {host!r}") from None
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host:
+            raise ValueError(f"expected 'host:port' such as '127.0.0.1:9464', got {text!r}")
+        if ":" in host:
+            raise ValueError(f"write an IPv6 address in brackets: '[{host}]:{port_text}'")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"port must be a number from 0 to 65535, got {port_text!r}")
+    return host, int(port_text)

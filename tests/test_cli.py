@@ -325,6 +325,55 @@ def test_python_dash_m(configured: Path) -> None:
     assert json.loads(done.stdout)[0]["line"] == "travel"
 
 
+UNNEEDED = ("apprise", "httpx", "httpcore", "numpy", "sqlite_utils", "monitor.notify")
+"""What a command that only reads the database has no use for (issue 18); nor has it for
+the adapters' modules (monitor.adapters itself knows each built-in's size convention)."""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("status",), ("status", "--json"), ("history", "travel"), ("events",)],
+)
+def test_read_commands_import_neither_apprise_nor_http_nor_numpy(
+    configured: Path, command: tuple[str, ...]
+) -> None:
+    """A read-only command on a config with a channel and a database: Apprise, the HTTP
+    client, the adapters and sqlite-utils (numpy, with matplotlib installed) stay out.
+    A behaviour, not a timing: bench/startup.py measures what it saves."""
+    import subprocess
+
+    assert run_once(configured) == 0
+    code = (
+        "import sys\n"
+        "from monitor.cli import main\n"
+        f"code = main({['--config', str(configured), *command]!r})\n"
+        f"names = {UNNEEDED!r}\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(names)\n"
+        "                or m.startswith('monitor.adapters.'))\n"
+        "print(code, loaded, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout, "the command printed nothing"
+    assert done.stderr.strip().splitlines()[-1] == "0 []"
+
+
+def test_help_imports_neither_pydantic_nor_structlog() -> None:
+    """`--help` builds the parser only: the config's models and the log set-up stay out."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from monitor.cli import main\n"
+        "code = main(['--help'])\n"
+        "names = ('pydantic', 'pydantic_settings', 'structlog', 'apprise', 'httpx')\n"
+        "print(code, sorted(m for m in names if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert "usage: esim-monitor" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "0 []"
+
+
 def test_validate_warns_about_polling_faster_than_useful(
     write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -370,37 +370,6 @@ def test_line_snapshots_from_store_status() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("127.0.0.1:9464", ("127.0.0.1", 9464)),
-        ("0.0.0.0:9464", ("0.0.0.0", 9464)),
-        ("localhost:9464", ("localhost", 9464)),
-        ("[::1]:9464", ("::1", 9464)),
-        ("9464", ("127.0.0.1", 9464)),
-    ],
-)
-def test_parse_address(text: str, expected: tuple[str, int]) -> None:
-    assert metrics.parse_address(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("127.0.0.1", "host:port"),
-        (":9464", "host:port"),
-        ("::1:9464", "brackets"),
-        ("[::1]9464", r"\[address\]:port"),
-        ("[nope]:9464", "not an IPv6 address"),
-        ("127.0.0.1:http", "port must be a number"),
-        ("127.0.0.1:70000", "port must be a number"),
-    ],
-)
-def test_parse_address_errors(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        metrics.parse_address(text)
-
-
 def test_pending_alerts_is_read_after_delivery(
     write_config: Callable[..., Path], sink: Any, recorder: list[dict[str, Any]]
 ) -> None:

@@ -11,6 +11,7 @@ from monitor.units import (
     format_duration,
     format_size,
     humanize_duration,
+    parse_address,
     parse_data_size,
     parse_data_threshold,
     parse_duration,
@@ -151,3 +152,34 @@ def test_format_size_writes_what_reads_back_the_same(written: object, shown: str
     assert format_size(size) == shown
     again = parse_size(shown)
     assert (int(again), again.binary) == (int(size), size.binary)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:9464", ("127.0.0.1", 9464)),
+        ("0.0.0.0:9464", ("0.0.0.0", 9464)),
+        ("localhost:9464", ("localhost", 9464)),
+        ("[::1]:9464", ("::1", 9464)),
+        ("9464", ("127.0.0.1", 9464)),
+    ],
+)
+def test_parse_address(text: str, expected: tuple[str, int]) -> None:
+    assert parse_address(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("127.0.0.1", "host:port"),
+        (":9464", "host:port"),
+        ("::1:9464", "brackets"),
+        ("[::1]9464", r"\[address\]:port"),
+        ("[nope]:9464", "not an IPv6 address"),
+        ("127.0.0.1:http", "port must be a number"),
+        ("127.0.0.1:70000", "port must be a number"),
+    ],
+)
+def test_parse_address_errors(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_address(text)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from monitor.errors import MonitorError
-from monitor.metrics import parse_address
+from monitor.units import parse_address
 
 POLL = 0.2
 """Seconds one poll of waitress' event loop waits: how soon a stop is noticed."""
