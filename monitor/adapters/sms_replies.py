@@ -129,25 +129,7 @@ SMS_PRESETS: dict[str, SmsPreset] = {
             "the plan's expiry ('Your $39 plan expires on May 10 at 11:59 PM'), never the "
             "plan's price"
         ),
-        codes=(
-            code_spec(
-                "sms",
-                patterns=(
-                    rf"\bplan\s+expires\s+on\s+(?P<expiry>{_MONTH_DAY}(?:\s+at\s+{_CLOCK})?)",
-                ),
-                date_formats=(
-                    "%b %d at %I:%M %p",
-                    "%B %d at %I:%M %p",
-                    "%b %d %Y at %I:%M %p",
-                    "%B %d %Y at %I:%M %p",
-                    "%b %d",
-                    "%B %d",
-                    "%b %d %Y",
-                    "%B %d %Y",
-                ),
-                currency="USD",
-            ),
-        ),
+        codes=PRESETS["ultra"].codes,
         samples=(
             Sample(
                 "You just got an Awesome Upgrade to the $39 plan. Your $39 plan expires on "

@@ -398,8 +398,26 @@ class UnreadableReply(CheckFailed):
 
 
 @dataclass(frozen=True)
+class SmsVia:
+    """A query answered by SMS: a text sent (`to`, `text`), or the code's USSD request when
+    both are None, and the number whose text answers it (`sender`)."""
+
+    sender: str
+    to: str | None = None
+    text: str | None = None
+    keep_messages: bool = False
+    """Leave the query and its reply on the modem (deleted by default)."""
+
+    @property
+    def label(self) -> str:
+        """How messages, raw replies and overrides name an SMS query: "sms 6700 BAL"."""
+        return f"sms {self.to} {self.text}"
+
+
+@dataclass(frozen=True)
 class CodeSpec:
-    """One USSD code and how to read its reply: no patterns means the generic parser."""
+    """One USSD code or SMS query and how to read its reply: no patterns means the generic
+    parser. An SMS query's `code` is its label ("sms 6700 BAL")."""
 
     code: str
     patterns: tuple[re.Pattern[str], ...] = ()
@@ -409,6 +427,10 @@ class CodeSpec:
     """A menu code's answers, in order: the reply read is the text after the last."""
     expect: tuple[str, ...] = ()
     """Text each menu must show before its answer (and the last reply), "" for any."""
+    sms: SmsVia | None = None
+    """How the reply comes by text; None: it is the USSD session's own reply."""
+    timeout: float | None = None
+    """Seconds this code may take (None: the line's timeout)."""
 
 
 @dataclass(frozen=True)
@@ -444,14 +466,17 @@ def code_spec(
     patterns: str | Iterable[str] = (),
     date_formats: Iterable[str] = DEFAULT_DATE_FORMATS,
     currency: str | None = None,
+    sms: SmsVia | None = None,
 ) -> CodeSpec:
-    """A CodeSpec from plain strings, every pattern and date format checked."""
+    """A CodeSpec from plain strings, every pattern and date format checked; with `sms` a
+    text query, `code` ignored for its label."""
     texts = [patterns] if isinstance(patterns, str) else list(patterns)
     return CodeSpec(
-        code=code,
+        code=sms.label if sms is not None and sms.to is not None else code,
         patterns=tuple(compile_pattern(p) for p in texts),
         date_formats=tuple(check_date_format(f) for f in date_formats),
         currency=currency,
+        sms=sms,
     )
 
 
@@ -461,6 +486,8 @@ _USD = r"-?\$\s?\d[\d,]*(?:\.\d{1,2})?"
 _US_DATE = r"\d{1,2}/\d{1,2}/\d{2,4}"
 _MONTH_DATE = r"[A-Za-z]{3,9}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}"
 _SIZE = r"\d[\d.,]*\s?[KMGT]B"
+_MONTH_DAY = r"[A-Za-z]{3,9}\.?\s+\d{1,2}(?:st|nd|rd|th)?(?:,?\s+\d{4})?"
+_CLOCK = r"\d{1,2}:\d{2}\s*[AaPp]\.?[Mm]\.?"
 
 PRESETS: dict[str, Preset] = {
     "att-prepaid": Preset(
@@ -508,8 +535,41 @@ PRESETS: dict[str, Preset] = {
             ),
         ),
     ),
+    "ultra": Preset(
+        description=(
+            "Ultra Mobile: text BAL to 6700, answered by SMS (the plan and its expiry); "
+            "no captured reply, so its pattern reads the expiry as Ultra's example texts "
+            "phrase it"
+        ),
+        currency="USD",
+        verified=False,
+        codes=(
+            code_spec(
+                "sms",
+                patterns=(
+                    rf"\bplan\s+expires\s+on\s+(?P<expiry>{_MONTH_DAY}(?:\s+at\s+{_CLOCK})?)",
+                ),
+                date_formats=(
+                    "%b %d at %I:%M %p",
+                    "%B %d at %I:%M %p",
+                    "%b %d %Y at %I:%M %p",
+                    "%B %d %Y at %I:%M %p",
+                    "%b %d",
+                    "%B %d",
+                    "%b %d %Y",
+                    "%B %d %Y",
+                ),
+                currency="USD",
+                sms=SmsVia(sender="6700", to="6700", text="BAL"),
+            ),
+        ),
+    ),
 }
-"""Carrier presets by name. `verified` is False for both (docs/modems.md, "Carriers"): the
+"""Carrier presets by name. `ultra` asks by SMS ("text BAL to 6700": Ultra's FAQ,
+https://www.ultramobile.com/faq/when-do-my-minutes-or-text-mms-messages-expire/); its
+pattern is the relay preset `ultra-sms`'s (one table: monitor/adapters/sms_replies.py),
+written from Ultra's example messaging (https://www.ezkonnect.com/news/index/view/?id=3),
+not from a captured reply to BAL. `verified` is False for all (docs/modems.md, "Carriers"): the
 *777# sample is 7-Eleven Speakout Canada's reply, not AT&T's, and #932# was never captured:
 its patterns are written from the reference's description (data used, plan, expiry), so
 verify them with `esim-monitor ussd`."""
