@@ -8,6 +8,7 @@ fields from either. Values stay typed (datetimes, Decimal as exact text) until `
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -85,6 +86,42 @@ def status_rows(
         )
         rows.append(row)
     return rows
+
+
+class StatusJson:
+    """`dumps(status_rows(...), times=iso, indent=None)` for a whole fleet, made line by line
+    and each line's JSON kept while its status is the same: the API's `/api/lines` answers
+    10,000 lines again and again while few of them change, and making the rows is most of
+    its time (bench/web.py). A row depends on `now` only through whether its snooze still
+    runs, so that is part of what must be the same. Shared by the server's threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settings: Settings | None = None
+        self._rows: dict[str, tuple[LineStatus, bool, str]] = {}
+
+    def dumps(self, settings: Settings, known: Mapping[str, LineStatus], now: datetime) -> str:
+        """Every configured line's row, in config order, as one JSON array."""
+        from monitor.store.views import LineStatus
+
+        with self._lock:
+            if settings is not self._settings:
+                self._settings, self._rows = settings, {}
+            before = self._rows
+        rows: dict[str, tuple[LineStatus, bool, str]] = {}
+        for line in settings.lines:
+            status = known.get(line) or LineStatus(line)
+            snoozed = status.controls.snoozed(now)
+            kept = before.get(line)
+            if kept is not None and kept[1] == snoozed and kept[0] == status:
+                rows[line] = kept
+            else:
+                row = status_rows(settings, {line: status}, now, only=(line,))[0]
+                rows[line] = (status, snoozed, dumps(row, times=iso, indent=None))
+        with self._lock:
+            if settings is self._settings:
+                self._rows = rows
+        return "[" + ", ".join(text for _, _, text in rows.values()) + "]"
 
 
 def history_rows(found: Iterable[HistoryRow]) -> list[dict[str, Any]]:

@@ -37,6 +37,9 @@ WINDOWS: Mapping[str, timedelta] = {
     "90d": timedelta(days=90),
 }
 SNOOZES = ("1h", "12h", "24h")
+PAGE_SIZE = 200
+"""Lines per overview page: the worst come first, so the first page holds what needs a
+look; a fleet of 10,000 lines is 50 pages, not one page of megabytes."""
 ASSETS = ("style.css",)
 
 
@@ -54,15 +57,25 @@ class Filter:
     state: str = ""
     account: str = ""
     text: str = ""
+    page: int = 1
 
     @classmethod
     def of(cls, query: Mapping[str, str]) -> Filter:
         state = query.get("state", "")
+        page = query.get("page", "1")
         return cls(
             state=state if state in STATES else "",
             account=query.get("account", "")[:64],
             text=query.get("q", "")[:100].strip(),
+            page=max(1, int(page)) if page.isascii() and page.isdigit() and len(page) < 7 else 1,
         )
+
+    def query(self, **change: object) -> str:
+        """This filter as a query string, with `change` applied (the pager's links)."""
+        values = {"state": self.state, "account": self.account, "q": self.text, "page": self.page}
+        values.update(change)
+        kept = {k: v for k, v in values.items() if v and not (k == "page" and v == 1)}
+        return urlencode(kept)
 
 
 def kind(status: LineStatus) -> str:
@@ -114,18 +127,35 @@ def overview(
         for state in STATES
         if counts[state]
     )
-    rows = "".join(_overview_row(settings, s, now, tz) for s in shown)
+    pages = max(1, -(-len(shown) // PAGE_SIZE))
+    page = min(chosen.page, pages)
+    first = (page - 1) * PAGE_SIZE
+    rows = "".join(_overview_row(settings, s, now, tz) for s in shown[first : first + PAGE_SIZE])
     if not rows:
         rows = '<tr><td colspan="8">No line matches this filter.</td></tr>'
+    pager = _pager(chosen, page, pages, first, len(shown)) if pages > 1 else ""
     body = (
         f'<h1>Lines</h1><p class="counts">{len(statuses)} lines: {badges}</p>'
-        f"{_filter_form(settings, chosen)}"
+        f"{_filter_form(settings, chosen)}{pager}"
         '<table class="lines"><thead><tr><th>Line</th><th>State</th><th>Balance</th>'
         "<th>Data left</th><th>Expires</th><th>Forecast</th><th>Last check</th>"
         "<th>Alerts</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
+        f"<tbody>{rows}</tbody></table>{pager}"
     )
     return layout("Lines", body, csrf=csrf, user=user)
+
+
+def _pager(chosen: Filter, page: int, pages: int, first: int, shown: int) -> str:
+    """Where this page stands among the filtered lines, and links to the others."""
+    links = []
+    if page > 1:
+        links.append(f'<a href="/?{escape(chosen.query(page=page - 1))}" rel="prev">Previous</a>')
+    if page < pages:
+        links.append(f'<a href="/?{escape(chosen.query(page=page + 1))}" rel="next">Next</a>')
+    return (
+        f'<nav class="pager">Lines {first + 1:,}-{min(first + PAGE_SIZE, shown):,} of '
+        f"{shown:,} (page {page} of {pages}) {' '.join(links)}</nav>"
+    )
 
 
 def line_page(

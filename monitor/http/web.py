@@ -64,7 +64,7 @@ from monitor.http.proxies import address, client_address, trusted
 from monitor.links import Done, LinkUsed
 from monitor.manual import FigureRefused, ManualFigures
 from monitor.model import utcnow
-from monitor.rows import dumps, event_rows, history_rows, iso, status_rows
+from monitor.rows import StatusJson, dumps, event_rows, history_rows, iso, status_rows
 from monitor.store import EventRow, HistoryRow, LineStatus, Recharge
 from monitor.units import parse_duration
 
@@ -206,6 +206,7 @@ class Web:
     def __init__(self, data: WebSink, failures: LoginFailures | None = None) -> None:
         self.data = data
         self.failures = failures or LoginFailures()
+        self._status_json = StatusJson()
 
     def handle(self, request: Request) -> Response:
         try:
@@ -450,7 +451,8 @@ class Web:
         settings, path = self.data.settings, request.path
         now = utcnow()
         if path.rstrip("/") == "/api/lines":
-            return self._json(status_rows(settings, self.data.status(), now))
+            body = self._status_json.dumps(settings, self.data.status(), now)
+            return self._json_text(body)
         if path.rstrip("/") == "/api/events":
             line = request.query.get("line") or None
             if line is not None and line not in settings.lines:
@@ -474,8 +476,10 @@ class Web:
         return Response(404, f"no such API endpoint {path[:200]!r}")
 
     def _json(self, data: object) -> Response:
-        body = self.data.redacted(dumps(data, times=iso, indent=None) + "\n").encode()
-        return Response(200, "", (), _JSON, body)
+        return self._json_text(dumps(data, times=iso, indent=None))
+
+    def _json_text(self, text: str) -> Response:
+        return Response(200, "", (), _JSON, self.data.redacted(text + "\n").encode())
 
     # ---- actions ---------------------------------------------------------------------
 

@@ -148,6 +148,35 @@ def test_the_filter(settings: Settings, query: dict[str, str], expected: list[st
         assert "No line matches this filter." in html
 
 
+def test_a_large_fleet_is_paged_worst_first_with_counts_over_every_line(
+    write_config: Callable[..., Path],
+) -> None:
+    lines = "".join(f'[lines.l{i:03}]\nadapter = "demo"\n' for i in range(450))
+    settings = load(write_config(lines))
+    bad = {"l449": LineStatus("l449", Level.CRITICAL), "l300": LineStatus("l300", Level.WARNING)}
+
+    def shown(query: dict[str, str]) -> tuple[list[str], str]:
+        html = pages.overview(settings, bad, NOW, pages.Filter.of(query))
+        return re.findall(r'<a href="/lines/(\w+)">', html), html
+
+    first, html = shown({})
+    assert len(first) == pages.PAGE_SIZE and first[:3] == ["l449", "l300", "l000"]
+    assert "450 lines:" in html and ">1 critical</a>" in html and ">448 unknown</a>" in html
+    assert "Lines 1-200 of 450 (page 1 of 3)" in html and 'href="/?page=2" rel="next"' in html
+    assert 'rel="prev"' not in html
+    last, html = shown({"page": "3"})
+    assert last == [f"l{i:03}" for i in range(399, 449)]
+    assert 'href="/?page=2" rel="prev"' in html and 'rel="next"' not in html
+    assert shown({"page": "99"})[0] == last  # past the end: the last page
+    for nonsense in ("0", "-1", "x", "²", "9" * 12):
+        assert shown({"page": nonsense})[0] == first
+    paged, html = shown({"state": "unknown", "q": "l", "page": "2"})
+    assert paged[0] == "l200" and 'href="/?state=unknown&amp;q=l&amp;page=3"' in html
+    assert 'href="/?state=unknown&amp;q=l" rel="prev"' in html
+    few, html = shown({"state": "critical"})
+    assert few == ["l449"] and 'class="pager"' not in html
+
+
 def test_every_action_form_posts_with_the_csrf_token(settings: Settings) -> None:
     html = pages.line_page(settings, known()["travel"], [], [], [], None, NOW, csrf="tok-1")
     forms = [attrs for tag, attrs in tags(html) if tag == "form"]
