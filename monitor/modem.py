@@ -714,9 +714,16 @@ def _await_reply(
                     f"no text from {sender} could be read: {unread[-1][1]}",
                     raw="\n\n".join(s.text or "" for s, _ in unread),
                 ) from None
+            early = len(refused) - len(unread)
+            why = (
+                f"{early} text(s) from it were stamped before the send: late answers to "
+                "earlier queries, or the network's clock is off"
+                if early
+                else "is the number right? a full SMS storage also keeps replies out"
+            )
             raise NoSmsReply(
-                f"no reply from {sender} within {deadline.seconds:g}s of the query (is the "
-                "number right? a full SMS storage also keeps replies out)",
+                f"no reply from {sender} within {deadline.seconds:g}s of the query ({why})",
+                raw="\n\n".join(s.text or "" for s, _ in refused) or None,
             ) from None
 
 

@@ -257,6 +257,16 @@ def test_a_multi_part_reply_is_read_once_whole(mmcli: Any) -> None:
     assert query().reply.text == BALANCE
 
 
+def test_only_texts_stamped_before_the_send_say_so(mmcli: Any) -> None:
+    answers(mmcli, {"from": ULTRA, "text": "Your balance is $99.00.", "after": 0.1, "stamp": -120})
+    with pytest.raises(
+        modem.NoSmsReply, match=r"1 text\(s\) from it were stamped before"
+    ) as caught:
+        query(timeout=1.0)
+    assert caught.value.raw == "Your balance is $99.00."
+    assert mmcli.texts() == []
+
+
 def test_no_reply_fails_and_deletes_the_query(mmcli: Any) -> None:
     answers(mmcli)
     with pytest.raises(modem.NoSmsReply) as caught:

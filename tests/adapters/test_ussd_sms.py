@@ -7,6 +7,7 @@ https://www.ultramobile.com/faq/when-do-my-minutes-or-text-mms-messages-expire/)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -301,3 +302,25 @@ def test_a_late_reply_to_one_line_is_never_read_by_the_next(mmcli: Any) -> None:
 
 def _now() -> float:
     return datetime.now(UTC).timestamp()
+
+
+def test_esim_monitor_check_reads_an_ultra_line_by_sms(
+    mmcli: Any, write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole chain from a config file: `check --json` prints the expiry Ultra's text
+    gave, and a modem without messaging is a failed check with the reason, never a zero."""
+    from monitor.cli import main
+
+    path = write_config(
+        f'[lines.ultra]\nadapter = "ussd"\nmodem = "{IMEI}"\npreset = "ultra"\n'
+        'timezone = "UTC"\ntimeout = "5s"\n'
+    )
+    assert main(["--config", str(path), "check", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["error"] is None and row["balance"] is None
+    assert row["expires_at"].startswith(tuple(f"{y}-05-10T23:59" for y in range(2026, 2100)))
+    mmcli.scenario["modems"][0]["messaging"] = False
+    mmcli.save()
+    assert main(["--config", str(path), "check", "--json"]) == 1
+    (row,) = json.loads(capsys.readouterr().out)
+    assert "cannot send or receive SMS" in row["error"] and row["balance"] is None
