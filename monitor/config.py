@@ -7,6 +7,8 @@ Every problem is collected and reported at once, each with the file and its key 
 
 from __future__ import annotations
 
+import copy
+import difflib
 import json
 import os
 import re
@@ -19,7 +21,8 @@ from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import (
@@ -655,7 +658,8 @@ def load(path: Path, validators: Iterable[Validator] = (), *, secrets: bool = Tr
     """Read, validate and return the settings; raise ConfigError listing every problem.
 
     `validators` are further checks by the modules that own the meaning (adapter options,
-    Apprise URLs); they run only when the structure itself is valid. Without `secrets`
+    Apprise URLs). A key pydantic refuses is left out for the checks of the rest, so
+    one typo does not hide the other problems. Without `secrets`
     (for the commands that send nothing, with the service's credentials out of reach), a
     secret that is absent (a channel's `url`, a recharge `secret`, an unreadable
     credentials folder) is no problem; everything else is checked as ever.
@@ -677,15 +681,17 @@ def load(path: Path, validators: Iterable[Validator] = (), *, secrets: bool = Tr
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     if not secrets:
         data = _with_unloaded_urls(data)
+    left_out: list[str] = []
+    """Key paths pydantic refused, left out so that the rest is checked all the same."""
     try:
         try:
-            settings = Settings(_secrets_dir=credentials, **data)
-        except (OSError, SettingsError):
-            if secrets:
-                raise
-            settings = Settings(_secrets_dir=None, **data)
-    except ValidationError as exc:
-        raise ConfigError(source, problems + problems_from(exc)) from None
+            settings = _settings(data, credentials, secrets)
+        except ValidationError as exc:
+            problems.extend(problems_from(exc, model=Settings))
+            rest = _despite(data, exc, credentials, secrets, left_out)
+            if rest is None:
+                raise ConfigError(source, problems) from None
+            settings = rest
     except (OSError, SettingsError) as exc:
         problems.append(ConfigProblem("", f"cannot read the credentials in {credentials}: {exc}"))
         raise ConfigError(source, problems) from None
@@ -696,12 +702,20 @@ def load(path: Path, validators: Iterable[Validator] = (), *, secrets: bool = Tr
             ConfigProblem("", f"a value this program cannot hold ({type(exc).__name__})")
         )
         raise ConfigError(source, problems) from None
+
+    def new(problem: ConfigProblem) -> bool:
+        """Not said already, nor about a key left out (its default stood in for it)."""
+        if any(problem.path == p.path for p in problems):
+            return False
+        return not any(problem.path == k or problem.path.startswith(f"{k}.") for k in left_out)
+
     problems.extend(
-        p for p in structural_problems(settings) if secrets or not _absent_secret(settings, p.path)
+        p
+        for p in structural_problems(settings)
+        if new(p) and (secrets or not _absent_secret(settings, p.path))
     )
-    if not problems:
-        for validator in validators:
-            problems.extend(validator(settings))
+    for validator in validators:
+        problems.extend(p for p in validator(settings) if new(p))
     if problems:
         raise ConfigError(source, problems)
     database = settings.monitor.database
@@ -713,6 +727,78 @@ def load(path: Path, validators: Iterable[Validator] = (), *, secrets: bool = Tr
         monitor = settings.monitor.model_copy(update={"database": database.expanduser()})
         settings = settings.model_copy(update={"monitor": monitor})
     return settings
+
+
+def _settings(data: dict[str, Any], credentials: str | None, secrets: bool) -> Settings:
+    """Settings from the file's `data` and the other sources; without `secrets`, an
+    unreadable credentials folder is passed over."""
+    try:
+        return Settings(_secrets_dir=credentials, **data)
+    except (OSError, SettingsError):
+        if secrets:
+            raise
+        return Settings(_secrets_dir=None, **data)
+
+
+REPAIRS = 4
+"""Rounds of leaving refused keys out: a refused table may hide its keys' own problems."""
+
+
+def _despite(
+    data: dict[str, Any],
+    exc: ValidationError,
+    credentials: str | None,
+    secrets: bool,
+    left_out: list[str],
+) -> Settings | None:
+    """Settings from `data` without each key pydantic refused (its default stands in), so
+    one typo does not hide every other problem; the paths left out go into `left_out`.
+    None when a refused value is not the file's to leave out (a required key, the
+    environment's)."""
+    data = copy.deepcopy(data)
+    for _ in range(REPAIRS):
+        for error in exc.errors():
+            where = _leave_out(data, error["loc"], error["type"], left_out)
+            if where is None:
+                return None
+            if where not in left_out:
+                left_out.append(where)
+        try:
+            return _settings(data, credentials, secrets)
+        except ValidationError as again:
+            exc = again
+        except (OSError, SettingsError, ArithmeticError, RecursionError):
+            return None
+    return None
+
+
+def _leave_out(
+    data: dict[str, Any], loc: tuple[str | int, ...], kind: str, left_out: list[str]
+) -> str | None:
+    """Remove the file's key at pydantic's `loc` (the whole list for an item of one) and
+    return its path; a missing channel `url` is filled with UNLOADED_SECRET instead."""
+    parts = [str(p) for p in loc if not str(p).startswith(("function-", "lax-", "json-"))]
+    node: Any = data
+    path: list[str] = []
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict):
+            break
+        if any(".".join([*path, part]) == k for k in left_out):
+            return ".".join([*path, part])  # another error of a key already out
+        if part not in node:
+            missing_url = (
+                kind == "missing" and len(parts) == 3 and parts[0] == "channels" and part == "url"
+            )
+            if i == len(parts) - 1 and missing_url:
+                node[part] = UNLOADED_SECRET
+                return ".".join([*path, part])
+            return None
+        if i == len(parts) - 1 or not isinstance(node[part], dict):
+            del node[part]
+            return ".".join([*path, part])
+        path.append(part)
+        node = node[part]
+    return None
 
 
 def _with_unloaded_urls(data: dict[str, Any]) -> dict[str, Any]:
@@ -826,22 +912,78 @@ def _id_problems(data: Mapping[str, Any]) -> Iterable[ConfigProblem]:
                     )
 
 
-def problems_from(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[ConfigProblem]:
-    """Turn pydantic's errors into `At 'a.b.c': message` problems a person can act on."""
+NEAR = 0.7
+"""How alike an unknown key and a known one must be to suggest it (difflib's ratio: a
+swapped or missing letter is 0.85 and up; `lines` and `sizes`, 0.6, are no typo)."""
+
+
+def problems_from(
+    exc: ValidationError,
+    prefix: tuple[str | int, ...] = (),
+    model: type[BaseModel] | None = None,
+    also: Iterable[str] = (),
+) -> list[ConfigProblem]:
+    """Turn pydantic's errors into `At 'a.b.c': message` problems a person can act on. With
+    the `model` validated (and `also`, keys a table takes besides its model's), an unknown
+    key gets the nearest known one: "did you mean 'interval'?"."""
     problems = []
     for error in exc.errors():
-        loc = [str(part) for part in (*prefix, *error["loc"])]
         # pydantic appends the tagged-union member or validator name to some locations
-        loc = [part for part in loc if not part.startswith(("function-", "lax-", "json-"))]
+        inner = [
+            str(part)
+            for part in error["loc"]
+            if not str(part).startswith(("function-", "lax-", "json-"))
+        ]
+        loc = [*(str(part) for part in prefix), *inner]
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key"
+            known = _keys_at(model, inner[:-1]) if model is not None and inner else []
+            near = difflib.get_close_matches(inner[-1], [*known, *also], n=1, cutoff=NEAR)
+            if near:
+                message += f"; did you mean {near[0]!r}?"
         elif error["type"] == "missing":
             message = "required key is missing"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         problems.append(ConfigProblem(".".join(loc), message))
     return problems
+
+
+def _keys_at(model: type[BaseModel], path: list[str]) -> list[str]:
+    """The keys of the table at `path` below `model` (a line id or channel name along the
+    way is a dict key), or none when no model describes it."""
+    kind: Any = model
+    for part in [*path, None]:
+        kind = _table_type(kind)
+        if part is None:
+            break
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(part)
+            kind = field.annotation if field is not None else None
+        elif get_origin(kind) is dict:
+            kind = get_args(kind)[1]
+        else:
+            return []
+    return list(kind.model_fields) if isinstance(kind, type) and issubclass(kind, BaseModel) else []
+
+
+def _table_type(kind: Any) -> Any:
+    """A field's type with Annotated and `| None` taken off: a model, a dict, or other."""
+    while True:
+        if get_origin(kind) is Annotated:
+            kind = get_args(kind)[0]
+        elif get_origin(kind) in (Union, UnionType):
+            tables = [
+                a
+                for a in get_args(kind)
+                if get_origin(a) is dict or (isinstance(a, type) and issubclass(a, BaseModel))
+            ]
+            if not tables:
+                return kind
+            kind = tables[0]
+        else:
+            return kind
 
 
 def structural_problems(settings: Settings) -> Iterable[ConfigProblem]:

@@ -363,9 +363,48 @@ def test_all_problems_are_reported_at_once(
         "monitor.interval",
         "monitor.bogus",
         "lines.ok.thresholds.data_warning",
+        "lines.ok",  # found with the keys above left out: no adapter
     ):
         assert f"At '{where}'" in err
-    assert "invalid config (4 problem(s))" in err
+    assert "invalid config (5 problem(s))" in err
+
+
+def test_an_unknown_key_hides_no_other_problem_and_gets_the_nearest_known_one(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19: unfixed, `intreval` alone was reported; the threshold order, the line's
+    typo and the channel's URL came out only once it was fixed."""
+    text = (
+        '[monitor]\nintreval = "5m"\n'
+        "[defaults.thresholds]\nbalance_warning = 5\nbalance_critical = 10\n"
+        '[channels.x]\nurl = "carrier-pigeon://coop"\nevnts = ["critical"]\n'
+        '[lines.a]\nadapter = "demo"\nbalanse = 3\nlines = ["zz"]\n'
+        '[lines.b]\nadapter = "nope"\n'
+    )
+    assert main(["--config", str(write_config(text)), "config", "validate"]) == 78
+    err = capsys.readouterr().err
+    for where, message in (
+        ("monitor.intreval", "unknown key; did you mean 'interval'?"),
+        ("defaults.thresholds.balance_critical", "must not be above warning"),
+        ("channels.x.evnts", "unknown key; did you mean 'events'?"),
+        ("channels.x.url", "Apprise does not accept"),
+        ("lines.a.balanse", "unknown key; did you mean 'balance'?"),
+        ("lines.b.adapter", "unknown adapter 'nope'"),
+    ):
+        assert any(f"At '{where}': " in line and message in line for line in err.splitlines())
+    assert "At 'lines.a.lines': unknown key\n" in err  # `sizes` is no near miss
+    assert "invalid config (7 problem(s))" in err
+
+
+def test_a_value_from_the_environment_that_is_refused_is_reported_alone(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file cannot do without a key it does not hold: the rest goes unchecked."""
+    monkeypatch.setenv("ESIM_MONITOR_MONITOR__INTERVAL", "soon")
+    path = write_config('[monitor]\ninterval = "5m"\n[lines.a]\nlabel = "no adapter"\n')
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert [p.path for p in caught.value.problems] == ["monitor.interval"]
 
 
 def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from monitor.config import Settings, problems_from
+from monitor.config import Account, Line, Settings, problems_from
 from monitor.errors import ConfigProblem, TopUpFailed, TopUpUnknown
 from monitor.model import HookSubscription, Reading, TopUpRequest, TopUpResult
 from monitor.redact import Redactor
@@ -260,7 +260,9 @@ def validate_lines(settings: Settings) -> Iterable[ConfigProblem]:
         try:
             cls.AccountOptions.model_validate(account.options)
         except ValidationError as exc:
-            yield from problems_from(exc, ("accounts", name))
+            yield from problems_from(
+                exc, ("accounts", name), cls.AccountOptions, Account.model_fields
+            )
     for line_id, line in settings.lines.items():
         if line.adapter is None and line.account is None:
             continue  # reported by the config itself
@@ -280,7 +282,7 @@ def validate_lines(settings: Settings) -> Iterable[ConfigProblem]:
         try:
             cls.Options.model_validate(line.options)
         except ValidationError as exc:
-            yield from problems_from(exc, ("lines", line_id))
+            yield from problems_from(exc, ("lines", line_id), cls.Options, Line.model_fields)
         recharge = line.recharge
         if recharge is not None and recharge.action == "provider":
             where = f"lines.{line_id}.recharge"
