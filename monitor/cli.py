@@ -1006,7 +1006,8 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
             print(f"{name}: {done}")
         else:
             failed += 1
-            print(f"{name}: FAILED: {outcome.error}")
+            where = config.masked_url(settings.channels[name].url.get_secret_value())
+            print(f"{name} ({where}): FAILED: {outcome.error}")
     return EXIT_FAILURE if failed else EXIT_OK
 
 

@@ -68,6 +68,9 @@ from monitor.units import (
 DEFAULT_CONFIG = Path(monitor.DEFAULT_CONFIG)
 ENV_PREFIX = monitor.ENV_PREFIX
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
+RESERVED_LINE_IDS: Mapping[str, str] = {"history": "esim-monitor recharge history"}
+"""Words a command takes where it takes a line id: a line of that name could not be named
+there (`recharge history` lists the ledger; it cannot also recharge a line `history`)."""
 
 
 def config_money(value: object) -> Decimal:
@@ -910,6 +913,13 @@ def _id_problems(data: Mapping[str, Any]) -> Iterable[ConfigProblem]:
                         "ids must be lowercase letters, digits, '-' and '_', "
                         "starting with a letter or digit",
                     )
+                elif section == "lines" and key in RESERVED_LINE_IDS:
+                    yield ConfigProblem(
+                        f"lines.{key}",
+                        f"{key!r} is a word of `{RESERVED_LINE_IDS[key]}`, where a line id "
+                        "also goes: name the line otherwise (its label can still say "
+                        f"{key!r})",
+                    )
 
 
 NEAR = 0.7
@@ -1263,7 +1273,7 @@ def masked_url(url: str) -> str:
         host, port = parts.hostname, parts.port
     except ValueError:
         return f"{scheme}://{MASK}"
-    if host is None or not _plain_host(host):
+    if host is None or not plain_host(host):
         return f"{scheme}://{MASK}"
     user = f"{MASK}@" if "@" in parts.netloc else ""
     shown = f"[{host}]" if ":" in host else host
@@ -1274,7 +1284,7 @@ def masked_url(url: str) -> str:
     return f"{scheme}://{user}{shown}{after}{tail}"
 
 
-def _plain_host(host: str) -> bool:
+def plain_host(host: str) -> bool:
     """A DNS name with a top-level domain, `localhost` or an IP address: not a token."""
     import ipaddress
 

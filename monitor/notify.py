@@ -25,7 +25,7 @@ import apprise
 import structlog
 from apprise.decorators import notify as apprise_notify
 
-from monitor.config import Channel, Settings
+from monitor.config import Channel, Settings, plain_host
 from monitor.counters import COUNTERS
 from monitor.errors import ConfigProblem
 from monitor.markup import BodyFormat, escape
@@ -495,9 +495,17 @@ class Notifier:
         for sep in "/?&=:@#":
             rest = rest.replace(sep, " ")
         pieces.update(p for p in rest.split() if len(p) >= 6)
-        for piece in sorted(pieces, key=len, reverse=True):
+        # a host name or address is where it failed, not a credential: `notify test` and
+        # the logs name it (a token standing in the host's place, as in tgram://, is kept out)
+        named = [parts.hostname, *(v for k, v in parse_qsl(parts.query) if k in _HOST_KEYS)]
+        hosts = {h for h in named if h and plain_host(h)} - {parts.username, parts.password}
+        for piece in sorted(pieces - hosts, key=len, reverse=True):
             text = text.replace(piece, "***")
         return text[:500]
+
+
+_HOST_KEYS = frozenset({"smtp", "host", "server"})
+"""Apprise query keys that name a server (mailto's `smtp=`): shown in errors like the host."""
 
 
 @dataclass(frozen=True)

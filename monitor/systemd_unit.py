@@ -99,11 +99,19 @@ def render_credentials(directory: Path = DEFAULT_CREDENTIALS) -> str:
     decrypted by systemd; either way the service finds `$CREDENTIALS_DIRECTORY/NAME`.
     """
     directory = Path(os.path.abspath(directory))
+    if not directory.is_dir():
+        raise ValueError(
+            f"no credentials folder {directory}: make it (install -d -m 0700 {directory}) and "
+            "put one file per secret in it (docs/systemd.md)"
+            if not directory.exists()
+            else f"{directory} is not a folder: --credentials takes the folder of the files"
+        )
     lines = [
         f"# Written by esim-monitor: one credential per file in {directory}.",
         "# Install as /etc/systemd/system/esim-monitor.service.d/credentials.conf",
         "[Service]",
     ]
+    loaded: dict[str, Path] = {}
     for path in sorted(_credential_files(directory)):
         name = path.name
         key = "LoadCredential"
@@ -111,6 +119,12 @@ def render_credentials(directory: Path = DEFAULT_CREDENTIALS) -> str:
             name, key = name.removesuffix(ENCRYPTED_SUFFIX), "LoadCredentialEncrypted"
         if not CREDENTIAL_NAME.fullmatch(name):
             raise ValueError(f"{path}: not a usable credential name")
+        if name in loaded:
+            raise ValueError(
+                f"{loaded[name].name} and {path.name} in {directory} are both the credential "
+                f"{name!r}: keep one (the plain file can go once {name}{ENCRYPTED_SUFFIX} is made)"
+            )
+        loaded[name] = path
         lines.append(f"{key}={name}:{_escape_specifiers(str(path))}")
     return "\n".join(lines) + "\n"
 

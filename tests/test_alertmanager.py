@@ -620,4 +620,5 @@ def test_notify_test_on_a_down_alertmanager_fails_naming_the_channel_only(
     config = write_config(am_channel(f"http://127.0.0.1:{port}", 'token = "tok-123456789"') + LINE)
     assert main(["--config", str(config), "notify", "test"]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("am: FAILED: ConnectError") and "tok-123456789" not in out
+    assert out.startswith(f"am (http://127.0.0.1:{port}): FAILED: ConnectError")
+    assert "tok-123456789" not in out

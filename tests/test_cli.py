@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import socket
 import stat
 import sys
 from collections.abc import Callable
@@ -204,11 +205,27 @@ def test_notify_test(
     )
     assert cli("--config", str(path), "notify", "test") == 1
     out = capsys.readouterr().out
-    assert "good: delivered" in out and "bad: FAILED" in out
+    assert "good: delivered" in out and "bad (record://****): FAILED" in out
     assert sink.titles() == ["[TEST] Test message from esim-monitor"]
     assert cli("--config", str(path), "notify", "test", "--channel", "good") == 0
     assert cli("--config", str(path), "notify", "test", "--channel", "nope") == 2
     assert "unknown channel 'nope'" in capsys.readouterr().err
+
+
+def test_notify_test_names_the_host_that_failed_and_masks_the_credentials(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "tok3n-secret-1234"
+    path = write_config(
+        f'[channels.hook]\nurl = "json://hook:{token}@127.0.0.1:{port}/hooks/{token}"\n' + LINES
+    )
+    assert cli("--config", str(path), "notify", "test") == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"hook (json://****@127.0.0.1:{port}/****): FAILED: ")
+    assert "to 127.0.0.1" in out and token not in out
 
 
 def test_usage_errors_exit_2(configured: Path, capsys: pytest.CaptureFixture[str]) -> None:

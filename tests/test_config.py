@@ -319,6 +319,11 @@ BAD = [
         "Input should be",
     ),
     ('[lines.Bad]\nadapter = "demo"\n', "lines.Bad", "ids must be lowercase"),
+    (
+        '[lines.history]\nadapter = "demo"\n',
+        "lines.history",
+        "'history' is a word of `esim-monitor recharge history`",
+    ),
     ('[lines.c]\nadapter = "demo"\nbalanse = 3\n', "lines.c.balanse", "unknown key"),
     ('[lines.c]\nlabel = "x"\n', "lines.c", "set `adapter`"),
     ('[monitor]\ntimezone = "Mars/Olympus"\n', "monitor.timezone", "unknown time zone"),

@@ -246,6 +246,21 @@ def test_credentials_dropin_refuses_unusable_names(tmp_path: Path) -> None:
         systemd_unit.render_credentials(tmp_path)
 
 
+def test_credentials_dropin_refuses_a_missing_folder_and_a_credential_given_twice(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ValueError, match=r"^no credentials folder .*/missing: make it \(install"):
+        systemd_unit.render_credentials(tmp_path / "missing")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is not a folder"):
+        systemd_unit.render_credentials(tmp_path / "file")
+    (tmp_path / "file").unlink()
+    (tmp_path / "channels__phone__url").write_text("tgram://token/chat")
+    (tmp_path / "channels__phone__url.cred").write_bytes(b"encrypted")
+    with pytest.raises(ValueError, match=r"are both the credential 'channels__phone__url'"):
+        systemd_unit.render_credentials(tmp_path)
+
+
 def test_credentials_dropin_is_accepted_by_systemd(tmp_path: Path) -> None:
     secrets = tmp_path / "credentials"
     secrets.mkdir()
