@@ -41,6 +41,8 @@ from monitor.rows import (
     when_text,
 )
 from monitor.units import (
+    Sizes,
+    format_bytes,
     format_duration,
     parse_duration,
 )
@@ -853,8 +855,34 @@ def cmd_ussd(args: argparse.Namespace) -> int:
     except UnreadableReply as exc:
         print(f"# {line} would not read this reply: {exc}", file=sys.stderr)
         return EXIT_OK
-    print(f"# {line} reads: {figures}", file=sys.stderr)
+    from monitor.adapters import line_sizes
+
+    said = figures_text(figures, line_sizes(settings, line), settings.tz())
+    print(f"# {line} reads: {said}", file=sys.stderr)
     return EXIT_OK
+
+
+def figures_text(figures: Any, sizes: Sizes, tz: tzinfo) -> str:
+    """What a reply was read as, in words (`ussd LINE CODE`): each figure it gave."""
+    said = []
+    if figures.balance is not None:
+        said.append(f"balance {money_text(f'{figures.balance:f}', figures.currency)}")
+    if figures.data_remaining is not None:
+        total = f" of {format_bytes(figures.data_total, sizes)}" if figures.data_total else ""
+        said.append(f"data left {format_bytes(figures.data_remaining, sizes)}{total}")
+    elif figures.data_total is not None:
+        said.append(f"data plan {format_bytes(figures.data_total, sizes)}")
+    if figures.data_used is not None:
+        said.append(f"data used {format_bytes(figures.data_used, sizes)}")
+    if figures.expires_at is not None:
+        said.append(f"expires {when_text(figures.expires_at, tz)}")
+    if figures.renewal_at is not None:
+        price = figures.renewal_price
+        cost = f" for {money_text(f'{price:f}', figures.currency)}" if price is not None else ""
+        said.append(f"renews {when_text(figures.renewal_at, tz)}{cost}")
+    elif figures.renewal_price is not None:
+        said.append(f"renewal price {money_text(f'{figures.renewal_price:f}', figures.currency)}")
+    return ", ".join(said) or "no figure"
 
 
 def cmd_sms_send(args: argparse.Namespace) -> int:

@@ -401,6 +401,14 @@ def test_validate_warns_about_polling_faster_than_useful(
     assert cli("--config", str(path), "config", "validate") == 0
     err = capsys.readouterr().err
     assert "warning: At 'lines.a.interval': airalo answers from a 20m server-side cache" in err
+    ussd = write_config(
+        '[lines.u]\nadapter = "ussd"\nmodem = "8901260123456789012"\npreset = "t-mobile"\n'
+        'interval = "1m"\n'
+    )
+    assert cli("--config", str(ussd), "config", "validate") == 0
+    err = capsys.readouterr().err
+    assert "warning: At 'lines.u.interval': ussd asks the carrier, which throttles USSD" in err
+    assert "cache" not in err
 
 
 def test_status_shows_sizes_as_the_lines_provider_counts(

@@ -131,6 +131,8 @@ class Adapter(ABC):
     min_interval: ClassVar[timedelta | None] = None
     """Checking more often than this gains nothing (a provider's server-side cache, say):
     `config validate` warns about lines with a shorter interval."""
+    min_interval_why: ClassVar[str] = "answers from a {minimum} server-side cache"
+    """Why, as the warning says it (`{minimum}`: min_interval in words)."""
 
     def __init__(
         self,
@@ -322,6 +324,6 @@ def interval_warnings(settings: Settings) -> Iterable[ConfigProblem]:
         if cls.min_interval is not None and interval < cls.min_interval:
             yield ConfigProblem(
                 f"lines.{line_id}.interval",
-                f"{cls.name} answers from a {format_duration(cls.min_interval)} server-side "
-                f"cache; checking every {format_duration(interval)} gains nothing",
+                f"{cls.name} {cls.min_interval_why.format(minimum=format_duration(cls.min_interval))}"
+                f"; checking every {format_duration(interval)} gains nothing",
             )

@@ -359,6 +359,10 @@ class UssdAdapter(Adapter):
     Options = UssdOptions
     min_interval = timedelta(minutes=15)
     """Carriers throttle USSD and balances move slowly: more often only costs sessions."""
+    min_interval_why = (
+        "asks the carrier, which throttles USSD sessions (and a prepaid balance moves "
+        "slowly): more often than every {minimum} only costs sessions"
+    )
 
     def read(self) -> Reading:
         o: UssdOptions = self.options
