@@ -322,8 +322,8 @@ def interval_warnings(settings: Settings) -> Iterable[ConfigProblem]:
             continue
         interval = settings.interval(line_id)
         if cls.min_interval is not None and interval < cls.min_interval:
+            why = cls.min_interval_why.format(minimum=format_duration(cls.min_interval))
             yield ConfigProblem(
                 f"lines.{line_id}.interval",
-                f"{cls.name} {cls.min_interval_why.format(minimum=format_duration(cls.min_interval))}"
-                f"; checking every {format_duration(interval)} gains nothing",
+                f"{cls.name} {why}; checking every {format_duration(interval)} gains nothing",
             )
