@@ -36,6 +36,7 @@ from monitor.rows import (
     history_rows,
     iso,
     line_row,
+    local_times,
     money_text,
     status_rows,
     when_text,
@@ -757,7 +758,7 @@ def _recharge_history(args: argparse.Namespace) -> int:
                 r["package"] or money_text(r["amount"], r["currency"]),
                 money_text(r["price"], r["currency"]),
                 r["reference"] or "",
-                r["detail"] or "",
+                local_times(r["detail"] or "", tz),
             ]
             for r in rows
         ],

@@ -30,6 +30,7 @@ from monitor.counters import COUNTERS
 from monitor.errors import ConfigProblem
 from monitor.markup import BodyFormat, escape
 from monitor.model import Event, utcnow
+from monitor.rows import exact_when
 from monitor.store import Delivery, OutboxEntry, Store
 
 log = structlog.get_logger("monitor.notify")
@@ -253,7 +254,7 @@ def variables(event: Event, settings: Settings, links: Links | None = None) -> d
         expires_at=_local(facts.get("expires_at"), tz),
         low_since=_local(facts.get("low_since"), tz),
         renewal_at=_local(facts.get("renewal_at"), tz),
-        frees_at=_local(facts.get("frees_at"), tz),
+        frees_at=_local(facts.get("frees_at"), tz, up=True),
     )
     improved = event.type == "warning" and facts.get("previous_state") == "critical"
     if facts.get("headline"):  # already written out: its text is not a template
@@ -396,10 +397,13 @@ def _fill(
     return title.strip(), "\n".join(lines).strip()
 
 
-def _local(moment: datetime | None, tz: tzinfo) -> str:
+def _local(moment: datetime | None, tz: tzinfo, *, up: bool = False) -> str:
+    """A time in the configured zone, to the second when it has seconds: "until 21:34" for
+    a cooldown that ends at 21:34:56 would send a person back too early (`up`: a moment
+    no one should act before, rounded up to its second)."""
     if moment is None:
         return ""
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z").strip()
+    return exact_when(moment, tz, up=up)
 
 
 @dataclass(frozen=True)

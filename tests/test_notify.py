@@ -106,6 +106,10 @@ def test_default_message_names_the_line_and_payment_url(
     assert "Cannot read US travel eSIM: timeout" in title
     title, body = render(event("warning", previous_state="critical"), None, s)
     assert "improved to" in title
+    frees = datetime(2026, 11, 5, 2, 34, 56, 250_000, tzinfo=UTC)
+    skipped = event("recharge-skipped", cap="cooldown", cap_detail="6h", frees_at=frees)
+    title, _ = render(skipped, None, s)
+    assert title.endswith("top-up skipped: cooldown (6h) until 2026-11-04 21:34:57 EST")
 
 
 def test_custom_templates(
