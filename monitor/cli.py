@@ -968,7 +968,7 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     path = config.config_path(args.config)
     settings = load_settings(path)
     print(f"{path}: ok ({len(settings.lines)} lines, {len(settings.channels)} channels)")
-    for problem in adapters.interval_warnings(settings):
+    for problem in [*adapters.interval_warnings(settings), *adapters.threshold_warnings(settings)]:
         print(logs.as_warning(f"{path}: warning: {problem}"), file=sys.stderr)
     missing = settings.http.login_missing() if settings.http.listen is not None else None
     if missing is not None:

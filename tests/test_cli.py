@@ -411,6 +411,33 @@ def test_validate_warns_about_polling_faster_than_useful(
     assert "cache" not in err
 
 
+def test_validate_warns_when_no_threshold_watches_what_the_line_reads(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 19: an Airalo partner-credit line (no iccid: a balance) with data thresholds
+    only, and a demo line of data alone, never alert but for failures."""
+    path = write_config(
+        '[accounts.t]\nprovider = "airalo"\nclient_id = "x"\nclient_secret = "y"\n'
+        '[lines.credit]\naccount = "t"\n'
+        '[lines.credit.thresholds]\ndata_warning = "1GB"\n'
+        '[lines.esim]\naccount = "t"\niccid = "8944465400000267221"\n'
+        '[lines.esim.thresholds]\ndata_warning = "1GB"\n'
+        '[lines.demo]\nadapter = "demo"\nbalance = 5\n'
+        '[lines.relayed]\nadapter = "demo"\nrelay_preset = "t-mobile-sms"\n'
+        '[lines.watched]\nadapter = "demo"\n[lines.watched.thresholds]\nbalance_warning = 5\n'
+    )
+    assert cli("--config", str(path), "config", "validate") == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if ".thresholds'" in line]
+    assert warned == [
+        f"{path}: warning: At 'lines.credit.thresholds': no threshold watches what airalo "
+        "reads for this line (balance): it alerts only on failed checks; set "
+        "balance_warning here or in [defaults.thresholds]",
+        f"{path}: warning: At 'lines.demo.thresholds': no threshold watches what demo "
+        "reads for this line (balance): it alerts only on failed checks; set "
+        "balance_warning here or in [defaults.thresholds]",
+    ]
+
+
 def test_status_shows_sizes_as_the_lines_provider_counts(
     write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -134,6 +134,13 @@ class Adapter(ABC):
     min_interval_why: ClassVar[str] = "answers from a {minimum} server-side cache"
     """Why, as the warning says it (`{minimum}`: min_interval in words)."""
 
+    @classmethod
+    def reports(cls, options: Any) -> frozenset[str] | None:
+        """The metrics (`balance`, `data`, `expiry`, `renewal`) a line with these validated
+        options reads, so `config validate` can warn when no threshold watches one; None
+        when that rests on what the provider answers (a program's output, patterns)."""
+        return None
+
     def __init__(
         self,
         line_id: str,
@@ -310,6 +317,61 @@ def _loaded(
     except (ImportError, AttributeError, TypeError) as exc:
         yield ConfigProblem(where, f"adapter {name!r} cannot be loaded: {exc}")
         return None
+
+
+def reading_metrics(reading: Reading) -> frozenset[str]:
+    """The metrics a reading gives, by the names `Adapter.reports` uses."""
+    given = {
+        "balance": reading.balance is not None,
+        "data": reading.data_remaining is not None,
+        "expiry": reading.expires_at is not None,
+        "renewal": reading.renewal_at is not None and reading.renewal_price is not None,
+    }
+    return frozenset(metric for metric, yes in given.items() if yes)
+
+
+_FIRST_KEY = {
+    "balance": "balance_warning",
+    "data": "data_warning",
+    "expiry": "expiry_warning",
+    "renewal": "renewal_warning",
+}
+
+
+def threshold_warnings(settings: Settings) -> Iterable[ConfigProblem]:
+    """Lines none of whose thresholds (nor expiry reminders) watch a metric the adapter
+    reads for them: such a line never alerts but for failures. Lines that also take
+    readings from a phone (relay) may get any metric, so they are not judged."""
+    for line_id, line in settings.lines.items():
+        if line.relay_preset is not None or line.relay_patterns:
+            continue
+        try:
+            cls = load(settings.adapter_name(line_id))
+            reports = cls.reports(cls.Options.model_validate(line.options))
+        except (UnknownAdapter, ImportError, AttributeError, TypeError, ValidationError):
+            continue
+        if not reports:
+            continue
+        t = settings.thresholds(line_id)
+        watched = {
+            "balance": t.balance_warning is not None or t.balance_critical is not None,
+            "data": t.data_warning is not None or t.data_critical is not None,
+            "expiry": t.expiry_warning is not None
+            or t.expiry_critical is not None
+            or bool(settings.alerts(line_id).expiry_reminders),
+            "renewal": t.renewal_warning is not None,
+        }
+        if t.forecast is not None:
+            watched["balance"] = watched["data"] = watched["expiry"] = True
+        if any(watched[metric] for metric in reports):
+            continue
+        named = sorted(reports)
+        yield ConfigProblem(
+            f"lines.{line_id}.thresholds",
+            f"no threshold watches what {cls.name} reads for this line ({', '.join(named)}): "
+            f"it alerts only on failed checks; set {' or '.join(_FIRST_KEY[m] for m in named)} "
+            "here or in [defaults.thresholds]",
+        )
 
 
 def interval_warnings(settings: Settings) -> Iterable[ConfigProblem]:

@@ -120,6 +120,12 @@ class AiraloAdapter(HttpAdapter):
     description = "Airalo Partner API: eSIM data, expiry and status by ICCID, or partner credit."
     Options = AiraloLine
     AccountOptions = AiraloAccount
+
+    @classmethod
+    def reports(cls, options: AiraloLine) -> frozenset[str]:
+        """An eSIM's data and expiry; without `iccid`, the partner account's credit."""
+        return frozenset({"data", "expiry"} if options.iccid else {"balance"})
+
     sizes = "binary"  # "3 GB" package is `amount: 3072` MB
     min_interval = timedelta(minutes=20)
     rate_limit = 4.0

@@ -46,6 +46,12 @@ class DemoAdapter(Adapter):
     description = "Simulated line that drains a little on every read (no network)."
     Options = DemoOptions
 
+    @classmethod
+    def reports(cls, options: DemoOptions) -> frozenset[str]:
+        """What its options simulate."""
+        given = {"balance": options.balance, "data": options.data, "expiry": options.expires_in}
+        return frozenset(metric for metric, value in given.items() if value is not None)
+
     def read(self) -> Reading:
         o: DemoOptions = self.options
         now = utcnow()

@@ -96,6 +96,12 @@ class EsimGoAdapter(HttpAdapter):
     Options = EsimGoLine
     AccountOptions = EsimGoAccount
 
+    @classmethod
+    def reports(cls, options: EsimGoLine) -> frozenset[str]:
+        """An eSIM's bundle data (the list gives no end time); without `iccid`, the
+        organisation's balance."""
+        return frozenset({"data"} if options.iccid else {"balance"})
+
     def make_auth(self) -> Auth:
         options: EsimGoAccount = self.account_ref.options
         return HeaderAuth("X-API-Key", options.api_key)

@@ -80,6 +80,12 @@ class HologramAdapter(HttpAdapter):
     Options = HologramLine
     AccountOptions = HologramAccount
 
+    @classmethod
+    def reports(cls, options: HologramLine) -> frozenset[str]:
+        """A link's data left of `plan_data`; without both, the organisation's balance."""
+        usage = options.linkid is not None and options.plan_data is not None
+        return frozenset({"data"} if usage else {"balance"})
+
     def make_auth(self) -> Auth:
         options: HologramAccount = self.account_ref.options
         return BasicAuth("apikey", options.api_key)

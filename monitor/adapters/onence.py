@@ -125,6 +125,12 @@ class OnceAdapter(HttpAdapter):
     description = "1NCE Management API: data (and SMS) quota and expiry by ICCID."
     Options = OnceLine
     AccountOptions = OnceAccount
+
+    @classmethod
+    def reports(cls, options: OnceLine) -> frozenset[str]:
+        """The SIM's data quota and its expiry date."""
+        return frozenset({"data", "expiry"})
+
     sizes = "binary"  # v2 OpenAPI `SimsQuota.volume`: "1 megabyte = 1024 kilobytes"
 
     def make_auth(self) -> Auth:

@@ -94,6 +94,11 @@ class TelnyxAdapter(HttpAdapter):
     Options = TelnyxLine
     AccountOptions = TelnyxAccount
 
+    @classmethod
+    def reports(cls, options: TelnyxLine) -> frozenset[str]:
+        """A SIM card's data; without `sim_card_id`, the account balance."""
+        return frozenset({"data"} if options.sim_card_id else {"balance"})
+
     def make_auth(self) -> Auth:
         options: TelnyxAccount = self.account_ref.options
         return BearerAuth(options.api_key)

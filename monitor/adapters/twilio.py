@@ -78,6 +78,11 @@ class TwilioAdapter(HttpAdapter):
     Options = TwilioLine
     AccountOptions = TwilioAccount
 
+    @classmethod
+    def reports(cls, options: TwilioLine) -> frozenset[str]:
+        """A Super SIM's data; without `sim`, the account balance."""
+        return frozenset({"data"} if options.sim else {"balance"})
+
     def make_auth(self) -> Auth:
         options: TwilioAccount = self.account_ref.options
         return BasicAuth(options.account_sid, options.auth_token)

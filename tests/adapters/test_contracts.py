@@ -232,6 +232,10 @@ def test_contract(
     if contract["call"] == "read":
         assert isinstance(outcome, Reading)
         check_reading(outcome, expect)
+        # what `config validate` believes the line reads (to warn when no threshold
+        # watches it) holds every metric the provider's example gave
+        reports = type(adapter).reports(adapter.options)
+        assert reports is None or adapters.reading_metrics(outcome) <= reports, reports
     else:
         assert outcome is None or isinstance(outcome, TopUpResult)
         check_result(outcome, expect)
