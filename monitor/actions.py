@@ -20,6 +20,7 @@ import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from monitor import children
 from monitor.config import Recharge, Settings
 from monitor.errors import CheckFailed, TopUpFailed, TopUpUnknown
 from monitor.model import TopUpRequest, TopUpResult
@@ -170,12 +171,8 @@ class CommandAction(_CannotLookUp):
             if value is not None and not isinstance(value, dict | list):
                 env[f"ESIM_MONITOR_{key.upper()}"] = str(value)
         try:
-            proc = subprocess.Popen(
-                self.argv,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                start_new_session=True,
+            proc = children.start(
+                self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
             )
         except OSError as exc:
             raise TopUpFailed(f"the command could not be started: {exc.strerror}") from None
@@ -183,8 +180,11 @@ class CommandAction(_CannotLookUp):
             out, err = proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            children.release(proc)
             proc.communicate()
             raise TopUpUnknown(f"the command did not finish in {self.timeout:g} s") from None
+        finally:
+            children.release(proc)
         if proc.returncode != 0:
             excerpt = (err or out).decode(errors="replace").strip()[-300:]
             raise TopUpFailed(f"the command exited {proc.returncode}: {excerpt}")

@@ -1435,7 +1435,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(logs.as_error(f"esim-monitor: error: {exc}"), file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C: the programs started (in sessions of their own) too
+        from monitor import children
+
+        children.stop_all()
+        print(logs.as_error("esim-monitor: interrupted"), file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK

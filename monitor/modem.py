@@ -45,6 +45,7 @@ from typing import Any
 
 import structlog
 
+from monitor import children
 from monitor.errors import CheckFailed, UsageError
 from monitor.locks import file_lock
 
@@ -887,13 +888,12 @@ def _mmcli(args: list[str], timeout: float, what: str) -> _Run:
     env = {**os.environ, "LC_ALL": "C.UTF-8"}
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        proc = children.start(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
-            start_new_session=True,
         )
     except OSError as exc:
         raise ModemError(f"cannot run mmcli: {exc.strerror or exc}") from None
@@ -907,6 +907,8 @@ def _mmcli(args: list[str], timeout: float, what: str) -> _Run:
     except BaseException:  # an interrupt must not leave mmcli running on the modem
         _kill(proc)
         raise
+    finally:
+        children.release(proc)
     run = _Run(
         proc.returncode,
         out.decode("utf-8", errors="replace"),
@@ -924,6 +926,7 @@ def _mmcli(args: list[str], timeout: float, what: str) -> _Run:
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    children.release(proc)  # before it is reaped below
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.communicate(timeout=KILL_GRACE)
 

@@ -31,6 +31,7 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from monitor import children
 from monitor.adapters import Adapter
 from monitor.adapters.fields import (
     excerpt,
@@ -166,13 +167,12 @@ def run(argv: list[str], env: Mapping[str, str], timeout: float) -> Completed:
     program = Path(argv[0]).name
     deadline = time.monotonic() + timeout
     try:
-        proc = subprocess.Popen(
+        proc = children.start(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=dict(env),
-            start_new_session=True,
             close_fds=True,
         )
     except OSError as exc:
@@ -190,6 +190,7 @@ def run(argv: list[str], env: Mapping[str, str], timeout: float) -> Completed:
     # group, which also ends helpers it left behind (they have no business outliving a check).
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    children.release(proc)
     proc.wait()
     out.join(2)
     err.join(2)
