@@ -12,7 +12,7 @@ import structlog
 
 from monitor.adapters import line_sizes
 from monitor.config import Settings
-from monitor.evaluate import describe_forecast
+from monitor.evaluate import describe_forecast, judge, summarize
 from monitor.model import Event, Level
 from monitor.store import Store
 from monitor.store.views import LineStatus, Views
@@ -41,7 +41,7 @@ def summary(
         line = status.get(line_id) or LineStatus(line_id)
         label = f"{settings.label(line_id)} ({line_id})"
         if line.level in (Level.WARNING, Level.CRITICAL):
-            low.append(f"- {label}: {line.state}, {_figures(line, line_sizes(settings, line_id))}")
+            low.append(f"- {label}: {line.state}: {_why(settings, line)}")
         if line.expires_at is not None and line.expires_at - now <= EXPIRING_SOON:
             expiring.append(f"- {label}: expires {line.expires_at.astimezone(tz):%Y-%m-%d %H:%M}")
         for metric, f in line.forecasts.items():
@@ -62,6 +62,23 @@ def summary(
         body.extend(items)
     counts = f"{len(settings.lines)} lines, {len(low)} low, {len(expiring)} expiring soon"
     return f"esim-monitor digest: {counts}", "\n".join(body)
+
+
+def _why(settings: Settings, line: LineStatus) -> str:
+    """What makes a line low, as its alert said it: each metric past its threshold, judged
+    again from its last reading ("expiry in 20 hours (critical, threshold 1 day)"); its
+    figures when none is (a state held by hysteresis, or one the provider's status set)."""
+    sizes = line_sizes(settings, line.line)
+    reading = line.reading
+    if reading is not None:
+        judged = judge(
+            reading, settings.thresholds(line.line), None, list(line.forecasts.values()), sizes
+        )
+        past = [m for m in judged if m.level > Level.OK]
+        if past:
+            return summarize(past)
+    status = f"status {line.status}, " if line.status else ""
+    return status + _figures(line, sizes)
 
 
 def _figures(line: LineStatus, sizes: Sizes) -> str:

@@ -377,7 +377,8 @@ def test_digest_through_a_sink_with_its_chart(
     (digest,) = sink.received
     assert digest["title"] == "esim-monitor digest: 1 lines, 1 low, 1 expiring soon"
     # queued at the start of the 08:00 pass, from the readings before it
-    assert "- a (a): warning, balance 9.00 USD, data 2.7 GB" in digest["message"]
+    # why it is low, as its alert said it
+    assert "- a (a): warning: balance 9.00 USD (warning, threshold 10 USD)" in digest["message"]
     assert "- a (a): expires 2026-11-09 05:00" in digest["message"]
     (attachment,) = digest["attachments"]
     assert attachment["mimetype"] == "image/png"
