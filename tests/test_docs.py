@@ -270,7 +270,7 @@ def test_the_quick_start_runs_the_demo_and_its_one_pass_exits_0(
 
     from monitor.cli import main
 
-    demo_block, tests_block = re.findall(r"```sh\n(.*?)```", _section("## Quick start"), re.S)
+    demo_block, tests_block = re.findall(r"```sh\n(.*?)```", _section("## Quick start"), re.S)[:2]
     command = demo_block.strip().split(" && ")[-1].split()
     assert command[:2] == [".venv/bin/esim-monitor", "demo"], demo_block
     assert tests_block.strip().endswith(".venv/bin/pytest")
@@ -279,3 +279,23 @@ def test_the_quick_start_runs_the_demo_and_its_one_pass_exits_0(
     assert main([*command[1:], "--once"]) == 0
     assert "a fresh database in" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_quick_starts_own_line_is_one_line_and_one_channel(tmp_path: Path) -> None:
+    """The path from the demo to one's own line: a real config (it validates, adapters and
+    Apprise included), one line, one channel that is no terminal, and the commands after it
+    name that file."""
+    from monitor.cli import load_settings
+
+    section = _section("### Your own line")
+    (config,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    (commands,) = re.findall(r"```sh\n(.*?)```", section, re.S)
+    path = tmp_path / "config.toml"
+    path.write_text(config)
+    settings = load_settings(path)
+    assert len(settings.lines) == 1 and len(settings.channels) == 1
+    (channel,) = settings.channels.values()
+    assert not channel.url.get_secret_value().startswith("console://")
+    assert [c.split()[1:3] for c in commands.strip().splitlines()] == [
+        ["--config", "config.toml"]
+    ] * 3
