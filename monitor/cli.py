@@ -19,6 +19,8 @@ from typing import Any, NoReturn, TextIO
 
 from monitor import DEFAULT_CONFIG, ENV_PREFIX, __version__, logs
 from monitor.errors import (
+    EXIT_CONFIG,
+    EXIT_DATABASE,
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
@@ -1179,11 +1181,59 @@ class _Parser(argparse.ArgumentParser):
         )
 
 
+JSON_HELP = "print JSON (its fields: the README's CLI reference)"
+LINE_HELP = "a line id of the config"
+
+COMMAND_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("the daemon", ("run", "demo", "reload", "check")),
+    ("reading the database", ("status", "history", "events", "report")),
+    ("acting on lines", ("snooze", "unsnooze", "ack", "record", "recharge")),
+    ("pushes and the status page", ("relay", "hooks", "http")),
+    ("config and channels", ("config", "notify", "adapters")),
+    ("modems", ("modems", "ussd", "sms")),
+    ("installing", ("systemd-unit", "completion", "manpage")),
+)
+"""How `--help` lists the commands, by what a person came to do (every command in one
+group: a test keeps this in step with the parser)."""
+
+EXIT_CODES_HELP = f"""exit codes:
+  {EXIT_OK}   ok
+  {EXIT_FAILURE}   a runtime failure: a failed check or delivery, a refused top-up, a locked database
+  {EXIT_USAGE}   usage: an unknown command, line or channel, a bad argument
+  {EXIT_DATABASE}  an unusable database: corrupt, from a newer version, or not creatable
+  {EXIT_CONFIG}  an invalid config (every problem listed with its file and key path)
+  130 interrupted (Ctrl-C)"""
+
+
+class _GroupedHelp(argparse.RawDescriptionHelpFormatter):
+    """`--help` with the commands under the headings of COMMAND_GROUPS (and the exit codes
+    after them as written)."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not isinstance(action, argparse._SubParsersAction):
+            return super()._format_action(action)
+        by_name = {choice.dest: choice for choice in action._get_subactions()}
+        groups = [(t, [by_name.pop(n) for n in ns if n in by_name]) for t, ns in COMMAND_GROUPS]
+        if by_name:  # a command no group names yet: listed, not lost
+            groups.append(("other", list(by_name.values())))
+        parts = []
+        for title, choices in groups:
+            parts.append(f"{' ' * self._current_indent}{title}:\n")
+            self._indent()
+            for choice in choices:
+                parts.append(super()._format_action(choice))
+            self._dedent()
+        return "".join(parts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="esim-monitor",
         description="Watch prepaid and eSIM lines (balance, data, expiry); alert through Apprise.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=_GroupedHelp,
     )
+    parser._positionals.title = "commands"
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_global_options(parser, defaults=True)
     # The same options after a command (`status --config FILE`): suppressed defaults there,
@@ -1229,36 +1279,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", default="60s", help="longest wait for the verdict (default 60s)")
 
     p = add("check", cmd_check, "read lines now and print them; records and sends nothing")
-    p.add_argument("lines", nargs="*", metavar="LINE")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("lines", nargs="*", metavar="LINE", help="the lines to read (default: all)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     p = add("status", cmd_status, "last reading and state of each line, from the database")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     p = add("history", cmd_history, "readings of one line")
-    p.add_argument("line", metavar="LINE")
+    p.add_argument("line", metavar="LINE", help=LINE_HELP)
     p.add_argument("--since", default="7d", help="how far back (default 7d)")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table", help="default: table"
+    )
 
     p = add("events", cmd_events, "events and their delivery to each channel")
     p.add_argument("--since", default="7d", help="how far back (default 7d)")
-    p.add_argument("--line", metavar="LINE")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--line", metavar="LINE", help="only this line's events")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     p = add("snooze", cmd_snooze, "silence a line's alerts for a while")
-    p.add_argument("line", metavar="LINE")
+    p.add_argument("line", metavar="LINE", help=LINE_HELP)
     p.add_argument("duration", metavar="DURATION", help="such as 12h or 3d")
     p = add("unsnooze", cmd_unsnooze, "undo snooze and ack for a line")
-    p.add_argument("line", metavar="LINE")
+    p.add_argument("line", metavar="LINE", help=LINE_HELP)
     p = add("ack", cmd_ack, "acknowledge a low line: no reminders until its state changes")
-    p.add_argument("line", metavar="LINE")
+    p.add_argument("line", metavar="LINE", help=LINE_HELP)
     p = add(
         "record",
         cmd_record,
         "record a reading you have (from the carrier's app or text): judged and alerted as "
         "a polled one",
     )
-    p.add_argument("line", metavar="LINE")
+    p.add_argument("line", metavar="LINE", help=LINE_HELP)
     p.add_argument("--balance", metavar="AMOUNT", help="in the line's currency, such as 12.50")
     p.add_argument("--data", metavar="SIZE", help="data left, such as 2GB or 500MiB")
     p.add_argument("--expires", metavar="DATE", help="the last day of the plan, such as 2026-12-30")
@@ -1273,7 +1325,7 @@ def build_parser() -> argparse.ArgumentParser:
         "make a new relay token for a line (replacing the old) and print the URL to paste",
         parent=relay_sub,
     )
-    q.add_argument("line", metavar="LINE")
+    q.add_argument("line", metavar="LINE", help=LINE_HELP)
     p = add("hooks", _group_help, "provider webhooks: POST /hooks/ACCOUNT")
     hooks_sub = p.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
     q = add(
@@ -1283,8 +1335,8 @@ def build_parser() -> argparse.ArgumentParser:
         "what it answered",
         parent=hooks_sub,
     )
-    q.add_argument("account", metavar="ACCOUNT")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("account", metavar="ACCOUNT", help="an [accounts.NAME] of the config")
+    q.add_argument("--json", action="store_true", help=JSON_HELP)
     p = add("http", _group_help, "the status page's login: a password hash, API tokens")
     http_sub = p.add_subparsers(dest="http_command", metavar="ACTION", required=True)
     add(
@@ -1308,7 +1360,7 @@ def build_parser() -> argparse.ArgumentParser:
         "revoke the API tokens of a name: they stop working at once",
         parent=http_sub,
     )
-    q.add_argument("name", metavar="NAME")
+    q.add_argument("name", metavar="NAME", help="the name the tokens were issued under")
     p = add("report", cmd_report, "print the digest summary, or write the chart")
     p.add_argument("--png", metavar="FILE", help="write a PNG chart of recent readings")
     p.add_argument("--since", default="24h", help="failed checks since (default 24h)")
@@ -1318,7 +1370,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_recharge,
         "top a line up now (under its caps), or list the ledger: recharge history [LINE]",
     )
-    p.add_argument("target", metavar="LINE|history")
+    p.add_argument(
+        "target", metavar="LINE|history", help="the line to top up, or history for the ledger"
+    )
     p.add_argument("line", nargs="?", metavar="LINE", help="with history: only this line")
     p.add_argument("--dry-run", action="store_true", help="go through the caps, call nothing")
     p.add_argument("--json", action="store_true", help="with history: JSON")
@@ -1327,18 +1381,23 @@ def build_parser() -> argparse.ArgumentParser:
     config_sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     add("validate", cmd_config_validate, "check the config and exit 0, or 78", parent=config_sub)
     q = add("show", cmd_config_show, "the effective config, secrets masked", parent=config_sub)
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help=JSON_HELP)
     add("example", cmd_config_example, "print a commented example config", parent=config_sub)
 
     p = add("notify", _group_help, "notification tools")
     notify_sub = p.add_subparsers(dest="notify_command", metavar="ACTION", required=True)
     q = add("test", cmd_notify_test, "send a test message to the channels", parent=notify_sub)
-    q.add_argument("--channel", metavar="NAME")
+    q.add_argument("--channel", metavar="NAME", help="only this channel (default: every one)")
 
     p = add("modems", cmd_modems, "modems ModemManager knows, with their equipment ids and SIMs")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p = add("ussd", cmd_ussd, "send a USSD code and print the raw reply")
-    p.add_argument("target", nargs="+", metavar="LINE CODE | CODE")
+    p.add_argument(
+        "target",
+        nargs="+",
+        metavar="LINE CODE | CODE",
+        help="a ussd line and a code (read with its patterns), or a code with --modem",
+    )
     p.add_argument("--modem", metavar="ID", help="equipment id (IMEI) or SIM ICCID")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
     p.add_argument(
@@ -1355,7 +1414,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("number", metavar="NUMBER", help="a phone number or short code ('6700')")
     q.add_argument("text", metavar="TEXT", help="the text ('BAL')")
     q = add("list", cmd_sms_list, "the texts on the modem, sent and received", parent=sms_sub)
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help=JSON_HELP)
     for q in sms_sub.choices.values():
         q.add_argument("--modem", required=True, metavar="ID", help="equipment id or SIM ICCID")
         q.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
@@ -1376,7 +1435,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("adapters", cmd_adapters, "installed adapters and the options each takes")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p = add("completion", cmd_completion, "print the shell completion script (bash, zsh, fish)")
     p.add_argument(
         "shell", choices=("bash", "zsh", "fish"), metavar="SHELL", help="bash, zsh or fish"
@@ -1398,7 +1457,12 @@ def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
         default=default(None),
         help=f"config file (default: ${ENV_PREFIX}CONFIG, else {DEFAULT_CONFIG})",
     )
-    parser.add_argument("--log-level", choices=logs.LEVELS, default=default("info"))
+    parser.add_argument(
+        "--log-level",
+        choices=logs.LEVELS,
+        default=default("info"),
+        help="the least severe log lines shown (default: info)",
+    )
     parser.add_argument(
         "--log-format",
         choices=("auto", "console", "json"),

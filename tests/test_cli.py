@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -9,7 +10,7 @@ import os
 import socket
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -764,3 +765,47 @@ def test_http_tokens_lists_names_and_revoke_ends_every_token_of_a_name(
         assert web_tables.token_name(store, token_hash(issued["phone"][0])) == "phone"
     finally:
         store.close()
+
+
+def _actions(parser: argparse.ArgumentParser, path: str = "") -> Iterator[tuple[str, Any]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _actions(sub, f"{path} {name}".strip())
+        else:
+            yield path, action
+
+
+def test_help_groups_every_command_once_and_ends_with_the_exit_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from monitor import errors
+    from monitor.cli import COMMAND_GROUPS
+
+    commands = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    grouped = [name for _, names in COMMAND_GROUPS for name in names]
+    assert sorted(grouped) == sorted(commands[0].choices)  # each in one group, none missing
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert "commands:\n  the daemon:\n    run " in out and "\n  other:" not in out
+    codes = out.split("\nexit codes:\n", 1)[1].splitlines()
+    numbers = [int(row.split()[0]) for row in codes]
+    assert numbers == [
+        errors.EXIT_OK,
+        errors.EXIT_FAILURE,
+        errors.EXIT_USAGE,
+        errors.EXIT_DATABASE,
+        errors.EXIT_CONFIG,
+        130,
+    ]
+
+
+def test_every_option_and_argument_has_a_help_line() -> None:
+
+    missing = [
+        (path, action.option_strings or action.dest)
+        for path, action in _actions(build_parser())
+        if not action.help and not isinstance(action, argparse._HelpAction)
+    ]
+    assert missing == []
