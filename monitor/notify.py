@@ -12,18 +12,18 @@ import logging
 import string
 import sys
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-import apprise
 import structlog
-from apprise.decorators import notify as apprise_notify
 
 from monitor.config import Channel, Settings, plain_host
 from monitor.counters import COUNTERS
@@ -31,7 +31,12 @@ from monitor.errors import ConfigProblem
 from monitor.markup import BodyFormat, escape
 from monitor.model import Event, utcnow
 from monitor.rows import exact_when
-from monitor.store import Delivery, OutboxEntry, Store
+from monitor.store import Delivery, OutboxEntry
+
+if TYPE_CHECKING:
+    import apprise
+
+    from monitor.store import Store  # sqlite-utils: not for `config validate`
 
 log = structlog.get_logger("monitor.notify")
 
@@ -168,37 +173,48 @@ GROUP_SHORT_BODY = "{headline}\nAck all: {ack_url}"
 GROUP_LIST = {"full": 20, "short": 5}
 """Events a grouped message lists in `{lines}`, by the channel's format; then "and N more"."""
 
-_NOTIFY_TYPES = {
-    "critical": apprise.NotifyType.FAILURE,
-    "failure": apprise.NotifyType.FAILURE,
-    "recharge-failed": apprise.NotifyType.FAILURE,
-    "daemon-failure": apprise.NotifyType.FAILURE,
-    "renewal-risk": apprise.NotifyType.WARNING,
-    "warning": apprise.NotifyType.WARNING,
-    "repeat": apprise.NotifyType.WARNING,
-    "recovery": apprise.NotifyType.SUCCESS,
-    "failure-recovered": apprise.NotifyType.SUCCESS,
-    "recharge-confirmed": apprise.NotifyType.SUCCESS,
+_NOTIFY_TYPES: dict[str, str] = {
+    "critical": "failure",
+    "failure": "failure",
+    "recharge-failed": "failure",
+    "daemon-failure": "failure",
+    "renewal-risk": "warning",
+    "warning": "warning",
+    "repeat": "warning",
+    "recovery": "success",
+    "failure-recovered": "success",
+    "recharge-confirmed": "success",
     # Information on purpose: a reminder, a step of a top-up under way, a summary, a test.
-    "expiry": apprise.NotifyType.INFO,
-    "recharge-requested": apprise.NotifyType.INFO,
-    "recharge-unconfirmed": apprise.NotifyType.INFO,
-    "recharge-skipped": apprise.NotifyType.INFO,
-    "digest": apprise.NotifyType.INFO,
-    "test": apprise.NotifyType.INFO,
-    "relay": apprise.NotifyType.INFO,
+    "expiry": "info",
+    "recharge-requested": "info",
+    "recharge-unconfirmed": "info",
+    "recharge-skipped": "info",
+    "digest": "info",
+    "test": "info",
+    "relay": "info",
 }
 """Apprise's notify type (a service's icon or colour) of every event type, each listed: a
-new event type must be given one (tests/test_docs.py checks)."""
+new event type must be given one (tests/test_docs.py checks). Apprise's NotifyType values,
+as text: this module is imported by every command that judges lines, Apprise only to send
+or to check a channel URL."""
 
-_APPRISE_FORMATS: dict[BodyFormat, apprise.NotifyFormat] = {
-    "text": apprise.NotifyFormat.TEXT,
-    "html": apprise.NotifyFormat.HTML,
-    "markdown": apprise.NotifyFormat.MARKDOWN,
-}
+_apprise_lock = threading.Lock()
+_apprise_module: list[ModuleType] = []
 
 
-@apprise_notify(on="console", name="esim-monitor console")
+def _apprise() -> ModuleType:
+    """Apprise, imported on first use (half a second of imports): a daemon or a command
+    without a channel never loads it. `console://` is registered with it then."""
+    with _apprise_lock:
+        if not _apprise_module:
+            import apprise
+            from apprise.decorators import notify as apprise_notify
+
+            apprise_notify(on="console", name="esim-monitor console")(_console)
+            _apprise_module.append(apprise)
+        return _apprise_module[0]
+
+
 def _console(body: str, title: str, notify_type: str, meta: Mapping[str, Any], **_: Any) -> bool:
     """`console://` prints alerts on stdout (`console://stderr`: on stderr), for the demo."""
     stream = sys.stderr if meta.get("host") == "stderr" else sys.stdout
@@ -424,7 +440,7 @@ class Notifier:
 
     def _target(self, name: str) -> apprise.Apprise:
         if name not in self._apprise:
-            target = apprise.Apprise()
+            target = _apprise().Apprise()
             if not target.add(self.settings.channels[name].url.get_secret_value(), tag=name):
                 raise ValueError("Apprise rejected the channel URL")
             self._apprise[name] = target
@@ -458,7 +474,7 @@ class Notifier:
         name: str,
         title: str,
         body: str,
-        kind: apprise.NotifyType = apprise.NotifyType.INFO,
+        kind: str = "info",
         attach: Sequence[str] = (),
         markup: BodyFormat = "text",
     ) -> Outcome:
@@ -468,8 +484,8 @@ class Notifier:
             result = self._target(name).notify(
                 body=body,
                 title=title,
-                body_format=_APPRISE_FORMATS[markup],
-                notify_type=kind,
+                body_format=_apprise().NotifyFormat(markup),
+                notify_type=_apprise().NotifyType(kind),
                 tag=name,
                 attach=list(attach) or None,
                 timeout=self.settings.monitor.notify_timeout.total_seconds(),
@@ -769,7 +785,7 @@ def _accepted(url: str) -> bool:
     level = apprise_log.level
     apprise_log.setLevel(logging.CRITICAL)
     try:
-        return bool(apprise.Apprise().add(url))
+        return bool(_apprise().Apprise().add(url))
     finally:
         apprise_log.setLevel(level)
 

@@ -434,6 +434,24 @@ def test_read_commands_import_neither_apprise_nor_http_nor_numpy(
     assert done.stderr.strip().splitlines()[-1] == "0 []"
 
 
+@pytest.mark.parametrize("channel", [False, True])
+def test_the_daemon_imports_apprise_only_for_a_channel(
+    write_config: Callable[..., Path], sink: Any, channel: bool
+) -> None:
+    """`run --once` loads Apprise to check and send through a channel, and never without one."""
+    import subprocess
+
+    config = write_config((f'[channels.hook]\nurl = "{sink.url}"\n' if channel else "") + LINES)
+    code = (
+        "import sys\n"
+        "from monitor.cli import main\n"
+        f"code = main(['--config', {str(config)!r}, 'run', '--once'])\n"
+        "print(code, 'apprise' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.stderr.strip().splitlines()[-1] == f"0 {channel}", done.stderr
+
+
 def test_help_imports_neither_pydantic_nor_structlog() -> None:
     """`--help` builds the parser only: the config's models and the log set-up stay out."""
     import subprocess
