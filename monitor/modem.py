@@ -809,15 +809,18 @@ def sms_from_json(data: dict[str, Any], sms_path: str = "") -> Sms:
 
 
 def _timestamp(value: Any) -> datetime | None:
+    """The network's ISO 8601 time read as the adapters read a provider's (aware, UTC);
+    None when unknown or unreadable (the text is then matched by its path alone)."""
+    from monitor.adapters.fields import to_datetime
+
     text = _value(value)
     if text is None:
         return None
     try:
-        stamp = datetime.fromisoformat(text)
+        return to_datetime(text)
     except ValueError:
         log.debug("SMS timestamp not read", timestamp=text)
         return None
-    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _create_sms(path: str, properties: str, deadline: _Deadline) -> str:
