@@ -38,7 +38,6 @@ from monitor.rows import (
     history_rows,
     iso,
     line_row,
-    local_times,
     money_text,
     status_rows,
     when_text,
@@ -760,7 +759,7 @@ def _recharge_history(args: argparse.Namespace) -> int:
                 r["package"] or money_text(r["amount"], r["currency"]),
                 money_text(r["price"], r["currency"]),
                 r["reference"] or "",
-                local_times(r["detail"] or "", tz),
+                r["detail"] or "",
             ]
             for r in rows
         ],
@@ -1198,7 +1197,7 @@ group: a test keeps this in step with the parser)."""
 
 EXIT_CODES_HELP = f"""exit codes:
   {EXIT_OK}   ok
-  {EXIT_FAILURE}   a runtime failure: a failed check or delivery, a refused top-up, a locked database
+  {EXIT_FAILURE}   a runtime failure: a failed check or delivery, a refused top-up, a busy lock
   {EXIT_USAGE}   usage: an unknown command, line or channel, a bad argument
   {EXIT_DATABASE}  an unusable database: corrupt, from a newer version, or not creatable
   {EXIT_CONFIG}  an invalid config (every problem listed with its file and key path)

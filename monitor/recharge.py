@@ -27,6 +27,7 @@ from monitor.errors import MonitorError, StoreError, TopUpFailed, TopUpUnknown
 from monitor.locks import file_lock
 from monitor.model import Event, Level, Reading, TopUpRequest, TopUpResult
 from monitor.notify import outbox_entries
+from monitor.rows import exact_when
 from monitor.store import Store, ledger
 from monitor.units import Size, Sizes, format_bytes, format_duration, format_money
 
@@ -209,7 +210,8 @@ class Recharger:
             skip_key = ledger.skip_key(key, block.cap, block.frees_at)
             if self.store.recharge_by_key(skip_key) is not None:
                 return []
-            detail = f"{block.cap} ({block.detail}) until {block.frees_at.isoformat()}"
+            frees = exact_when(block.frees_at, self.settings.tz(), up=True)
+            detail = f"{block.cap} ({block.detail}) until {frees}"
             skipped = self._event(
                 "recharge-skipped",
                 line,

@@ -8,7 +8,6 @@ fields from either. Values stay typed (datetimes, Decimal as exact text) until `
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -211,17 +210,6 @@ def exact_when(moment: datetime, tz: tzinfo, *, up: bool = False) -> str:
     local = moment.astimezone(tz)
     shape = "%Y-%m-%d %H:%M:%S %Z" if local.second or local.microsecond else "%Y-%m-%d %H:%M %Z"
     return local.strftime(shape).strip()
-
-
-ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
-"""An aware ISO 8601 time as a stored detail text holds it (a cap's `until ...`)."""
-
-
-def local_times(text: str, tz: tzinfo) -> str:
-    """`text` with each aware ISO time in it written for a person in the zone `tz`."""
-    return ISO_TIME.sub(
-        lambda m: exact_when(datetime.fromisoformat(m[0].replace("Z", "+00:00")), tz), text
-    )
 
 
 def money_text(amount: str | None, currency: str | None) -> str:

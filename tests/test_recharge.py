@@ -721,6 +721,8 @@ def test_a_skipped_need_is_bought_once_the_cap_frees(
     recharger.after_check("a", Level.CRITICAL, Reading("a", next_day, **low), next_day)
     states = [r.state for r in store.recharges("a")]
     assert states == ["confirmed", "skipped", "submitted"]
+    # the ledger says when in the configured zone (UTC here), as the alert does
+    assert store.recharges("a")[1].detail == "max_per_day (1 a day) until 2026-11-11 00:00 UTC"
     assert len(demo._top_ups) == 2
     store.close()
 

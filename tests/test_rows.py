@@ -104,14 +104,9 @@ def test_new_settings_make_every_row_again(
     assert json.loads(cache.dumps(renamed, fleet(), NOW))[0]["label"] == "Abroad"
 
 
-def test_times_for_people_keep_their_seconds_and_a_stored_detail_is_written_locally() -> None:
+def test_times_for_people_keep_their_seconds() -> None:
     ny = ZoneInfo("America/New_York")
     frees = datetime(2026, 12, 6, 21, 34, 56, 700_000, tzinfo=UTC)
     assert rows.exact_when(frees, ny, up=True) == "2026-12-06 16:34:57 EST"
     assert rows.exact_when(frees, ny) == "2026-12-06 16:34:56 EST"
     assert rows.exact_when(datetime(2026, 7, 1, 4, 0, tzinfo=UTC), ny) == "2026-07-01 00:00 EDT"
-    detail = "cooldown (6h) until 2026-12-07T02:34:56.123456+00:00; seen 2026-12-07T05:00:00Z"
-    assert rows.local_times(detail, ny) == (
-        "cooldown (6h) until 2026-12-06 21:34:56 EST; seen 2026-12-07 00:00 EST"
-    )
-    assert rows.local_times("no time in 2026-12-07 here", ny) == "no time in 2026-12-07 here"
