@@ -649,7 +649,15 @@ def _sms_exchange(
             assert ussd is not None
             sent_at = _now()
             ussd_reply = _exchange(modem, ussd, deadline)
-        reply = _await_reply(path, sender, sent_at, known, deadline, accept, keep, ignored)
+        try:
+            reply = _await_reply(path, sender, sent_at, known, deadline, accept, keep, ignored)
+        except NoSmsReply as exc:
+            if ussd_reply is None:
+                raise
+            said = f"the code's own reply: {ussd_reply}"
+            raise NoSmsReply(
+                f"{exc}; {said}", raw="\n\n".join(t for t in (exc.raw, said) if t)
+            ) from None
         ours.append(reply.path)
         return SmsExchange(reply, sent_at, sent, ussd_reply, tuple(ignored))
     finally:

@@ -319,6 +319,15 @@ def test_a_ussd_code_answered_by_text(mmcli: Any) -> None:
     assert mmcli.status() == "idle"
 
 
+def test_a_ussd_code_whose_text_never_comes_fails_with_the_code_s_own_reply(mmcli: Any) -> None:
+    mmcli.scenario["modems"][0]["codes"] = {"*3282#": {"reply": "Invalid MMI code"}}
+    mmcli.save()
+    with pytest.raises(modem.NoSmsReply, match="the code's own reply: Invalid MMI code") as caught:
+        modem.sms_query(IMEI, "1111301000", ussd="*3282#", timeout=1.0)
+    assert "Invalid MMI code" in (caught.value.raw or "")
+    assert mmcli.status() == "idle"
+
+
 def test_a_query_needs_a_text_or_a_code(mmcli: Any) -> None:
     with pytest.raises(UsageError):
         modem.sms_query(IMEI, ULTRA, timeout=1.0)

@@ -324,3 +324,12 @@ def test_esim_monitor_check_reads_an_ultra_line_by_sms(
     assert main(["--config", str(path), "check", "--json"]) == 1
     (row,) = json.loads(capsys.readouterr().out)
     assert "cannot send or receive SMS" in row["error"] and row["balance"] is None
+
+
+def test_the_ultra_preset_is_listed_as_not_verified(capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    assert main(["adapters", "--json"]) == 0
+    (ussd,) = [a for a in json.loads(capsys.readouterr().out) if a["name"] == "ussd"]
+    assert ussd["presets"]["ultra"]["verified"] is False
+    assert "BAL to 6700" in ussd["presets"]["ultra"]["description"]
