@@ -1071,7 +1071,10 @@ def cmd_adapters(args: argparse.Namespace) -> int:
                 print(f"  {title}")
             for option, spec in (row.get(key) or {}).items():
                 need = "required" if spec["required"] else f"default {spec['default']}"
-                print(f"    {option} ({need})")
+                if not spec["required"] and spec["default"] is None:
+                    need = "optional"
+                meaning = f": {spec['description']}" if spec["description"] else ""
+                print(f"    {option} ({need}){meaning}")
         for preset, info in (row.get("presets") or {}).items():
             state = "verified" if info["verified"] else "not verified"
             print(f"  preset {preset} ({state}): {info['description']}")

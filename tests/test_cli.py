@@ -319,6 +319,25 @@ def test_adapters_lists_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert "balance" in names["demo"]["options"]
 
 
+def test_adapters_says_what_every_option_means_and_its_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli("adapters", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    undescribed = [
+        (row["name"], option)
+        for row in rows
+        for table in ("account_options", "options")
+        for option, spec in (row.get(table) or {}).items()
+        if not spec["description"]
+    ]
+    assert undescribed == []
+    assert cli("adapters") == 0
+    out = capsys.readouterr().out
+    assert "    drain (default 1.50): spent between two reads\n" in out
+    assert "    iccid (required): " in out and "    data (optional): " in out
+
+
 def test_adapters_lists_each_preset_with_whether_it_is_verified(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

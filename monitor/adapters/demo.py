@@ -23,16 +23,18 @@ from monitor.model import Reading, TopUpRequest, TopUpResult, utcnow
 class DemoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    balance: Money | None = Decimal("12.00")
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    drain: Money = Decimal("1.50")
-    data: DataSize | None = None
-    data_total: DataSize | None = None
-    data_drain: DataSize = 0
-    expires_in: Duration | None = None
-    cycle: int = Field(default=0, ge=0)
-    fail_from: int = Field(default=0, ge=0)
-    fail_reads: int = Field(default=0, ge=0)
+    balance: Money | None = Field(
+        default=Decimal("12.00"), description="the balance at the first read"
+    )
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
+    drain: Money = Field(default=Decimal("1.50"), description="spent between two reads")
+    data: DataSize | None = Field(default=None, description="data left at the first read")
+    data_total: DataSize | None = Field(default=None, description="the plan's data (default: data)")
+    data_drain: DataSize = Field(default=0, description="data used between two reads")
+    expires_in: Duration | None = Field(default=None, description="expiry, from the first read")
+    cycle: int = Field(default=0, ge=0, description="start again after this many reads (0: never)")
+    fail_from: int = Field(default=0, ge=0, description="the first read that fails (0: none)")
+    fail_reads: int = Field(default=0, ge=0, description="how many reads fail from fail_from")
 
 
 _steps: dict[str, int] = {}

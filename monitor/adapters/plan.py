@@ -36,7 +36,9 @@ class PlanOptions(BaseModel):
         default=None, description="instead of renews: a fixed end (a date: the end of that day)"
     )
     price: Money | None = Field(default=None, gt=0, description="what a renewal costs")
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    currency: str | None = Field(
+        default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217 code of price (and balance)"
+    )
 
     @field_validator("renews")
     @classmethod
