@@ -299,3 +299,12 @@ def test_the_quick_starts_own_line_is_one_line_and_one_channel(tmp_path: Path) -
     assert [c.split()[1:3] for c in commands.strip().splitlines()] == [
         ["--config", "config.toml"]
     ] * 3
+
+
+def test_one_polkit_rule_in_the_docs() -> None:
+    """The rule the modem lines need lives in docs/modems.md; the other pages point to it."""
+    pages = [README, *sorted((README.parent / "docs").glob("*.md"))]
+    texts = {page.name: page.read_text() for page in pages}
+    holding = [name for name, text in texts.items() if "polkit.addRule" in text]
+    assert holding == ["modems.md"] and texts["modems.md"].count("polkit.addRule") == 1
+    assert "modems.md#what-the-host-needs" in texts["systemd.md"]
