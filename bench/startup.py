@@ -6,7 +6,9 @@ An installed copy has its bytecode compiled, but the machines set PYTHONDONTWRIT
 so every process here runs with a private PYTHONPYCACHEPREFIX (in a temporary folder),
 filled by one warm-up run of each command first. The demo config (config/demo.toml) is
 copied to that folder and its database made there by `run --once` (the demo adapter: no
-network), so nothing is written to the checkout.
+network), so nothing is written to the checkout. `--baseline DIR` also runs each command
+with an older `monitor` package (DIR first on PYTHONPATH), interleaved in the same rounds,
+so before and after are measured side by side; it reads the database this checkout made.
 
 Then, in rounds (each round runs every command once, so other work on the machine falls
 on all of them alike), it times whole processes (wall seconds, the median of `--runs`):
@@ -30,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import benchlib
 
@@ -47,7 +49,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=9, help="timed runs of each command")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds, at most")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also time each command with the `monitor` package in DIR, in the same rounds "
+        "(made with `git archive REV monitor | tar -x -C DIR`)",
+    )
     args = parser.parse_args(argv)
+    if args.baseline is not None and not (args.baseline / "monitor" / "cli.py").is_file():
+        parser.error(f"no monitor package in {args.baseline}")
     if not 1 <= args.runs <= 50:
         parser.error("runs: 1 to 50")
     return args
@@ -59,26 +70,45 @@ def script() -> list[str]:
     return [str(path)] if path.exists() else [sys.executable, "-m", "monitor"]
 
 
-def cases(config: Path) -> list[tuple[str, list[str], float | None]]:
-    """(name, argv, target seconds) of every timed process, peers first."""
+class Case(NamedTuple):
+    name: str
+    argv: list[str]
+    target: float | None
+    baseline: Path | None = None
+    """Run with this folder first on PYTHONPATH (an older `monitor`), when set."""
+
+
+def cases(config: Path, baseline: Path | None) -> list[Case]:
+    """Every timed process, peers first; with a baseline, each command then runs twice."""
     cli = [*script(), "--config", str(config)]
-    return [
-        ("python -c pass", [sys.executable, "-c", "pass"], None),
-        ('python -c "import sqlite3, json"', [sys.executable, "-c", "import sqlite3, json"], None),
-        ("esim-monitor --help", [*script(), "--help"], HELP_TARGET_S),
-        ("status", [*cli, "status"], READ_TARGET_S),
-        ("history travel", [*cli, "history", "travel"], READ_TARGET_S),
-        ("events", [*cli, "events"], READ_TARGET_S),
-        ("config validate", [*cli, "config", "validate"], None),
+    commands = [
+        Case("esim-monitor --help", [*script(), "--help"], HELP_TARGET_S),
+        Case("status", [*cli, "status"], READ_TARGET_S),
+        Case("history travel", [*cli, "history", "travel"], READ_TARGET_S),
+        Case("events", [*cli, "events"], READ_TARGET_S),
+        Case("config validate", [*cli, "config", "validate"], None),
     ]
+    out = [
+        Case("python -c pass", [sys.executable, "-c", "pass"], None),
+        Case(
+            'python -c "import sqlite3, json"', [sys.executable, "-c", "import sqlite3, json"], None
+        ),
+    ]
+    for case in commands:
+        out.append(case)
+        if baseline is not None:
+            out.append(case._replace(name=f"{case.name} (baseline)", baseline=baseline))
+    return out
 
 
-def environment(prefix: Path, *, write: bool) -> dict[str, str]:
+def environment(prefix: Path, *, write: bool, baseline: Path | None = None) -> dict[str, str]:
     """This environment with the private bytecode cache; `write`: fill it (the warm-up)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(prefix)
     if not write:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if baseline is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(baseline), env.get("PYTHONPATH")]))
     return env
 
 
@@ -105,24 +135,24 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def time_all(config: Path, runs: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+def time_all(
+    table: list[Case], folder: Path, runs: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Warm the cache with one run of each, then `runs` rounds: wall seconds and CPU
     seconds (user + system: less moved by other work on the machine) per case."""
-    folder = config.parent
-    warm = environment(folder / "pycache", write=True)
-    timed = environment(folder / "pycache", write=False)
-    table = cases(config)
-    for _, argv, _ in table:
-        run(argv, warm, folder)
-    times: dict[str, list[float]] = {name: [] for name, _, _ in table}
-    cpu: dict[str, list[float]] = {name: [] for name, _, _ in table}
+    prefix = folder / "pycache"
+    for case in table:
+        run(case.argv, environment(prefix, write=True, baseline=case.baseline), folder)
+    times: dict[str, list[float]] = {case.name: [] for case in table}
+    cpu: dict[str, list[float]] = {case.name: [] for case in table}
     for _ in range(runs):
-        for name, argv, _ in table:
+        for case in table:
+            env = environment(prefix, write=False, baseline=case.baseline)
             used = children_cpu()
             began = time.perf_counter()
-            run(argv, timed, folder)
-            times[name].append(time.perf_counter() - began)
-            cpu[name].append(children_cpu() - used)
+            run(case.argv, env, folder)
+            times[case.name].append(time.perf_counter() - began)
+            cpu[case.name].append(children_cpu() - used)
     return times, cpu
 
 
@@ -149,15 +179,16 @@ def imports(argv: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
     }
 
 
-def measure(runs: int) -> dict[str, Any]:
+def measure(runs: int, baseline: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="esim-monitor-startup-") as tmp:
         folder = Path(tmp)
         config = prepare(folder)
-        times, cpu = time_all(config, runs)
-        env = environment(folder / "pycache", write=False)
+        table = cases(config, baseline and baseline.resolve())
+        times, cpu = time_all(table, folder, runs)
         rows = []
         base = benchlib.median(times["python -c pass"])
-        for name, argv, target in cases(config):
+        for name, argv, target, other in table:
+            env = environment(folder / "pycache", write=False, baseline=other)
             median = benchlib.median(times[name])
             rows.append(
                 {
@@ -176,6 +207,7 @@ def measure(runs: int) -> dict[str, Any]:
         "code": benchlib.code(),
         "calibration_ms": benchlib.calibrate(),
         "runs": runs,
+        "baseline": str(baseline) if baseline else None,
         "rows": rows,
     }
 
@@ -185,8 +217,9 @@ def report(figures: dict[str, Any]) -> str:
         f"bench/startup.py: the demo config, bytecode cached, medians of {figures['runs']} "
         f"runs ({figures['machine']})",
         f"  code: {figures['code']}; calibration loop {figures['calibration_ms']} ms",
+        *([f"  (baseline): monitor from {figures['baseline']}"] if figures["baseline"] else []),
         "",
-        f"  {'process':34} {'median':>8} {'min':>7} {'cpu':>7} {'x pass':>7} {'target':>8}  "
+        f"  {'process':45} {'median':>8} {'min':>7} {'cpu':>7} {'x pass':>7} {'target':>8}  "
         f"{'imports':>9}  heavy modules imported",
     ]
     for row in figures["rows"]:
@@ -194,7 +227,7 @@ def report(figures: dict[str, Any]) -> str:
         verdict = "" if row["met"] is None else (" met" if row["met"] else " MISSED")
         imp = row["imports"]
         out.append(
-            f"  {row['name']:34} {row['median_s']:>6.3f} s {row['min_s']:>5.3f} s "
+            f"  {row['name']:45} {row['median_s']:>6.3f} s {row['min_s']:>5.3f} s "
             f"{row['cpu_s']:>5.3f} s "
             f"{row['ratio']:>6.1f}x {target:>8}{verdict:7} {imp['import_ms']:>6.0f} ms  "
             + (", ".join(imp["heavy"]) or "none")
@@ -202,14 +235,14 @@ def report(figures: dict[str, Any]) -> str:
     out += ["", "  largest imports, two levels deep (ms, one -X importtime run):"]
     for row in figures["rows"][2:]:
         largest = row["imports"]["largest_ms"]
-        out.append(f"  {row['name']:34} " + ", ".join(f"{n} {ms}" for n, ms in largest.items()))
+        out.append(f"  {row['name']:45} " + ", ".join(f"{n} {ms}" for n, ms in largest.items()))
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with benchlib.deadline(args.timeout, "bench/startup.py"):
-        figures = measure(args.runs)
+        figures = measure(args.runs, args.baseline)
     print(json.dumps(figures, indent=2) if args.json else report(figures))
     return 0
 
