@@ -8,6 +8,8 @@ https://www.ultramobile.com/faq/when-do-my-minutes-or-text-mms-messages-expire/)
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -333,3 +335,39 @@ def test_the_ultra_preset_is_listed_as_not_verified(capsys: pytest.CaptureFixtur
     (ussd,) = [a for a in json.loads(capsys.readouterr().out) if a["name"] == "ussd"]
     assert ussd["presets"]["ultra"]["verified"] is False
     assert "BAL to 6700" in ussd["presets"]["ultra"]["description"]
+
+
+def test_two_processes_take_turns_for_their_sms_queries_on_one_modem(
+    mmcli: Any, write_config: Callable[..., Path]
+) -> None:
+    """Two `esim-monitor check` runs at once, each texting BAL from the same modem: the lock
+    beside the database keeps their sessions apart (no messaging call of one falls inside
+    the other's session), and each reads its own answer."""
+    path = write_config(
+        f'[lines.ultra]\nadapter = "ussd"\nmodem = "{IMEI}"\npreset = "ultra"\n'
+        'timezone = "UTC"\ntimeout = "10s"\n'
+    )
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(path), "check", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        (row,) = json.loads(out)
+        assert row["error"] is None and row["expires_at"] is not None
+    calls = [c for c in mmcli.calls() if c.get("action", "").startswith("sms-")]
+    spans = {}
+    for call in calls:
+        first, last = spans.get(call["pid"], (call["start"], call["start"]))
+        spans[call["pid"]] = (min(first, call["start"]), max(last, call["start"]))
+    assert len({c["pid"] for c in calls if c["action"].startswith("sms-create")}) == 2
+    for call in calls:
+        for pid, (first, last) in spans.items():
+            assert call["pid"] == pid or not first < call["start"] < last, "sessions overlap"
+    assert mmcli.texts() == []
