@@ -25,6 +25,7 @@ from monitor.errors import (
     EXIT_OK,
     EXIT_USAGE,
     ConfigError,
+    ConfigProblem,
     MonitorError,
     ReloadRejected,
     UnitError,
@@ -273,7 +274,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if view:
         view.close()
     rows = history_rows(found)
-    if args.format == "json":
+    if args.json or args.format == "json":
         _print_json(rows, times=iso)
     elif args.format == "csv":
         fields = list(rows[0]) if rows else ["checked_at"]
@@ -663,6 +664,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"chart written to {args.png}")
             return EXIT_OK
         since = now - _duration_arg(args.since, "--since")
+        if args.json:
+            _print_json(report.summary_rows(settings, store, now, since), times=iso)
+            return EXIT_OK
         title, body = report.summary(settings, store, now, since)
     finally:
         if store:
@@ -967,18 +971,40 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     from monitor import adapters
 
     path = config.config_path(args.config)
-    settings = load_settings(path)
-    print(f"{path}: ok ({len(settings.lines)} lines, {len(settings.channels)} channels)")
-    for problem in [*adapters.interval_warnings(settings), *adapters.threshold_warnings(settings)]:
-        print(logs.as_warning(f"{path}: warning: {problem}"), file=sys.stderr)
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        if not args.json:
+            raise
+        problems = [{"path": p.path, "message": p.message} for p in exc.problems]
+        _print_json({"config": str(path), "valid": False, "problems": problems, "warnings": []})
+        return exc.exit_code
+    warnings = [
+        {"path": p.path, "message": p.message}
+        for p in [*adapters.interval_warnings(settings), *adapters.threshold_warnings(settings)]
+    ]
     missing = settings.http.login_missing() if settings.http.listen is not None else None
     if missing is not None:
-        print(logs.as_warning(f"{path}: warning: {missing}"), file=sys.stderr)
+        warnings.append({"path": "", "message": missing})
     if not settings.lines:
-        print(
-            logs.as_warning(f"{path}: warning: no [lines.*] configured, nothing will be watched"),
-            file=sys.stderr,
+        message = "no [lines.*] configured, nothing will be watched"
+        warnings.append({"path": "", "message": message})
+    if args.json:
+        _print_json(
+            {
+                "config": str(path),
+                "valid": True,
+                "lines": len(settings.lines),
+                "channels": len(settings.channels),
+                "problems": [],
+                "warnings": warnings,
+            }
         )
+        return EXIT_OK
+    print(f"{path}: ok ({len(settings.lines)} lines, {len(settings.channels)} channels)")
+    for warning in warnings:
+        problem = ConfigProblem(warning["path"], warning["message"])
+        print(logs.as_warning(f"{path}: warning: {problem}"), file=sys.stderr)
     if not settings.channels:
         print(
             f"{path}: note: no [channels.*] configured; alerts reach only the log and database",
@@ -1022,6 +1048,7 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     line = next(iter(settings.lines), "test")
     event = Event("test", line, utcnow(), {"summary": "If you read this, alerts reach you here."})
     failed = 0
+    results = []
     for name in names:
         if settings.channels[name].type == "alertmanager":
             from monitor import alertmanager
@@ -1032,12 +1059,17 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
         else:
             outcome = notifier.send(name, event)
             done = "delivered"
-        if outcome.ok:
+        where = config.masked_url(settings.channels[name].url.get_secret_value())
+        results.append({"channel": name, "url": where, "ok": outcome.ok, "error": outcome.error})
+        if args.json:
+            pass
+        elif outcome.ok:
             print(f"{name}: {done}")
         else:
-            failed += 1
-            where = config.masked_url(settings.channels[name].url.get_secret_value())
             print(f"{name} ({where}): FAILED: {outcome.error}")
+        failed += not outcome.ok
+    if args.json:
+        _print_json(results)
     return EXIT_FAILURE if failed else EXIT_OK
 
 
@@ -1293,6 +1325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format", choices=("table", "csv", "json"), default="table", help="default: table"
     )
+    p.add_argument("--json", action="store_true", help="the same as --format json")
 
     p = add("events", cmd_events, "events and their delivery to each channel")
     p.add_argument("--since", default="7d", help="how far back (default 7d)")
@@ -1366,6 +1399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("report", cmd_report, "print the digest summary, or write the chart")
     p.add_argument("--png", metavar="FILE", help="write a PNG chart of recent readings")
     p.add_argument("--since", default="24h", help="failed checks since (default 24h)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
     p = add(
         "recharge",
@@ -1381,7 +1415,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("config", _group_help, "validate, show or print an example config")
     config_sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    add("validate", cmd_config_validate, "check the config and exit 0, or 78", parent=config_sub)
+    q = add(
+        "validate", cmd_config_validate, "check the config and exit 0, or 78", parent=config_sub
+    )
+    q.add_argument("--json", action="store_true", help=JSON_HELP)
     q = add("show", cmd_config_show, "the effective config, secrets masked", parent=config_sub)
     q.add_argument("--json", action="store_true", help=JSON_HELP)
     add("example", cmd_config_example, "print a commented example config", parent=config_sub)
@@ -1390,6 +1427,7 @@ def build_parser() -> argparse.ArgumentParser:
     notify_sub = p.add_subparsers(dest="notify_command", metavar="ACTION", required=True)
     q = add("test", cmd_notify_test, "send a test message to the channels", parent=notify_sub)
     q.add_argument("--channel", metavar="NAME", help="only this channel (default: every one)")
+    q.add_argument("--json", action="store_true", help=JSON_HELP)
 
     p = add("modems", cmd_modems, "modems ModemManager knows, with their equipment ids and SIMs")
     p.add_argument("--json", action="store_true", help=JSON_HELP)

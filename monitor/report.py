@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -29,38 +30,78 @@ class ChartsUnavailable(Exception):
     """matplotlib is not installed: `pip install 'esim-monitor[charts]'`."""
 
 
-def summary(
+def summary_rows(
     settings: Settings, store: Views | None, now: datetime, since: datetime
-) -> tuple[str, str]:
-    """A title and a plain-text body: low lines, expiring soon, forecasts, failed checks."""
+) -> dict[str, Any]:
+    """What the digest says, as data (`report --json`): the lines low (and why), expiring
+    within EXPIRING_SOON, with a forecast, and with failed checks since `since`."""
     tz = settings.tz()
     status = store.status() if store else {}
     failures = store.failures_since(since) if store else {}
     low, expiring, forecasts, failed = [], [], [], []
     for line_id in settings.lines:
         line = status.get(line_id) or LineStatus(line_id)
-        label = f"{settings.label(line_id)} ({line_id})"
+        who = {"line": line_id, "label": settings.label(line_id)}
         if line.level in (Level.WARNING, Level.CRITICAL):
-            low.append(f"- {label}: {line.state}: {_why(settings, line)}")
+            low.append({**who, "state": line.state, "why": _why(settings, line)})
         if line.expires_at is not None and line.expires_at - now <= EXPIRING_SOON:
-            expiring.append(f"- {label}: expires {line.expires_at.astimezone(tz):%Y-%m-%d %H:%M}")
+            expiring.append({**who, "expires_at": line.expires_at})
         for metric, f in line.forecasts.items():
             if f.runs_out_at is not None:
-                forecasts.append(f"- {label}: {metric} {describe_forecast(f, now, tz)}")
+                said = describe_forecast(f, now, tz)
+                forecasts.append(
+                    {**who, "metric": metric, "runs_out_at": f.runs_out_at, "forecast": said}
+                )
         if line_id in failures:
             count, error = failures[line_id]
-            failed.append(f"- {label}: {count} failed check{'s' if count != 1 else ''}: {error}")
+            failed.append({**who, "failures": count, "error": error})
+    return {
+        "lines": len(settings.lines),
+        "since": since,
+        "low": low,
+        "expiring": expiring,
+        "forecasts": forecasts,
+        "failed": failed,
+    }
+
+
+def summary(
+    settings: Settings, store: Views | None, now: datetime, since: datetime
+) -> tuple[str, str]:
+    """A title and a plain-text body: low lines, expiring soon, forecasts, failed checks."""
+    tz = settings.tz()
+    rows = summary_rows(settings, store, now, since)
+
+    def label(row: dict[str, Any]) -> str:
+        return f"{row['label']} ({row['line']})"
+
     sections = [
-        ("Low", low),
-        ("Expiring within 7 days", expiring),
-        ("Forecasts", forecasts),
-        (f"Failed checks since {since.astimezone(tz):%Y-%m-%d %H:%M}", failed),
+        ("Low", [f"- {label(r)}: {r['state']}: {r['why']}" for r in rows["low"]]),
+        (
+            "Expiring within 7 days",
+            [
+                f"- {label(r)}: expires {r['expires_at'].astimezone(tz):%Y-%m-%d %H:%M}"
+                for r in rows["expiring"]
+            ],
+        ),
+        (
+            "Forecasts",
+            [f"- {label(r)}: {r['metric']} {r['forecast']}" for r in rows["forecasts"]],
+        ),
+        (
+            f"Failed checks since {since.astimezone(tz):%Y-%m-%d %H:%M}",
+            [
+                f"- {label(r)}: {r['failures']} failed check{'s' if r['failures'] != 1 else ''}: "
+                f"{r['error']}"
+                for r in rows["failed"]
+            ],
+        ),
     ]
     body = []
     for heading, items in sections:
         body.append(f"{heading}: {'none' if not items else ''}".rstrip())
         body.extend(items)
-    counts = f"{len(settings.lines)} lines, {len(low)} low, {len(expiring)} expiring soon"
+    counts = f"{rows['lines']} lines, {len(rows['low'])} low, {len(rows['expiring'])} expiring soon"
     return f"esim-monitor digest: {counts}", "\n".join(body)
 
 

@@ -846,3 +846,40 @@ def test_every_option_and_argument_has_a_help_line() -> None:
         if not action.help and not isinstance(action, argparse._HelpAction)
     ]
     assert missing == []
+
+
+def test_every_command_that_prints_data_takes_json(
+    configured: Path,
+    write_config: Callable[..., Path],
+    recorder: list[Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_once(configured) == 0
+    capsys.readouterr()
+    assert cli("--config", str(configured), "config", "validate", "--json") == 0
+    valid = json.loads(capsys.readouterr().out)
+    assert valid["valid"] is True and valid["problems"] == [] and valid["lines"] == 2
+    bad = write_config('[monitor]\ninterval = "soon"\n[lines.Bad]\nadapter = "demo"\n', "bad.toml")
+    assert cli("--config", str(bad), "config", "validate", "--json") == 78
+    invalid = json.loads(capsys.readouterr().out)
+    assert invalid["valid"] is False
+    assert {p["path"] for p in invalid["problems"]} == {"monitor.interval", "lines.Bad"}
+
+    assert cli("--config", str(configured), "history", "travel", "--json") == 0
+    as_json = capsys.readouterr().out
+    assert cli("--config", str(configured), "history", "travel", "--format", "json") == 0
+    assert json.loads(as_json) == json.loads(capsys.readouterr().out) != []
+
+    low_line = write_config(LINES + '[lines.low]\nadapter = "demo"\nbalance = 4\n', "low.toml")
+    assert run_once(low_line) == 0
+    capsys.readouterr()
+    assert cli("--config", str(low_line), "report", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    (low,) = [row for row in report["low"] if row["line"] == "low"]
+    assert low["state"] == "critical" and low["why"].startswith("balance 4.00 USD (critical")
+    assert set(report) == {"lines", "since", "low", "expiring", "forecasts", "failed"}
+
+    failing = write_config('[channels.bad]\nurl = "record://fail"\n' + LINES, "failing.toml")
+    assert cli("--config", str(failing), "notify", "test", "--json") == 1
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["channel"] == "bad" and result["ok"] is False and result["url"] == "record://****"
