@@ -706,9 +706,10 @@ def _await_reply(
                 continue
             fresh.append(sms)
         fresh.sort(key=lambda s: s.timestamp or datetime.max.replace(tzinfo=UTC))
-        for sms in fresh:
+        for at, sms in enumerate(fresh):
             why = accept(sms) if accept is not None else None
             if why is None:
+                ignored.extend(fresh[at + 1 :])  # came with it: met, so deleted with it
                 return sms
             log.info("SMS reply passed over", sms=sms.index, sender=sender, reason=why)
             refused.append((sms, why))

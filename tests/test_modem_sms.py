@@ -218,6 +218,18 @@ def test_texts_out_of_order_the_readable_one_is_taken(mmcli: Any) -> None:
     assert mmcli.texts() == []
 
 
+def test_a_second_text_from_the_number_is_deleted_with_the_reply(mmcli: Any) -> None:
+    answers(
+        mmcli,
+        {"from": ULTRA, "text": BALANCE, "after": 0.2, "stamp": 0.1},
+        {"from": ULTRA, "text": "Refill now at ultra.me", "after": 0.2, "stamp": 0.2},
+    )
+    exchange = query()
+    assert exchange.reply.text == BALANCE
+    assert [s.text for s in exchange.ignored] == ["Refill now at ultra.me"]
+    assert mmcli.texts() == []
+
+
 def test_a_reply_stamped_before_the_send_is_dropped_not_matched(mmcli: Any) -> None:
     """It came after the send but the network stamped it two minutes before: the answer to
     an earlier query, delivered late. It is deleted and the wait goes on."""
