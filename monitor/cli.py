@@ -1118,7 +1118,14 @@ def _presets() -> dict[str, dict[str, object]]:
     from monitor.adapters.ussd_replies import PRESETS
 
     return {
-        name: {"description": p.description, "verified": p.verified} for name, p in PRESETS.items()
+        name: {
+            "description": p.description,
+            "verified": p.verified,
+            "codes": [s.code for s in p.codes],
+            "refill": p.refill,
+            "source": p.source,
+        }
+        for name, p in PRESETS.items()
     }
 
 

@@ -343,9 +343,16 @@ def test_adapters_lists_each_preset_with_whether_it_is_verified(
 ) -> None:
     assert cli("adapters", "--json") == 0
     names = {a["name"]: a for a in json.loads(capsys.readouterr().out)}
-    assert names["ussd"]["presets"]["att-prepaid"]["verified"] is False
+    presets = names["ussd"]["presets"]
+    assert presets["att-prepaid"]["verified"] is False
+    assert presets["att-prepaid"]["refill"] == "*888*{pin}#"
+    assert presets["us-mobile"]["codes"] == ["sms +18888781488 BALANCE"]
+    assert all(info["source"] for info in presets.values())
     assert cli("adapters") == 0
-    assert "preset t-mobile (not verified)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for name, info in presets.items():
+        state = "verified" if info["verified"] else "not verified"
+        assert f"preset {name} ({state})" in out
 
 
 def test_python_dash_m(configured: Path) -> None:

@@ -308,3 +308,17 @@ def test_one_polkit_rule_in_the_docs() -> None:
     holding = [name for name, text in texts.items() if "polkit.addRule" in text]
     assert holding == ["modems.md"] and texts["modems.md"].count("polkit.addRule") == 1
     assert "modems.md#what-the-host-needs" in texts["systemd.md"]
+
+
+def test_the_carriers_table_lists_every_preset_and_every_unsupported_carrier() -> None:
+    from monitor.adapters.ussd_replies import NOT_SUPPORTED, PRESETS
+
+    text = (README.parent / "docs" / "modems.md").read_text()
+    table = text[text.index("\n## Carriers\n") : text.index("\n## Adding a preset\n")]
+    rows = {
+        line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")
+    }
+    for name in PRESETS:
+        assert any(f"(preset `{name}`)" in row for row in rows.values()), name
+    for carrier in NOT_SUPPORTED:
+        assert "not supported yet" in rows[carrier], carrier

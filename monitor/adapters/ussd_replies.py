@@ -442,6 +442,10 @@ class Preset:
     currency: str | None = None
     verified: bool = False
     """True only when every code's patterns were checked against a sourced, real reply."""
+    refill: str | None = None
+    """The carrier's code to redeem a refill PIN, `{pin}` standing for it (for `ussd-pin`)."""
+    source: str = ""
+    """Where the codes (and any reply sample) come from: a URL, or repo+path+commit."""
 
 
 def compile_pattern(text: str) -> re.Pattern[str]:
@@ -494,6 +498,12 @@ PRESETS: dict[str, Preset] = {
         description="AT&T Prepaid: *777# gives the balance and when it expires",
         currency="USD",
         verified=False,
+        refill="*888*{pin}#",
+        source=(
+            "https://gist.github.com/mortonfox/27969b2f5ed77ab5450bcfd34f49343d (AT&T's "
+            "GoPhone star codes: *777# balance and expiry, *888*PIN# refill); "
+            "https://www.att.com/support/article/wireless/KM1008656/ (*888* + PIN + #)"
+        ),
         codes=(
             code_spec(
                 "*777#",
@@ -512,6 +522,12 @@ PRESETS: dict[str, Preset] = {
         ),
         currency="USD",
         verified=False,
+        source=(
+            "#225# reply: mueller-ma/PrepaidBalance app/src/test/java/com/github/muellerma/"
+            "prepaidbalance/ResponseParserTest.kt @ 098d79398d1e7cce87d01af56f19e6ced1134fea; "
+            "#932#: https://www.chieftain.com/story/business/2012/10/04/cipriani-keep-eye-on-"
+            "smartphone/8494699007/ (no reply sample)"
+        ),
         codes=(
             code_spec(
                 "#225#",
@@ -543,6 +559,10 @@ PRESETS: dict[str, Preset] = {
         ),
         currency="USD",
         verified=False,
+        source=(
+            "https://www.ultramobile.com/faq/when-do-my-minutes-or-text-mms-messages-expire/ "
+            "(text BAL to 6700); pattern: https://www.ezkonnect.com/news/index/view/?id=3"
+        ),
         codes=(
             code_spec(
                 "sms",
@@ -564,15 +584,56 @@ PRESETS: dict[str, Preset] = {
             ),
         ),
     ),
+    "us-mobile": Preset(
+        description=(
+            "US Mobile (unlimited plans): text BALANCE to +1 888 878 1488, answered by SMS; "
+            "no reply was found, so its patterns (data left, a balance in $) are a guess"
+        ),
+        currency="USD",
+        verified=False,
+        source=(
+            "https://www.usmobile.com/help/docs/managing-lines/check-usage-balance (text "
+            "BALANCE to +1(888)878-1488 on an unlimited plan)"
+        ),
+        codes=(
+            code_spec(
+                "sms",
+                patterns=(
+                    rf"(?P<data>{_SIZE})\s+(?:[\w-]+\s+){{0,3}}?(?:remaining|left)\b",
+                    rf"\bbalance\s*(?:is|of|:)?\s*(?P<balance>{_USD})",
+                ),
+                currency="USD",
+                sms=SmsVia(sender="+18888781488", to="+18888781488", text="BALANCE"),
+            ),
+        ),
+    ),
 }
-"""Carrier presets by name. `ultra` asks by SMS ("text BAL to 6700": Ultra's FAQ,
-https://www.ultramobile.com/faq/when-do-my-minutes-or-text-mms-messages-expire/); its
-pattern is the relay preset `ultra-sms`'s (one table: monitor/adapters/sms_replies.py),
-written from Ultra's example messaging (https://www.ezkonnect.com/news/index/view/?id=3),
-not from a captured reply to BAL. `verified` is False for all (docs/modems.md, "Carriers"): the
-*777# sample is 7-Eleven Speakout Canada's reply, not AT&T's, and #932# was never captured:
-its patterns are written from the reference's description (data used, plan, expiry), so
-verify them with `esim-monitor ussd`."""
+"""Carrier presets by name, each naming its `source`. `ultra` and `us-mobile` ask by SMS;
+`ultra`'s pattern is the relay preset `ultra-sms`'s (one table: monitor/adapters/sms_replies.py),
+written from Ultra's example messaging, not from a captured reply to BAL. `verified` is False
+for all (docs/modems.md, "Carriers"): the *777# sample is 7-Eleven Speakout Canada's reply,
+not AT&T's; #932# and US Mobile's answer were never captured, so their patterns are written
+from the carriers' descriptions: verify them with `esim-monitor ussd` or `sms send`."""
+
+NOT_SUPPORTED: dict[str, str] = {
+    "Verizon Prepaid": (
+        "#BAL (#225) and #DATA (#3282) are dialled as calls (no closing #, so not USSD), "
+        "answered by a free text per third-party pages; the monitor has no voice path yet"
+    ),
+    "Boost Mobile": (
+        "#BAL (#225) is dialled as a call (boostmobile.com FAQ), answered by text per a "
+        "third-party page; the monitor has no voice path yet"
+    ),
+    "Cricket": "no balance code or keyword found (*PAY, *729, is a payment call)",
+    "Metro by T-Mobile": "no balance code or keyword found (611 is a voice menu)",
+    "Mint Mobile": "no balance code or keyword found (its texts come from 6700, as Ultra's)",
+    "Tracfone / Straight Talk / Total": "no balance code or keyword found in a source",
+    "Lycamobile US": (
+        "no US balance code found (the *136# found is Lycamobile Netherlands' bundle code)"
+    ),
+    "H2O Wireless": "no balance code found (its refill page gives only 611, a voice menu)",
+}
+"""Carriers of issue 17 without a preset, and why (docs/modems.md lists them too)."""
 
 
 # ---- reading a reply -------------------------------------------------------------------------

@@ -3,6 +3,7 @@ the generic money parser, dates, and replies that must never become a balance.""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -273,6 +274,27 @@ def test_every_preset_code_has_patterns_and_formats() -> None:
         assert preset.description and preset.codes
         for spec in preset.codes:
             assert spec.patterns and spec.date_formats
+
+
+def test_every_preset_names_its_source_and_refill_takes_a_pin() -> None:
+    for name, preset in PRESETS.items():
+        assert re.search(r"https://|@ [0-9a-f]{40}", preset.source), name
+        assert preset.refill is None or "{pin}" in preset.refill, name
+
+
+def test_us_mobile_asks_by_text_and_reads_data_or_dollars() -> None:
+    (spec,) = PRESETS["us-mobile"].codes
+    assert spec.sms is not None
+    assert (spec.sms.to, spec.sms.text, spec.sms.sender) == (
+        "+18888781488",
+        "BALANCE",
+        "+18888781488",
+    )
+    # No US Mobile answer was found: these wordings only show what the guessed patterns read.
+    assert read("You have 12.5GB of high-speed data left.", spec).data_remaining == 12_500_000_000
+    assert read("Your balance is $3.00.", spec).balance == Decimal("3.00")
+    with pytest.raises(UnreadableReply):
+        read("Thanks for being a US Mobile customer.", spec)
 
 
 def test_figures_merge_first_wins_and_fills_gaps() -> None:
