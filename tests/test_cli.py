@@ -478,6 +478,22 @@ def test_the_daemon_imports_apprise_only_for_a_channel(
     assert done.stderr.strip().splitlines()[-1] == f"0 {channel}", done.stderr
 
 
+def test_the_config_module_the_cli_defers_is_a_module_like_any() -> None:
+    """The CLI loads monitor.config on first use: importing the CLI does not run it, and
+    `import monitor.config` after it gives the one module, as the package's attribute."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "import monitor.cli\n"
+        "print('pydantic_settings' in sys.modules, file=sys.stderr)\n"
+        "import monitor.config\n"
+        "print(monitor.config.Settings is monitor.cli.config.Settings, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.stderr.strip().splitlines()[-2:] == ["False", "True"], done.stderr
+
+
 def test_help_imports_neither_pydantic_nor_structlog() -> None:
     """`--help` builds the parser only: the config's models and the log set-up stay out."""
     import subprocess
