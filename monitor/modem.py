@@ -609,12 +609,11 @@ def sms_query(
     properties = _sms_properties(to, text) if to is not None and text is not None else None
     if ussd is not None and not re.fullmatch(r"[0-9*#+]+", ussd):
         raise UsageError(f"{shown(ussd)!r} is not a USSD code (digits, * and #, such as '*777#')")
-    modem = _find(modem_id, _Deadline(min(timeout, QUERY_TIMEOUT), "finding the modem"))
+    modem = _find(modem_id, _Deadline(QUERY_TIMEOUT, "finding the modem"))
     if wait is None:
-        wait = 2 * timeout + KILL_GRACE
+        wait = 2 * (timeout + QUERY_TIMEOUT) + KILL_GRACE
     with session(modem.key, wait, lock_at):
-        deadline = _Deadline(timeout, f"waiting for a reply from {sender}")
-        return _sms_exchange(modem, sender, properties, ussd, deadline, accept, keep)
+        return _sms_exchange(modem, sender, properties, ussd, timeout, accept, keep)
 
 
 def _sms_exchange(
@@ -622,11 +621,15 @@ def _sms_exchange(
     sender: str,
     properties: str | None,
     ussd: str | None,
-    deadline: _Deadline,
+    timeout: float,
     accept: Callable[[Sms], str | None] | None,
     keep: bool,
 ) -> SmsExchange:
+    """List, send, wait, delete. Listing and sending a text have a bound of their own
+    (QUERY_TIMEOUT): `timeout` is the carrier's, from the send to its answer; a USSD code's
+    session counts in it (its answer is part of the carrier's)."""
     path = modem.dbus_path
+    deadline = _Deadline(QUERY_TIMEOUT, "preparing the SMS query")
     known: set[str] = set()
     ours: list[str] = []
     ignored: list[Sms] = []
@@ -645,8 +648,10 @@ def _sms_exchange(
             sent_at = _now()
             _send_created(created, deadline)
             sent = Sms(created, state="sent", pdu_type="submit")
+            deadline = _Deadline(timeout, f"waiting for a reply from {sender}")
         else:
             assert ussd is not None
+            deadline = _Deadline(timeout, f"waiting for a reply from {sender}")
             sent_at = _now()
             ussd_reply = _exchange(modem, ussd, deadline)
         try:

@@ -245,9 +245,9 @@ def test_a_reply_stamped_before_the_send_is_dropped_not_matched(mmcli: Any) -> N
 
 
 def test_a_reply_after_the_timeout_is_never_matched_to_the_next_query(mmcli: Any) -> None:
-    answers(mmcli, {"from": ULTRA, "text": "Your balance is $99.00.", "after": 1.5})
-    with pytest.raises(modem.NoSmsReply, match="no reply from 6700 within 1s"):
-        query(timeout=1.0)
+    answers(mmcli, {"from": ULTRA, "text": "Your balance is $99.00.", "after": 2.5})
+    with pytest.raises(modem.NoSmsReply, match="no reply from 6700 within 2s"):
+        query(timeout=2.0)
     wait_until = datetime.now(UTC) + timedelta(seconds=5)
     while not any(t["text"].endswith("$99.00.") for t in modem_texts(mmcli)):
         assert datetime.now(UTC) < wait_until
@@ -274,7 +274,7 @@ def test_only_texts_stamped_before_the_send_say_so(mmcli: Any) -> None:
     with pytest.raises(
         modem.NoSmsReply, match=r"1 text\(s\) from it were stamped before"
     ) as caught:
-        query(timeout=1.0)
+        query(timeout=2.0)
     assert caught.value.raw == "Your balance is $99.00."
     assert mmcli.texts() == []
 
@@ -282,7 +282,7 @@ def test_only_texts_stamped_before_the_send_say_so(mmcli: Any) -> None:
 def test_no_reply_fails_and_deletes_the_query(mmcli: Any) -> None:
     answers(mmcli)
     with pytest.raises(modem.NoSmsReply) as caught:
-        query(timeout=1.0)
+        query(timeout=2.0)
     assert "no reply from 6700" in str(caught.value)
     assert mmcli.texts() == []
 
@@ -290,7 +290,7 @@ def test_no_reply_fails_and_deletes_the_query(mmcli: Any) -> None:
 def test_only_unreadable_texts_fail_with_the_reason_and_the_texts(mmcli: Any) -> None:
     answers(mmcli, {"from": ULTRA, "text": "Service unavailable, try later", "after": 0.1})
     with pytest.raises(modem.UnreadableSms) as caught:
-        query(timeout=1.0, accept=lambda sms: "the reply is a notice")
+        query(timeout=2.0, accept=lambda sms: "the reply is a notice")
     assert "the reply is a notice" in str(caught.value)
     assert caught.value.raw == "Service unavailable, try later"
     assert mmcli.texts() == []
@@ -335,16 +335,16 @@ def test_a_ussd_code_whose_text_never_comes_fails_with_the_code_s_own_reply(mmcl
     mmcli.scenario["modems"][0]["codes"] = {"*3282#": {"reply": "Invalid MMI code"}}
     mmcli.save()
     with pytest.raises(modem.NoSmsReply, match="the code's own reply: Invalid MMI code") as caught:
-        modem.sms_query(IMEI, "1111301000", ussd="*3282#", timeout=1.0)
+        modem.sms_query(IMEI, "1111301000", ussd="*3282#", timeout=2.0)
     assert "Invalid MMI code" in (caught.value.raw or "")
     assert mmcli.status() == "idle"
 
 
 def test_a_query_needs_a_text_or_a_code(mmcli: Any) -> None:
     with pytest.raises(UsageError):
-        modem.sms_query(IMEI, ULTRA, timeout=1.0)
+        modem.sms_query(IMEI, ULTRA, timeout=2.0)
     with pytest.raises(UsageError):
-        modem.sms_query(IMEI, ULTRA, to=ULTRA, text="BAL", ussd="*3282#", timeout=1.0)
+        modem.sms_query(IMEI, ULTRA, to=ULTRA, text="BAL", ussd="*3282#", timeout=2.0)
     assert mmcli.calls() == []
 
 

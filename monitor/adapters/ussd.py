@@ -107,8 +107,8 @@ class UssdCode(BaseModel):
     )
     timeout: Duration | None = Field(
         default=None,
-        description="this code's longest wait, the reply text's included (default: the "
-        "line's timeout)",
+        description="this code's longest wait for the network, for an SMS query from the "
+        "send to its answer (default: the line's timeout)",
     )
     pattern: str | list[str] | None = Field(
         default=None,

@@ -261,15 +261,15 @@ def test_a_full_storage_fails_the_check_saying_so(mmcli: Any, step: str) -> None
 
 def test_no_reply_fails_the_check_within_the_code_s_timeout(mmcli: Any) -> None:
     answers(mmcli)
-    error = failure(line(preset="ultra", codes=[{"sms": BAL, "timeout": "1s"}]))
+    error = failure(line(preset="ultra", codes=[{"sms": BAL, "timeout": "2s"}]))
     assert isinstance(error, modem.NoSmsReply)
-    assert "no reply from 6700 within 1s" in str(error)
+    assert "no reply from 6700 within 2s" in str(error)
     assert mmcli.texts() == []
 
 
 def test_an_unparsable_reply_fails_with_its_text_never_a_balance(mmcli: Any) -> None:
     answers(mmcli, {"from": ULTRA, "text": MAINTENANCE, "after": 0.1})
-    error = failure(line(codes=[{"sms": BAL, "timeout": "1s"}], currency="USD"))
+    error = failure(line(codes=[{"sms": BAL, "timeout": "2s"}], currency="USD"))
     assert isinstance(error, modem.UnreadableSms)
     assert "notice" in str(error) or "maintenance" in str(error).lower()
     assert error.raw == MAINTENANCE
@@ -280,7 +280,7 @@ def test_an_sms_failure_beside_a_ussd_code_that_matched_is_listed(mmcli: Any) ->
     answers(mmcli)
     mmcli.scenario["modems"][0]["codes"] = {"*777#": {"reply": "Your balance is $5.00."}}
     mmcli.save()
-    reading = line(codes=[{"sms": BAL, "timeout": "1s"}, {"code": "*777#"}], currency="USD").read()
+    reading = line(codes=[{"sms": BAL, "timeout": "2s"}, {"code": "*777#"}], currency="USD").read()
     assert reading.balance == Decimal("5.00")
     (failed,) = reading.extras["failed_codes"]
     assert failed["code"] == "sms 6700 BAL" and "no reply from 6700" in failed["error"]
@@ -290,9 +290,9 @@ def test_a_late_reply_to_one_line_is_never_read_by_the_next(mmcli: Any) -> None:
     """Line `a` times out; its answer arrives afterwards. Line `b`, on the same modem and
     asking the same number, must not take it: it was there before b's query (dropped and
     deleted), and b reads its own answer."""
-    answers(mmcli, {"from": ULTRA, "text": "Your balance is $99.00.", "after": 1.5})
+    answers(mmcli, {"from": ULTRA, "text": "Your balance is $99.00.", "after": 2.5})
     with pytest.raises(CheckFailed, match="no reply"):
-        line("a", codes=[{"sms": BAL, "timeout": "1s"}], currency="USD").read()
+        line("a", codes=[{"sms": BAL, "timeout": "2s"}], currency="USD").read()
     deadline = datetime.now(UTC) + timedelta(seconds=5)
     while not any("$99.00" in t["text"] and t["visible_at"] <= _now() for t in mmcli.texts()):
         assert datetime.now(UTC) < deadline
