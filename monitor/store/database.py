@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlite_utils import Database
+from monitor.store.connection import without_dataframes
+
+with without_dataframes():
+    from sqlite_utils import Database
 
 from monitor.errors import DatabaseUnusable, StoreError
 from monitor.model import utcnow

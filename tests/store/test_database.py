@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,3 +82,21 @@ def test_busy_is_a_store_error_never_unusable(tmp_path: Path) -> None:
     finally:
         other.close()
         store.close()
+
+
+def test_the_store_opens_without_importing_numpy_which_stays_importable(tmp_path: Path) -> None:
+    """sqlite-utils imports numpy and pandas where they are installed (matplotlib, the
+    charts extra, brings numpy): the store blocks them for that import alone."""
+    pytest.importorskip("numpy")
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from monitor.store import Store\n"
+        f"Store.open(Path({str(tmp_path / 'h.db')!r})).close()\n"
+        "print(sorted(m for m in ('numpy', 'pandas') if m in sys.modules))\n"
+        "import numpy\n"
+        "import sqlite_utils.db\n"
+        "print(sqlite_utils.db.np is None, numpy.int64(3) + 1)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True 4"]
