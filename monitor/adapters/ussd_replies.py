@@ -8,10 +8,13 @@ A reply is read in three steps:
    raw AT output, without a leading "Initiating Release" notice.
 2. `rejection` refuses what must never become a figure: an empty reply, a `+CME ERROR`,
    hex (UCS2) or garbled text, and any reply that says it is not one ("unavailable",
-   "maintenance", "try again", "error"...), even when it also holds a number.
+   "maintenance", "try again", "error"..., and the same in the corpus's other languages),
+   even when it also holds a number.
 3. The code's patterns (regexes with named groups, see `GROUPS`) are searched; a code
    without patterns uses `generic_figures`, which reads money amounts marked by a currency
-   symbol or ISO code (before or after, comma or point decimals) and sums sub-balances.
+   symbol or ISO code (before or after, comma or point decimals) and sums sub-balances,
+   leaving out prices and parts restated after "of which"; when it is unsure (a currency
+   code it does not know, a price beside an unlabelled amount) it fails the read.
 
 Adding a preset: add an entry to `PRESETS` below, built with `code_spec`, and a test with a
 real reply text. Users need no preset to read another carrier: a line's `codes` list gives
@@ -67,14 +70,18 @@ DEFAULT_DATE_FORMATS: tuple[str, ...] = (
 # ---- money ---------------------------------------------------------------------------------
 
 _ISO_LIST = """
-    USD EUR GBP CAD AUD NZD CHF JPY CNY HKD SGD TWD KRW INR PKR BDT LKR NPR IDR MYR PHP THB VND
-    ZAR NGN KES UGX TZS GHS XOF XAF EGP MAD TND DZD ETB RWF ZMW BWP MZN AED SAR QAR KWD BHD OMR
-    JOD ILS TRY RUB UAH BYN KZT UZS GEL AMD AZN PLN CZK HUF RON BGN RSD SEK NOK DKK ISK MXN BRL
-    ARS CLP COP PEN UYU PYG VES DOP GTQ CRC HNL NIO PAB JMD TTD
+    AED AFN AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOV BRL BSD BTN BWP BYN
+    BZD CAD CDF CHF CLP CNY COP CRC CUC CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL
+    GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF
+    KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MRU MUR MVR MWK MXN MYR
+    MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR
+    SDG SEK SGD SHP SLE SLL SRD SSP STN SVC SYP SZL THB TJS TMT TND TRY TTD TWD TZS UAH UGX USD
+    UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWG ZWL
 """
 ISO_CODES: frozenset[str] = frozenset(_ISO_LIST.split())
-"""ISO 4217 codes read as currencies when they stand next to a number. Codes that are also
-English words in capitals (ALL, TOP, CUP, BOB) are left out on purpose."""
+"""ISO 4217's active currency codes (2024), read as currencies when they stand next to a
+number. Codes that are also English words in capitals (ALL, TOP, CUP, BOB, MOP, SOS) are left
+out on purpose; a three-capital code the parser does not know fails the read (`generic_figures`)."""
 
 SYMBOLS: Mapping[str, str | None] = {
     "US$": "USD",
@@ -110,12 +117,20 @@ SYMBOLS: Mapping[str, str | None] = {
     "Ksh": "KES",
     "zł": "PLN",
     "zl": "PLN",
+    "Kč": "CZK",
+    "Kc": "CZK",
+    "Ft": "HUF",
+    "euros": "EUR",
+    "euro": "EUR",
+    "Euro": "EUR",
+    "EURO": "EUR",
     "kr": None,
     "R": "ZAR",
 }
 """Currency symbols; None where a symbol is shared ($, ¥, kr): the line's `currency` then
-says which. A currency code in the reply beats both. "zl" is "zł" as GSM 7-bit text spells
-it (Polish replies drop the diacritic)."""
+says which. A currency code in the reply beats both. "zl" is "zł" and "Kc" "Kč" as GSM 7-bit
+text spells them (Polish and Czech replies drop the diacritic); "euro" is spelled out by Dutch
+Vodafone."""
 
 _BALANCE_WORDS = r"balance|bal|credit|airtime|bonus|main|account|wallet|saldo|solde|remaining"
 _PRICE_WORDS = (
@@ -127,6 +142,17 @@ _KEYWORD = re.compile(
     rf"\b(?:(?P<balance>{_BALANCE_WORDS})|(?P<price>{_PRICE_WORDS}))\b", re.IGNORECASE
 )
 _PER_PERIOD = re.compile(r"\s*(?:/|per\b|a\b|an\b)\s*(?:month|mo|week|wk|day|30\s*days)\b", re.I)
+_PRICE_AFTER = re.compile(
+    r"\s*(?:plans?|bundles?|packs?|packages?|tariffs?|add-?ons?|offers?)\b", re.IGNORECASE
+)
+"""An amount naming a plan or bundle ("the $39 plan") is its price, not a balance."""
+_PART_WORDS = re.compile(
+    r"\b(?:of\s+which|davon|z\s+toho|ebb[őöo]l|w\s+tym|waarvan|dont|de\s+los\s+cuales)\b",
+    re.IGNORECASE,
+)
+"""'Of which' in the languages of the corpus: the amount after it is a part of the one
+before (Czech "300 Kc, z toho bonusovy kredit je 0 Kc"), not one more sub-balance."""
+_UNKNOWN_CODE = re.compile(r"\s?(?P<code>[A-Z]{3})(?![A-Za-z])")
 _SENTENCE_END = re.compile(r"[.!?;\n](?=\s|$)")
 _CONTEXT = 48
 """How far back (characters) a money amount's label is looked for."""
@@ -150,7 +176,7 @@ _MONEY = re.compile(
     rf"""
     (?P<sign>[-−])?
     (?:
-        (?P<pre>{_MARKER})\s?(?P<sign2>[-−])?(?<![\d.,])(?P<num1>{_NUM})
+        (?P<pre>{_MARKER})(?:\s?:)?\s?(?P<sign2>[-−])?(?<![\d.,])(?P<num1>{_NUM})
       | (?<![\d.,])(?P<num2>{_NUM})\s?(?P<post>{_MARKER})(?![A-Za-z])
     )
     """,
@@ -312,15 +338,47 @@ def check_date_format(fmt: str) -> str:
 
 _DATE_TOKEN = (
     r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?"
-    r"|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}"
+    r"|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?!\d)"
+    r"|\d{1,2}\.\s\d{1,2}\.\s\d{4}"
     r"|[A-Za-z]{3,9}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}"
     r"|\d{1,2}(?:st|nd|rd|th)?\s+[A-Za-z]{3,9}\.?,?\s+\d{4}"
 )
 _EXPIRY = re.compile(
-    r"\b(?:expir\w*|valid\s+(?:until|till|through|thru|to)|active\s+until|until)\b"
-    rf"\s*(?:on\b|:)?\s*(?P<date>{_DATE_TOKEN})",
+    r"(?<![\w.])(?:(?P<english>expir\w*(?:\s+date)?|valid\s+(?:until|till|through|thru|to)"
+    r"|active\s+until|until|till)"
+    r"|(?P<day_first>geldig\s+tot|g[üu]ltig\s+bis|wa[żz]ne\s+do(?:\s+dnia)?|s\.d\."
+    r"|platnost(?:\s+\w+){0,3}\s*:|valable\s+jusqu'au|v[áa]lid[oa]\s+hasta))"
+    rf"(?!\w)\s*(?:on\b|:)?\s*(?P<date>{_DATE_TOKEN})",
     re.IGNORECASE,
 )
+"""An expiry date after its phrase. The phrase tells the order of a numeric date: English
+ones read month first (the US carriers' order) unless the first number cannot be a month;
+the others (Dutch, German, Polish, Indonesian, Czech, French, Spanish) day first."""
+_DAY_FIRST_FORMATS: tuple[str, ...] = (
+    "%d/%m/%Y",
+    "%d/%m/%y",
+    "%d-%m-%Y",
+    "%d-%m-%y",
+    "%d.%m.%Y",
+    "%d.%m.%y",
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%d %b %Y",
+    "%d %B %Y",
+)
+
+
+def _expiry_formats(match: re.Match[str], formats: Sequence[str]) -> Sequence[str]:
+    """The formats for an expiry the generic parser found: a code's own formats as given;
+    with the defaults, day first after a day-first phrase or a first number over 12."""
+    if tuple(formats) != DEFAULT_DATE_FORMATS:
+        return formats
+    first = re.match(r"\d{1,2}(?=[/.-])", match["date"])
+    if match["day_first"] or (first and int(first.group()) > 12):
+        return _DAY_FIRST_FORMATS
+    return formats
+
 
 # ---- what a reply says -----------------------------------------------------------------------
 
@@ -650,11 +708,18 @@ _CME = re.compile(r"\+CM[ES] ERROR:?\s*(?P<what>[^\n]*)", re.IGNORECASE)
 _REFUSALS = re.compile(
     r"\b(?:unavailable|not\s+available|maintenance|try\s+(?:again|later)|retry|error|errors"
     r"|fail(?:ed|ure)?|invalid|not\s+(?:allowed|permitted|supported|recogni[sz]ed)"
-    r"|unable|temporar(?:y|ily)|out\s+of\s+service|busy|cannot\s+be\s+processed"
+    r"|unable|temporar(?:y|ily)|out\s+of\s+service|busy|cannot\s+(?:be\s+)?process\w*"
     r"|could\s+not\s+be\s+processed|unknown\s+application|connection\s+problem|mmi"
-    r"|no\s+response|time[sd]?\s*out|denied|barred)\b",
+    r"|no\s+response|time[sd]?\s*out|denied|barred"
+    # German, Spanish, Dutch, French, Polish, Portuguese, Italian:
+    r"|wartung\w*|nicht\s+bearbeiten|später\s+erneut|nicht\s+verfügbar|derzeit\s+nicht"
+    r"|no\s+puede\s+ser\s+tramitad[ao]|no\s+disponible|mantenimiento|m[áa]s\s+tarde"
+    r"|onderhoud|niet\s+beschikbaar|later\s+opnieuw|indisponible|r[ée]essayer"
+    r"|niedost[ęe]pn\w*|spr[óo]buj|indispon[íi]vel|tente\s+novamente|non\s+disponibile"
+    r"|riprova\w*)\b",
     re.IGNORECASE,
 )
+"""What notices say, in English and the languages of the corpus: any of it refuses a reply."""
 
 
 def clean_reply(reply: str) -> str:
@@ -813,20 +878,25 @@ def generic_figures(
     """The default pattern: the sum of the reply's balances, and its expiry date if it
     states one. Amounts labelled as prices ("renews for $15", "recharge with R10", "$5 per
     month") are not balances; the label nearest before an amount decides."""
-    amounts: list[tuple[Decimal, str | None]] = []
+    amounts: list[tuple[Decimal, str | None, int, bool]] = []
+    priced: set[int] = set()
+    """The sentences (by their start) that name a price: their unlabelled amounts are suspect."""
     previous_end = 0
     for match in _MONEY.finditer(text):
         start = match.start()
-        context_start = max(previous_end, start - _CONTEXT)
-        for end in _SENTENCE_END.finditer(text, context_start, start):
-            context_start = end.end()
+        sentence = max((m.end() for m in _SENTENCE_END.finditer(text, 0, start)), default=0)
+        context_start = max(previous_end, start - _CONTEXT, sentence)
         previous_end = match.end()
         labels = list(_KEYWORD.finditer(text, context_start, start))
-        if labels and labels[-1]["price"]:
+        if (
+            (labels and labels[-1]["price"])
+            or _PER_PERIOD.match(text, match.end())
+            or _PRICE_AFTER.match(text, match.end())
+            or _BUNDLE_LINE.fullmatch(_line_of(text, start))
+        ):
+            priced.add(sentence)
             continue
-        if _PER_PERIOD.match(text, match.end()):
-            continue
-        if _BUNDLE_LINE.fullmatch(_line_of(text, start)):
+        if _PART_WORDS.search(text, context_start, start):
             continue
         try:
             number = parse_number(match["num1"] or match["num2"])
@@ -834,28 +904,40 @@ def generic_figures(
             continue
         negative = bool(match["sign"] or match["sign2"])
         marker = match["pre"] or match["post"]
-        amounts.append((-number if negative else number, currency_of(marker)))
+        labelled = bool(labels and labels[-1]["balance"])
+        amounts.append((-number if negative else number, currency_of(marker), sentence, labelled))
+    amounts = [a for a in amounts if a[3] or a[2] not in priced]
     if not amounts:
-        labelled = _LABELLED.search(text)
-        if labelled:
-            number = parse_number(labelled["num"])
-            amounts.append((-number if labelled["sign"] else number, None))
+        labelled_match = _LABELLED.search(text)
+        before = labelled_match.start() if labelled_match else 0
+        sentence = max((m.end() for m in _SENTENCE_END.finditer(text, 0, before)), default=0)
+        if labelled_match and sentence not in priced:
+            code = _UNKNOWN_CODE.match(text, labelled_match.end())
+            if code and code["code"] not in ISO_CODES:
+                raise UnreadableReply(
+                    f"the balance is in {code['code']!r}, a currency code the parser does not "
+                    "know: give the code a `pattern` and the line its `currency`",
+                    reply if reply is not None else text,
+                )
+            number = parse_number(labelled_match["num"])
+            amounts.append((-number if labelled_match["sign"] else number, None, 0, True))
     balance = None
     found_currency = currency
     if amounts:
-        currencies = {c or currency for _, c in amounts} - {None}
+        currencies = {c or currency for _, c, _, _ in amounts} - {None}
         if len(currencies) > 1:
             raise UnreadableReply(
                 f"the reply holds amounts in several currencies ({', '.join(sorted(currencies))})",
                 reply if reply is not None else text,
             )
-        balance = sum((a for a, _ in amounts), Decimal(0))
+        balance = sum((a for a, _, _, _ in amounts), Decimal(0))
         found_currency = next(iter(currencies), None)
     expires_at = None
     expiry = _EXPIRY.search(text)
     if expiry:
         try:
-            expires_at = parse_date(expiry["date"], date_formats, tz, now)
+            day = re.sub(r"(?<=\d)\.\s+(?=\d)", ".", expiry["date"])  # "30. 1. 2024"
+            expires_at = parse_date(day, _expiry_formats(expiry, date_formats), tz, now)
         except ValueError:
             expires_at = None  # the balance stands; an unreadable date is not a figure
     return Figures(

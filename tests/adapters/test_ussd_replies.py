@@ -217,6 +217,23 @@ def test_generic_reads_no_code_as_money() -> None:
     refused("Dial *111# for 100 SMS")
 
 
+def test_generic_fails_on_a_currency_code_it_does_not_know() -> None:
+    error = refused("Balance 20 ABC")
+    assert "'ABC', a currency code the parser does not know" in str(error)
+
+
+def test_generic_reads_a_labelled_figure_beside_a_price_in_another_sentence() -> None:
+    assert read("Balance: 9.99. Recharge with $10 to get 1GB", currency="USD").balance == Decimal(
+        "9.99"
+    )
+    refused("Your plan is now the $25 plan, balance 9.99")
+
+
+def test_generic_skips_the_part_of_a_balance_restated_after_of_which() -> None:
+    figures = read("Balance 30.00 EUR, of which bonus 10.00 EUR.")
+    assert (figures.balance, figures.currency) == (Decimal("30.00"), "EUR")
+
+
 # ---- patterns ------------------------------------------------------------------------------
 
 
