@@ -574,6 +574,7 @@ class Checker:
             events=outbox_entries(self.settings, outcome.events),
             reading=result.reading,
             error=result.error,
+            raw=result.raw if result.reading is None else None,
             duration_ms=result.duration_ms,
             forecasts=outcome.forecasts if result.reading is not None else None,
             snoozed=control.snoozed(now),

@@ -74,6 +74,7 @@ def test_each_line_isolated(registry: None, write_config: Callable[..., Path]) -
     states = store.states()
     assert states["bad"].level is None and states["bad"].failures == 1  # not a zero balance
     assert store.status()["ugly"].balance is None
+    assert store.last_raw("ugly") == "<html>502 Bad Gateway</html>"  # a failure's reply is kept
     events = {(e.line, e.type) for e in store.events(utcnow().replace(year=2000))}
     assert events == {("bad", "failure"), ("ugly", "failure"), ("fine", "critical")}
     store.close()

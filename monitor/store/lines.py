@@ -40,6 +40,9 @@ class Check:
     events: Sequence[OutboxEntry] = ()
     reading: Reading | None = None
     error: str | None = None
+    raw: str | None = None
+    """A failed check's reply (what the provider or modem answered), kept with it; a
+    reading carries its own."""
     duration_ms: int | None = None
     forecasts: Sequence[Forecast] | None = None
     """None leaves the line's stored forecasts as they are (a failed check)."""
@@ -114,17 +117,23 @@ class Lines(Connection):
         return stored != based_on.checked_at
 
     def _write_check(self, db: Database, check: Check, now: datetime) -> list[int]:
-        reading_id = insert_row(db.conn, "readings", _reading_row(check))
+        reading = _reading_row(check)
+        previous = db.conn.execute(
+            "SELECT s.last_reading_id, s.last_raw_id, r.raw FROM line_state s "
+            "LEFT JOIN readings r ON r.id = s.last_raw_id WHERE s.line = ?",
+            [check.line],
+        ).fetchone()
+        last_reading_id, last_raw_id, last_raw = previous or (None, None, None)
+        # a reply the same as the line's previous kept one is kept once (a failed check's
+        # reply is kept whole: it says why)
+        if check.reading is not None and reading["raw"] is not None and reading["raw"] == last_raw:
+            reading.update(raw=None, raw_same=1)
+        reading_id = insert_row(db.conn, "readings", reading)
         row = _state_row(check.state)
         if check.forecasts is not None:
             row["forecast"] = codec.forecasts(check.forecasts)
-        if check.reading is not None:
-            row["last_reading_id"] = reading_id
-        else:
-            previous = db.conn.execute(
-                "SELECT last_reading_id FROM line_state WHERE line = ?", [check.line]
-            ).fetchone()
-            row["last_reading_id"] = previous[0] if previous else None
+        row["last_reading_id"] = reading_id if check.reading is not None else last_reading_id
+        row["last_raw_id"] = reading_id if reading.get("raw") is not None else last_raw_id
         upsert_row(db.conn, "line_state", row, "line")
         return write_entries(db.conn, check.events, now, snoozed=check.snoozed, sent=check.sent)
 
@@ -175,14 +184,16 @@ class Lines(Connection):
 
     def prune(self, before: datetime, batch: int = 5000) -> int:
         """Roll raw readings older than `before` up into one row per line and UTC day, and
-        delete them (never a line's latest reading). Returns how many were rolled up."""
+        delete them (never a line's latest reading, nor the one holding its latest kept raw
+        reply: later readings that repeat it point there). Returns how many were rolled up."""
         total = 0
         while True:
             with self._writing() as db:
                 rows = db.conn.execute(
                     "SELECT id, line, substr(checked_at, 1, 10), ok, balance, currency, "
                     "data_remaining FROM readings WHERE checked_at < ? AND id NOT IN "
-                    "(SELECT last_reading_id FROM line_state WHERE last_reading_id IS NOT NULL) "
+                    "(SELECT last_reading_id FROM line_state WHERE last_reading_id IS NOT NULL "
+                    "UNION SELECT last_raw_id FROM line_state WHERE last_raw_id IS NOT NULL) "
                     "ORDER BY line, checked_at LIMIT ?",
                     [codec.ts(before), batch],
                 ).fetchall()
@@ -237,6 +248,7 @@ def _reading_row(check: Check) -> dict[str, Any]:
         "ok": codec.flag(reading is not None),
         "level": codec.level(check.state.level),
         "error": codec.clip(check.error),
+        "raw": codec.clip(check.raw),
         "duration_ms": check.duration_ms,
     }
     if reading is not None:

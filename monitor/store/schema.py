@@ -228,6 +228,66 @@ def _web(db: Database) -> None:
     )
 
 
+RAW_BATCH = 20_000
+"""Readings `_raw_once` reads per transaction: a big history is rewritten a short
+transaction at a time, so a daemon's checks wait a moment at most, never the whole run."""
+
+
+def _raw_once(db: Database) -> None:
+    # A reading's raw reply is most of its row, and a provider's reply often repeats the
+    # previous one: a reading whose reply is the same as the line's previous kept one
+    # (by id, the order readings are written) keeps NULL and raw_same = 1 instead, and
+    # line_state.last_raw_id names the reading holding the line's latest kept reply.
+    # Not one transaction: batches of readings in id order, each its own; a run cut
+    # short is simply run again (a batch done twice changes nothing).
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "raw_same" not in _columns(conn, "readings"):
+            conn.execute("ALTER TABLE readings ADD COLUMN raw_same INTEGER")
+        if "last_raw_id" not in _columns(conn, "line_state"):
+            conn.execute("ALTER TABLE line_state ADD COLUMN last_raw_id INTEGER")
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    kept: dict[str, tuple[int, str]] = {}
+    after = 0
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = conn.execute(
+                "SELECT id, line, raw FROM readings WHERE id > ? AND raw IS NOT NULL "
+                "ORDER BY id LIMIT ?",
+                [after, RAW_BATCH],
+            ).fetchall()
+            same = []
+            for reading_id, line, raw in rows:
+                previous = kept.get(line)
+                if previous is not None and previous[1] == raw:
+                    same.append((reading_id,))
+                else:
+                    kept[line] = (reading_id, raw)
+            conn.executemany("UPDATE readings SET raw = NULL, raw_same = 1 WHERE id = ?", same)
+            if not rows:
+                conn.executemany(
+                    "UPDATE line_state SET last_raw_id = ? WHERE line = ? "
+                    "AND (last_raw_id IS NULL OR last_raw_id < ?)",
+                    [(reading_id, line, reading_id) for line, (reading_id, _) in kept.items()],
+                )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        if not rows:
+            return
+        after = rows[-1][0]
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
 class Step(NamedTuple):
     name: str
     apply: Callable[[Database], None]
@@ -246,6 +306,7 @@ STEPS: tuple[Step, ...] = (
     Step("0009_relay_tokens", _relay_tokens),
     Step("0010_hook_deliveries", _hook_deliveries),
     Step("0011_web", _web),
+    Step("0012_raw_kept_once", _raw_once, transactional=False),
 )
 NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
 

@@ -284,9 +284,26 @@ class Views:
     def last_raw(self, line: str) -> str | None:
         """What the line's last check was answered (the stored excerpt), for its page."""
         row = self.conn.execute(
-            "SELECT raw FROM readings WHERE line = ? ORDER BY checked_at DESC LIMIT 1", [line]
+            "SELECT id, raw, raw_same FROM readings WHERE line = ? ORDER BY checked_at DESC "
+            "LIMIT 1",
+            [line],
         ).fetchone()
-        return None if row is None else row[0]
+        if row is None or not row[2]:
+            return None if row is None else row[1]
+        # the same reply as the line's previous kept one: the line's latest kept reply,
+        # when it was kept before this reading (as readings are written, in id order)
+        kept = self.conn.execute(
+            "SELECT r.raw FROM line_state s JOIN readings r ON r.id = s.last_raw_id "
+            "WHERE s.line = ? AND s.last_raw_id < ?",
+            [line, row[0]],
+        ).fetchone()
+        if kept is None:  # a reply kept after it (a reading recorded out of time order)
+            kept = self.conn.execute(
+                "SELECT raw FROM readings WHERE line = ? AND id < ? AND raw IS NOT NULL "
+                "ORDER BY id DESC LIMIT 1",
+                [line, row[0]],
+            ).fetchone()
+        return None if kept is None else kept[0]
 
     def events(self, since: datetime, line: str | None = None) -> list[EventRow]:
         sql = (

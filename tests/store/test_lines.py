@@ -185,3 +185,33 @@ def test_a_check_judged_from_a_state_that_moved_on_is_not_written(tmp_path: Path
     assert store.record_checks([Check("a", later, polled, based_on=recorded)], later) == []
     assert store.state("a") == polled
     store.close()
+
+
+def test_a_raw_reply_is_kept_once_while_it_repeats(tmp_path: Path) -> None:
+    """Issue 18: a reply the same as the line's previous kept one is stored once; a failed
+    check's reply is kept; the line's last reply stays readable, through pruning too."""
+    store = Store.open(tmp_path / "h.db")
+    replies = [{"volume": "500"}, {"volume": "500"}, None, {"volume": "500"}, {"volume": "499"}]
+    replies += [{"volume": "499"}, {"volume": "499"}]
+    shown = []
+    for k, reply in enumerate(replies):
+        at = T0 + timedelta(minutes=30 * k)
+        state = LineState("a", Level.OK, checked_at=at)
+        if reply is None:
+            check = Check("a", at, state, error="HTTP 503", raw="<html>busy</html>")
+        else:
+            check = Check("a", at, state, reading=Reading("a", at, data_remaining=1, raw=reply))
+        store.record_checks([check], at)
+        shown.append(store.last_raw("a"))
+    stored = [row[0] for row in store.db.execute("SELECT raw FROM readings ORDER BY id")]
+    five, nine = '{"volume": "500"}', '{"volume": "499"}'
+    assert stored == [five, None, "<html>busy</html>", five, nine, None, None]
+    assert shown == [five, five, "<html>busy</html>", five, nine, nine, nine]
+    # pruning keeps the reading that holds the reply the latest one repeats
+    assert store.prune(T0 + timedelta(hours=3)) == 5
+    assert store.last_raw("a") == nine
+    assert [h.checked_at for h in store.history("a", T0)] == [
+        T0 + timedelta(hours=2),
+        T0 + timedelta(hours=3),
+    ]
+    store.close()

@@ -3,19 +3,27 @@ refused when a newer version wrote it or it is damaged."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from monitor.errors import EXIT_DATABASE, DatabaseUnusable, StoreError
-from monitor.store import Store, schema
+from monitor.model import Level, LineState, Reading
+from monitor.store import Check, Store, schema
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+KEPT_COLUMNS = (
+    "id, line, checked_at, ok, level, balance, currency, data_remaining, data_total, "
+    "expires_at, status, renewal_at, renewal_price, extras, error, duration_ms, source"
+)
+"""Every column of a reading but its raw reply: what migration 0012 leaves as it was."""
 
 
 def test_created_private_with_wal_and_indexes(tmp_path: Path) -> None:
@@ -131,4 +139,74 @@ def test_a_database_of_the_previous_schema_gains_reading_sources(
     assert store.conn.execute("SELECT source FROM readings").fetchall() == [("poll",)]
     [row] = store.history("a", T0.replace(year=2000))
     assert row.source == "poll"
+    store.close()
+
+
+def test_a_database_of_the_previous_schema_keeps_each_raw_reply_once(
+    database_before: Callable[[str], Path],
+) -> None:
+    """Migration 0012 (issue 18): a reply the same as the line's previous kept one becomes
+    a mark; every reading, and every line's last reply, reads as before; run again (a
+    migration cut short is), it changes nothing."""
+    from sqlite_utils import Database
+
+    path = database_before("0012_raw_kept_once")
+    replies = {"a": ["A1", "A1", None, "A1", "A2"], "b": ["B1", "B1", "B1", "B2", "B1"]}
+    rows = []
+    for k in range(5):
+        for line, names in replies.items():  # the lines' readings interleaved, as a fleet's are
+            at = (T0 + timedelta(minutes=30 * k)).isoformat(timespec="microseconds")
+            row = {"line": line, "checked_at": at, "ok": 1, "balance": f"{9 - k}"}
+            if names[k] is None:
+                row.update(ok=0, error="HTTP 503")
+            else:
+                row.update(raw=json.dumps({"v": names[k]}))
+            rows.append(row)
+    db = Database(path)
+    db["readings"].insert_all(rows)
+    for line in replies:
+        (last,) = db.execute("SELECT max(id) FROM readings WHERE line = ?", [line]).fetchone()
+        db["line_state"].insert({"line": line, "checked_at": rows[-1]["checked_at"]})
+        db.execute("UPDATE line_state SET last_reading_id = ? WHERE line = ?", [last, line])
+    db.conn.commit()
+    before = db.execute(f"SELECT {KEPT_COLUMNS} FROM readings ORDER BY id").fetchall()
+    old_raws = db.execute("SELECT line, raw FROM readings ORDER BY line, id").fetchall()
+    db.conn.close()
+
+    store = Store.open(path)
+    assert schema.applied(store.conn) == list(schema.NAMES)
+    marks = "SELECT line, raw IS NOT NULL, raw_same FROM readings ORDER BY line, id"
+    stored = store.conn.execute(marks).fetchall()
+    a, b = [("a", 1, None), ("a", 0, 1), ("a", 0, None), ("a", 0, 1), ("a", 1, None)], []
+    b = [("b", 1, None), ("b", 0, 1), ("b", 0, 1), ("b", 1, None), ("b", 1, None)]
+    assert stored == a + b
+    # every reading reads as before: its columns, and its reply (kept, or the one it repeats)
+    assert (
+        store.conn.execute(f"SELECT {KEPT_COLUMNS} FROM readings ORDER BY id").fetchall() == before
+    )
+    kept: dict[str, str] = {}
+    read_back = []
+    for line, raw, same in store.conn.execute(
+        "SELECT line, raw, raw_same FROM readings ORDER BY line, id"
+    ):
+        if raw is not None:
+            kept[line] = raw
+        read_back.append((line, raw if raw is not None else kept[line] if same else None))
+    assert read_back == old_raws
+    for line, names in replies.items():
+        history = store.history(line, T0)
+        assert [(h.ok, h.balance) for h in history] == [
+            (name is not None, Decimal(9 - k)) for k, name in enumerate(names)
+        ]
+        assert store.last_raw(line) == json.dumps({"v": names[-1]})
+    schema._raw_once(store.db)  # again: nothing changes
+    assert store.conn.execute(marks).fetchall() == stored
+    # a check after the upgrade finds the reply it repeats through the migrated line state
+    at = T0 + timedelta(hours=3)
+    reading = Reading("b", at, balance=Decimal(1), raw={"v": "B1"})
+    state = LineState("b", Level.OK, checked_at=at)
+    store.record_checks([Check("b", at, state, reading=reading)], at)
+    last = store.conn.execute("SELECT raw, raw_same FROM readings ORDER BY id DESC").fetchone()
+    assert last == (None, 1)
+    assert store.last_raw("b") == json.dumps({"v": "B1"})
     store.close()
