@@ -348,6 +348,7 @@ class Checker:
             judged.extend(self._round(store, batch, controls, states, direct))
         log.info(
             "checks done",
+            routine=True,
             lines=len(line_ids),
             failed=sum(1 for j in judged if j.result.reading is None),
             seconds=round(time.monotonic() - started, 3),
@@ -836,4 +837,5 @@ def _log_outcome(judged: Judged) -> None:
             figures=summarize(judged.metrics),
         )
     for event in judged.events:
-        log.info("event raised", line=event.line, kind=event.type)
+        # routine: its alert, or the failure to send it, follows
+        log.info("event raised", line=event.line, kind=event.type, routine=True)

@@ -487,7 +487,7 @@ class Daemon:
         self._pruned_at = now
         rolled = self.store.prune(now - self.settings.monitor.keep_readings)
         if rolled:
-            log.info("old readings rolled up per day", readings=rolled)
+            log.info("old readings rolled up per day", readings=rolled, routine=True)
 
     def _send_now(self, event: Event) -> list[str]:
         return send_now(self.notifier, event)

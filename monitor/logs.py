@@ -6,6 +6,12 @@ stdout is reserved for command output, so `--json` can be piped to jq. Under jou
 `journalctl -p warning` finds warnings. stdlib logging (Apprise's) goes the same way, and
 so do the CLI's own error messages (`as_error`): a broken config is priority err, not the
 info that journald gives a bare line.
+
+A person at a terminal reads what they act on: fields without a value (`raw=None`) are
+left out, and at the default level (info) so are the lines a call marks `routine=True` (a
+pass's "checks done", an event raised before its alert, an alert delivered that the
+terminal already shows). JSON lines and journald keep them all; `--log-level debug` shows
+the routine lines on a terminal too.
 """
 
 from __future__ import annotations
@@ -45,10 +51,7 @@ def colour(stream: Any) -> bool:
     set to anything but the empty string (no-color.org); journald records no escapes."""
     if os.environ.get("NO_COLOR", ""):
         return False
-    try:
-        return bool(stream.isatty()) and not journal(stream)
-    except (AttributeError, OSError, ValueError):
-        return False
+    return terminal(stream)
 
 
 def as_error(text: str, stream: Any = None) -> str:
@@ -65,6 +68,40 @@ def _prefixed(text: str, priority: int, stream: Any) -> str:
     if not journal(stream):
         return text
     return "".join(f"<{priority}>{line}" for line in text.splitlines(keepends=True))
+
+
+ROUTINE = "routine"
+"""The key a log call sets to True to say its line is bookkeeping a terminal leaves out."""
+
+
+def _routine(drop: bool) -> Any:
+    """A processor taking the `routine` key off every line, and with `drop` the line too."""
+    import structlog
+
+    def processor(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+        if event.pop(ROUTINE, False) and drop:
+            raise structlog.DropEvent
+        return event
+
+    return processor
+
+
+def _omit_empty(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A readable line shows the fields that say something: `raw=None` says nothing."""
+    return {k: v for k, v in event.items() if k == "event" or not _is_empty(v)}
+
+
+def _is_empty(value: Any) -> bool:
+    """None, or an empty text or collection; a zero is a figure and is shown."""
+    return value is None or (isinstance(value, str | list | tuple | dict | set) and not value)
+
+
+def terminal(stream: Any) -> bool:
+    """Whether `stream` is a person's terminal (not journald's stream)."""
+    try:
+        return bool(stream.isatty()) and not journal(stream)
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _journal_priority(_: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +136,10 @@ def setup(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> N
     # journald stamps each line with its time and (from the `<N>` prefix) its priority: a
     # readable line there repeats neither (`journalctl -o json` has both as fields).
     bare = to_journal and not use_json
+    # A person's terminal shows the fields that hold something, and at the default level
+    # what they act on, not bookkeeping. journald and JSON keep every line and field.
+    person = not use_json and terminal(stream)
+    terse = person and level.lower() == "info"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -120,6 +161,8 @@ def setup(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> N
             exception_formatter=structlog.dev.plain_traceback,
             **({"pad_event_to": 0} if bare else {}),
         )
+    if person:
+        shared.append(_omit_empty)
     shared.append(scrub_log_event)  # after tracebacks are rendered: they are scrubbed too
     if to_journal:
         shared.append(_journal_priority)
@@ -139,7 +182,11 @@ def setup(level: str = "info", fmt: LogFormat = "auto", stream: Any = None) -> N
     for name in ("apprise", "httpx", "httpcore", "urllib3", "requests"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[
+            _routine(drop=terse),
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

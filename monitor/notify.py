@@ -427,6 +427,8 @@ class Outcome:
     channel: str
     ok: bool
     error: str | None = None
+    printed: bool = False
+    """Sent by printing it here (`console://`): a log line saying so repeats what is shown."""
 
 
 class Notifier:
@@ -493,7 +495,7 @@ class Notifier:
         except Exception as exc:  # a plugin's bug must not stop the loop
             return Outcome(name, False, self._redact(name, f"{type(exc).__name__}: {exc}"))
         if result:
-            return Outcome(name, True)
+            return Outcome(name, True, printed=self._printed(name))
         messages = [
             entry.message
             for service in result
@@ -502,6 +504,9 @@ class Notifier:
         ]
         error = "; ".join(messages[-3:]) or f"delivery {result.status.name.lower()}"
         return Outcome(name, False, self._redact(name, error))
+
+    def _printed(self, name: str) -> bool:
+        return urlsplit(self.settings.channels[name].url.get_secret_value()).scheme == "console"
 
     def _redact(self, name: str, text: str) -> str:
         """Strip any part of the channel's URL (tokens) from an error text."""
@@ -715,7 +720,14 @@ def _record(store: Store, rows: Sequence[Delivery], outcome: Outcome, what: str)
     if outcome.ok:
         store.delivered_all(ids, done_at)
         COUNTERS.delivery(outcome.channel, "sent", len(rows))
-        log.info("alert delivered", channel=outcome.channel, line=line, kind=what, count=count)
+        log.info(
+            "alert delivered",
+            channel=outcome.channel,
+            line=line,
+            kind=what,
+            count=count,
+            routine=outcome.printed,
+        )
         return None
     attempts = max(row.attempts for row in rows) + 1
     when = retry_at(attempts, done_at)

@@ -266,7 +266,8 @@ class Recharger:
             log.info("top-up dry run", line=line)
             return [event]
         entry = self.store.add_recharge(intent, pin_hash)
-        log.info("top-up requested", line=line, action=recharge.action, key=key)
+        # routine: "submitted", "failed" or "unknown" follows
+        log.info("top-up requested", line=line, action=recharge.action, key=key, routine=True)
         try:
             result = actions.build(self.settings, line, lambda: self.adapter(line)).execute(request)
         except TopUpFailed as exc:

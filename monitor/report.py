@@ -152,7 +152,7 @@ def queue_digests(settings: Settings, store: Store, now: datetime) -> int:
         event = Event("digest", "", now, {"title": title, "body": body, "lines": lines})
         store.add_digest(name, event, title, now)
         queued += 1
-        log.info("digest queued", channel=name)
+        log.info("digest queued", channel=name, routine=True)
     return queued
 
 

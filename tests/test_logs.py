@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,18 @@ def test_journald_is_the_stream_journal_stream_names_and_gets_no_stamp_or_level(
     assert record["level"] == "warning" and "timestamp" in record
 
 
+def test_journald_keeps_the_routine_lines_and_their_empty_fields(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What a terminal leaves out, journald records: an admin's `journalctl` has every pass."""
+    with open(tmp_path / "journal", "w") as stream:
+        st = os.fstat(stream.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        logs.setup("info", "auto", stream)
+        structlog.get_logger("test").info("checks done", routine=True, failed=0, raw=None)
+    assert (tmp_path / "journal").read_text() == "<6>checks done [test] failed=0 raw=None\n"
+
+
 def test_json_lines_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     out = lines_logged("auto", monkeypatch, journal=False)
     records = [json.loads(line) for line in out]
@@ -96,6 +111,83 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(
     assert "low" in out and "warning" in out
     assert ("\x1b[" in out) is coloured
     assert not any("\x1b[" in line for line in lines_logged("console", monkeypatch, False))
+
+
+def on_a_terminal(argv: list[str], cwd: Path, tty: bool = True) -> str:
+    """What `esim-monitor ARGV` writes, stdout and stderr together, on a real terminal (a
+    pty, colour off), or with `tty` False into a pipe."""
+    env = {**os.environ, "NO_COLOR": "1", "TMPDIR": str(cwd)}
+    command = [sys.executable, "-m", "monitor", *argv]
+    if not tty:
+        done = subprocess.run(
+            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=True
+        )
+        return done.stdout + done.stderr
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave)
+    finally:
+        os.close(slave)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError as exc:  # EIO: the child closed the terminal's last end
+                if exc.errno != errno.EIO:
+                    raise
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+    assert proc.wait(timeout=120) == 0, out
+    return out.decode().replace("\r\n", "\n")
+
+
+BOOKKEEPING = ("event raised", "alert delivered", "checks done")
+
+
+def test_a_demo_pass_on_a_terminal_shows_its_alerts_and_no_bookkeeping(tmp_path: Path) -> None:
+    """issue 19: each alert came with an "event raised" and an "alert delivered" line, and
+    each pass with "checks done". On a terminal at the default level the alerts show
+    (console://) and those lines do not; JSON lines (journald, a pipe) keep every one."""
+    shown = on_a_terminal(["demo", "--once"], tmp_path)
+    assert "--- [WARNING] Home number (2FA) is low: balance 8.50 USD" in shown
+    assert "--- [CRITICAL] IoT sensor 07 is critical: expiry in 20 hours" in shown
+    for bookkeeping in BOOKKEEPING:
+        assert bookkeeping not in shown, shown
+    assert "=None" not in shown and "routine" not in shown
+
+    piped = on_a_terminal(["demo", "--once"], tmp_path, tty=False)
+    records = [json.loads(line) for line in piped.splitlines() if line.startswith("{")]
+    logged = [r["event"] for r in records]
+    assert logged.count("event raised") == 2 and logged.count("alert delivered") == 2
+    assert "checks done" in logged
+    assert not any("routine" in r for r in records)
+
+
+def test_a_failed_check_on_a_terminal_shows_no_empty_fields(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A failed check without a reply logged `raw=None` at the end of its line; a terminal
+    shows the fields that hold something (a debug level shows the bookkeeping too), where
+    JSON keeps the field, null, for whatever reads it."""
+    path = write_config('[lines.a]\nadapter = "demo"\nbalance = 5\nfail_from = 1\nfail_reads = 1\n')
+    argv = ["--config", str(path), "run", "--once"]
+    (failed,) = [line for line in on_a_terminal(argv, tmp_path).splitlines() if "check" in line]
+    assert "check failed" in failed and "warning" in failed
+    assert "error='simulated outage: the demo provider did not answer'" in failed
+    assert "failures=1" in failed and "line=a" in failed
+    assert "raw" not in failed and "None" not in failed
+
+    debug = on_a_terminal(["--log-level", "debug", *argv], tmp_path)
+    assert "checks done" in debug and "failed=1" in debug
+
+    piped = on_a_terminal(argv, tmp_path, tty=False)
+    (record,) = [json.loads(x) for x in piped.splitlines() if '"check failed"' in x]
+    assert record["raw"] is None and record["failures"] == 3  # its third failure in a row
 
 
 def test_a_run_never_logs_its_secrets(

@@ -765,7 +765,7 @@ class TokenAuth(Auth):
         token = self._fetch(session, budget)
         session.add_secret(token.value)
         self._cache.put(self._key, token.value, token.expires_at)
-        log.info("token fetched", provider=session.provider, account=session.account)
+        log.info("token fetched", provider=session.provider, account=session.account, routine=True)
         return token.value
 
 

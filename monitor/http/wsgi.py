@@ -67,6 +67,7 @@ def wsgi_app(app: App) -> Callable[[dict[str, Any], StartResponse], Iterable[byt
         client = forwarded_client(peer, environ.get("HTTP_X_FORWARDED_FOR"), app.trusted)
         log.info(
             "http request",
+            routine=response.status < 400,  # a refused or failed request is worth reading
             method=environ.get("REQUEST_METHOD", ""),
             path=_logged_path(environ),
             status=response.status,
