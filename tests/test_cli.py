@@ -10,12 +10,13 @@ import os
 import socket
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from parsers import actions
 
 from monitor.adapters import demo
 from monitor.cli import build_parser, main
@@ -827,15 +828,6 @@ def test_http_tokens_lists_names_and_revoke_ends_every_token_of_a_name(
         store.close()
 
 
-def _actions(parser: argparse.ArgumentParser, path: str = "") -> Iterator[tuple[str, Any]]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _actions(sub, f"{path} {name}".strip())
-        else:
-            yield path, action
-
-
 def test_help_groups_every_command_once_and_ends_with_the_exit_codes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -865,7 +857,7 @@ def test_every_option_and_argument_has_a_help_line() -> None:
 
     missing = [
         (path, action.option_strings or action.dest)
-        for path, action in _actions(build_parser())
+        for path, action in actions(build_parser())
         if not action.help and not isinstance(action, argparse._HelpAction)
     ]
     assert missing == []

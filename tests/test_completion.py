@@ -10,15 +10,14 @@ given; the script's own logic runs as it would, and compinit must find it on $fp
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from parsers import commands
 
 from monitor import completion
 from monitor.cli import build_parser, main
@@ -32,21 +31,10 @@ CASES = {
 }
 
 
-def _commands(
-    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
-) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
-    """Every command path of the parser itself (not the completion module's model)."""
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _commands(sub, (*path, name))
-
-
 def _children() -> dict[tuple[str, ...], set[str]]:
     """Each command with subcommands -> their names."""
     found: dict[tuple[str, ...], set[str]] = {}
-    for path, _ in _commands(build_parser()):
+    for path, _ in commands(build_parser()):
         if path:
             found.setdefault(path[:-1], set()).add(path[-1])
     return found
@@ -187,7 +175,7 @@ def test_every_command_and_option_is_in_each_script(
 ) -> None:
     assert main(["completion", shell]) == 0
     text = capsys.readouterr().out
-    for path, parser in _commands(build_parser()):
+    for path, parser in commands(build_parser()):
         if path:
             word = rf"(?<![\w-]){re.escape(path[-1])}(?![\w-])"
             assert re.search(word, text), (shell, path)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from parsers import commands
 
 from monitor import notify
 from monitor.cli import build_parser
@@ -112,17 +113,6 @@ def test_templates_are_given_exactly_the_documented_variables(kind: str) -> None
 # ---- the CLI --------------------------------------------------------------------------------
 
 
-def _commands(
-    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
-) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
-    """Every command and subcommand of the parser, with its own parser."""
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _commands(sub, (*path, name))
-
-
 def _options(parser: argparse.ArgumentParser) -> set[str]:
     return {
         option
@@ -132,7 +122,7 @@ def _options(parser: argparse.ArgumentParser) -> set[str]:
     }
 
 
-def _readme_commands() -> dict[tuple[str, ...], list[str]]:
+def _readmecommands() -> dict[tuple[str, ...], list[str]]:
     """The CLI reference: each row's synopsis by the command words it starts with; the
     usage line above the table under ()."""
     section = _section("## CLI reference")
@@ -157,10 +147,10 @@ def _is_group(parser: argparse.ArgumentParser) -> bool:
 def test_every_cli_command_and_option_is_in_the_readme() -> None:
     """Walks the real parser: each command that runs something has a row (or rows: the
     forms of `run` and `recharge`), and each of its options is in one of them."""
-    rows = _readme_commands()
+    rows = _readmecommands()
     root = build_parser()
     everywhere = _options(root) - {"--version"}  # the global options, also after a command
-    for path, parser in _commands(root):
+    for path, parser in commands(root):
         if path and _is_group(parser):
             continue  # `config`, `notify`: their subcommands have the rows
         if path:
@@ -177,8 +167,8 @@ def test_every_cli_command_and_option_is_in_the_readme() -> None:
 def test_the_readme_documents_no_command_the_cli_lacks() -> None:
     """Each row names a command that runs something (`recharge history` is `recharge`
     with its `history` form)."""
-    parsers = dict(_commands(build_parser()))
-    for key in _readme_commands():
+    parsers = dict(commands(build_parser()))
+    for key in _readmecommands():
         if not key:
             continue
         known = max(

@@ -8,22 +8,12 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 
 import pytest
+from parsers import commands
 
 from monitor import errors
 from monitor.cli import build_parser, main
-
-
-def _commands(
-    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
-) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
-    yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _commands(sub, (*path, name))
 
 
 def _is_group(parser: argparse.ArgumentParser) -> bool:
@@ -64,11 +54,9 @@ def test_every_command_has_a_section_with_each_of_its_options(page: str) -> None
     sections = _sections(page)
     root = build_parser()
     global_flags = {f for a in root._actions for f in a.option_strings}
-    commands = [
-        (path, parser) for path, parser in _commands(root) if path and not _is_group(parser)
-    ]
-    assert set(sections) == {" ".join(path) for path, _ in commands}
-    for path, parser in commands:
+    leaves = [(path, parser) for path, parser in commands(root) if path and not _is_group(parser)]
+    assert set(sections) == {" ".join(path) for path, _ in leaves}
+    for path, parser in leaves:
         body = sections[" ".join(path)].replace("\\-", "-")
         for action in parser._actions:
             for flag in set(action.option_strings) - global_flags:
