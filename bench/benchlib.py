@@ -122,6 +122,9 @@ def fake_onence_server(latency: float, max_requests: int, lifetime: float) -> It
 # ---- seeded history ------------------------------------------------------------------------
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _ts(moment: datetime) -> str:
     """The store's time format (monitor.store.ts)."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
@@ -151,7 +154,8 @@ def seed_history(
         count = len(lines)
         steps = [(1 + index % 7) * 50_000 for index in range(count)]
         first = end - interval * (per_line - 1)
-        expires = _ts(datetime(2029, 1, 1, tzinfo=UTC))
+        # the store's form of a reading's expiry (monitor.store.codec.instant): microseconds
+        expires = (datetime(2029, 1, 1, tzinfo=UTC) - EPOCH) // timedelta(microseconds=1)
 
         def readings() -> Iterator[tuple[Any, ...]]:
             reading_id = 0
@@ -171,7 +175,7 @@ def seed_history(
         with conn:
             conn.executemany(
                 "INSERT INTO readings (id, line, checked_at, ok, level, data_remaining, "
-                "data_total, expires_at, error, raw, duration_ms) "
+                "data_total, expires_us, error, raw, duration_ms) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 readings(),
             )

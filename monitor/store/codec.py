@@ -1,6 +1,8 @@
 """How the model's values are written in the database and read back: the one place that knows.
 
 Times are UTC ISO-8601 text with microseconds (one shape, so text order is time order),
+but for a reading's expiry and renewal, integer microseconds since the epoch (`instant`:
+a quarter of the bytes, on the most numerous rows; no query compares them),
 money is exact decimal text (`Decimal` has no SQLite type, and a float would round it),
 data is integer bytes, levels are their lower-case names, and the mappings a row carries
 (a line's per-metric levels, its notices, its forecasts, an event's facts, a reading's
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -49,6 +51,30 @@ def ts(moment: datetime | None) -> str | None:
 
 def parse_ts(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def instant(moment: datetime | None) -> int | None:
+    """A reading's expiry or renewal as integer microseconds since the Unix epoch (UTC):
+    8 bytes a reading where the text takes 32, and exact to the microsecond as the text
+    is. A naive time is refused, as `ts` refuses it."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise TypeError(f"a naive datetime cannot be stored: {moment.isoformat()}")
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def parse_instant(value: int | str | None) -> datetime | None:
+    """What `instant` wrote, or the ISO text an older version (or a row written by hand)
+    holds: both read as the same aware UTC time."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return EPOCH + timedelta(microseconds=value)
+    return datetime.fromisoformat(value)
 
 
 def money(amount: Decimal | None) -> str | None:

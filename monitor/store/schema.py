@@ -284,6 +284,58 @@ def _raw_once(db: Database) -> None:
         after = rows[-1][0]
 
 
+def _instants(db: Database) -> None:
+    # A reading's expiry and renewal were ISO text in expires_at and renewal_at, 32 bytes
+    # each on every reading: now integer microseconds since the epoch (codec.instant,
+    # 8 bytes) in expires_us and renews_us, INTEGER columns (the old ones are TEXT, whose
+    # affinity would turn an integer back into text). No query compares them and the
+    # store reads either column, so readings move over a short transaction at a time,
+    # and a run cut short leaves every row readable (run again, it goes on).
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for column in ("expires_us", "renews_us"):
+            if column not in _columns(conn, "readings"):
+                conn.execute(f"ALTER TABLE readings ADD COLUMN {column} INTEGER")
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    after = 0
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = conn.execute(
+                "SELECT id, expires_at, renewal_at FROM readings WHERE id > ? "
+                "AND (expires_at IS NOT NULL OR renewal_at IS NOT NULL) ORDER BY id LIMIT ?",
+                [after, RAW_BATCH],
+            ).fetchall()
+            conn.executemany(
+                "UPDATE readings SET expires_us = coalesce(?, expires_us), expires_at = NULL, "
+                "renews_us = coalesce(?, renews_us), renewal_at = NULL WHERE id = ?",
+                [(_instant(e), _instant(r), i) for i, e, r in rows],
+            )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        if not rows:
+            return
+        after = rows[-1][0]
+
+
+def _instant(text: str | None) -> int | None:
+    """Stored ISO text as `codec.instant` writes it; naive text (written by hand) is UTC."""
+    from datetime import UTC, datetime
+
+    from monitor.store import codec
+
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return codec.instant(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
@@ -307,6 +359,7 @@ STEPS: tuple[Step, ...] = (
     Step("0010_hook_deliveries", _hook_deliveries),
     Step("0011_web", _web),
     Step("0012_raw_kept_once", _raw_once, transactional=False),
+    Step("0013_reading_instants", _instants, transactional=False),
 )
 NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
 

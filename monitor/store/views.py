@@ -123,17 +123,22 @@ class EventRow:
 _STATUS = """
     SELECT s.line, s.level, s.checked_at, s.last_success_at, s.failures, s.last_error,
            s.low_since, r.checked_at, r.balance, r.currency, r.data_remaining,
-           r.data_total, r.expires_at, r.status, r.renewal_at, r.renewal_price, s.forecast,
+           r.data_total, coalesce(r.expires_us, r.expires_at), r.status,
+           coalesce(r.renews_us, r.renewal_at), r.renewal_price, s.forecast,
            c.snoozed_until, c.acked_level, c.acked_at, r.source
     FROM line_state s LEFT JOIN readings r ON r.id = s.last_reading_id
     LEFT JOIN line_controls c ON c.line = s.line
 """
 
 
+_EXPIRES = "coalesce(expires_us, expires_at)"
+"""A reading's expiry: integer microseconds (`codec.instant`), or the ISO text of a row
+written before migration 0013 moved it (or by hand)."""
+
 _CARRIED: dict[str, tuple[str, ...]] = {
     "balance": ("balance", "currency"),
     "data_remaining": ("data_remaining", "data_total"),
-    "expires_at": ("expires_at",),
+    "expires_at": (_EXPIRES,),
 }
 """The figures a reading from outside the poll may leave out, with the columns that go
 with each."""
@@ -154,6 +159,7 @@ class Views:
         decoding is most of the time the call takes (bench/web.py)."""
         # the decoding inlined: this runs for every line on every `status` and scrape
         moment, money, forecasts = datetime.fromisoformat, codec.parse_money, codec.parse_forecasts
+        instant = codec.parse_instant
         before: dict[str, tuple[Any, LineStatus]] = getattr(self, "_decoded", {})
         decoded: dict[str, tuple[Any, LineStatus]] = {}
         result = {}
@@ -182,9 +188,9 @@ class Views:
                     row[9],
                     row[10],
                     row[11],
-                    moment(row[12]) if row[12] else None,
+                    instant(row[12]),
                     row[13],
-                    moment(row[14]) if row[14] else None,
+                    instant(row[14]),
                     money(row[15]),
                     forecasts(row[16]) if row[16] and row[16] != "{}" else _NO_FORECASTS,
                     controls_from(row[17], row[18], row[19])
@@ -226,7 +232,7 @@ class Views:
                 if status.data_total is None:
                     carried["data_total"] = row[1]
             else:
-                carried[figure] = codec.parse_ts(row[0])
+                carried[figure] = codec.parse_instant(row[0])
         if not carried:
             return status
         return status._replace(**carried, carried=frozenset(k for k in carried if k in _CARRIED))
@@ -260,7 +266,7 @@ class Views:
     def history(self, line: str, since: datetime) -> list[HistoryRow]:
         rows = self.conn.execute(
             "SELECT checked_at, ok, level, balance, currency, data_remaining, data_total, "
-            "expires_at, status, error, source FROM readings WHERE line = ? AND checked_at >= ? "
+            f"{_EXPIRES}, status, error, source FROM readings WHERE line = ? AND checked_at >= ? "
             "ORDER BY checked_at",
             [line, codec.ts(since)],
         ).fetchall()
@@ -273,7 +279,7 @@ class Views:
                 currency=r[4],
                 data_remaining=r[5],
                 data_total=r[6],
-                expires_at=codec.parse_ts(r[7]),
+                expires_at=codec.parse_instant(r[7]),
                 status=r[8],
                 error=r[9],
                 source=r[10],

@@ -435,7 +435,7 @@ def test_one_out_of_range_figure_fails_its_line_alone(
     ok = db.execute("SELECT count(*) FROM readings WHERE ok = 1 AND line != 'bad'").fetchone()
     assert ok == (25,)
     rows = db.execute(
-        "SELECT ok, error, balance, data_remaining, expires_at FROM readings WHERE line = 'bad'"
+        "SELECT ok, error, balance, data_remaining, expires_us FROM readings WHERE line = 'bad'"
     ).fetchall()
     assert len(rows) == 1 and rows[0][0] == 0 and rows[0][2:] == (None, None, None), rows
     assert expected in rows[0][1]

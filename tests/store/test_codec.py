@@ -46,6 +46,20 @@ def test_money_keeps_its_places() -> None:
     assert codec.money(None) is None and codec.parse_money(None) is None
 
 
+@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7))])))
+def test_a_readings_instants_round_trip_exactly(moment: datetime) -> None:
+    """Expiry and renewal as integer microseconds: the same instant back, in UTC, and the
+    ISO text older versions wrote reads as that instant too."""
+    stored = codec.instant(moment)
+    assert isinstance(stored, int)
+    back = codec.parse_instant(stored)
+    assert back == moment and back is not None and back.tzinfo is UTC
+    assert codec.parse_instant(codec.ts(moment)) == moment
+    assert codec.instant(None) is None and codec.parse_instant(None) is None
+    with pytest.raises(TypeError, match="naive"):
+        codec.instant(moment.replace(tzinfo=None))
+
+
 def test_a_float_or_a_naive_time_is_never_stored() -> None:
     """A float has rounded the money already; a naive time would be read as local time."""
     with pytest.raises(TypeError, match="Decimal"):

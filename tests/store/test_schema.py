@@ -16,7 +16,7 @@ import pytest
 
 from monitor.errors import EXIT_DATABASE, DatabaseUnusable, StoreError
 from monitor.model import Level, LineState, Reading
-from monitor.store import Check, Store, schema
+from monitor.store import Check, Store, codec, schema
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 KEPT_COLUMNS = (
@@ -209,4 +209,53 @@ def test_a_database_of_the_previous_schema_keeps_each_raw_reply_once(
     last = store.conn.execute("SELECT raw, raw_same FROM readings ORDER BY id DESC").fetchone()
     assert last == (None, 1)
     assert store.last_raw("b") == json.dumps({"v": "B1"})
+    store.close()
+
+
+def test_a_database_of_the_previous_schema_reads_its_expiries_as_before(
+    database_before: Callable[[str], Path],
+) -> None:
+    """Migration 0013 (issue 18): a reading's expiry and renewal move from ISO text to
+    integer microseconds, and every reading reads the same instants; a row written as text
+    after it (by hand) still reads."""
+    from sqlite_utils import Database
+
+    path = database_before("0013_reading_instants")
+    expiry, renewal = T0 + timedelta(days=30, microseconds=7), T0 + timedelta(days=9)
+    db = Database(path)
+    db["readings"].insert_all(
+        [
+            {"line": "a", "checked_at": codec.ts(T0), "ok": 1, "expires_at": codec.ts(expiry)},
+            {"line": "a", "checked_at": codec.ts(T0 + timedelta(hours=1)), "ok": 0},
+            {
+                "line": "b",
+                "checked_at": codec.ts(T0),
+                "ok": 1,
+                "expires_at": "2027-01-01T00:00:00",  # naive text, as a hand would write it
+                "renewal_at": codec.ts(renewal),
+            },
+        ]
+    )
+    for line, last in (("a", 1), ("b", 3)):
+        db["line_state"].insert({"line": line, "checked_at": codec.ts(T0), "last_reading_id": last})
+    db.conn.close()
+    store = Store.open(path)
+    assert schema.applied(store.conn) == list(schema.NAMES)
+    rows = store.conn.execute(
+        "SELECT expires_at, renewal_at, typeof(expires_us), typeof(renews_us) FROM readings"
+    ).fetchall()
+    assert rows == [
+        (None, None, "integer", "null"),
+        (None, None, "null", "null"),
+        (None, None, "integer", "integer"),
+    ]
+    status = store.status()
+    assert status["a"].expires_at == expiry
+    assert status["b"].expires_at == datetime(2027, 1, 1, tzinfo=UTC)
+    assert status["b"].renewal_at == renewal
+    assert [h.expires_at for h in store.history("a", T0)] == [expiry, None]
+    store.conn.execute(
+        "UPDATE readings SET expires_us = NULL, expires_at = ? WHERE id = 1", [codec.ts(expiry)]
+    )
+    assert store.history("a", T0)[0].expires_at == expiry
     store.close()
