@@ -445,7 +445,12 @@ class Daemon:
         the metrics snapshot, the dead man's switch."""
         started = time.monotonic()
         self.checker.run(
-            self.store, lines, tick=self.dog.kick, direct=self._send_now, stop=self._stop_asked
+            self.store,
+            lines,
+            tick=self.dog.kick,
+            direct=self._send_now,
+            stop=self._stop_asked,
+            keep=False,
         )
         if self._stopping:  # an interrupted cycle is no cycle: no status, no heartbeat
             return

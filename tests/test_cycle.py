@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import structlog
+import structlog.testing
 
 from monitor import adapters
 from monitor.adapters import Adapter
@@ -143,6 +145,26 @@ def accounts_config(behaviours: dict[str, str], lines_each: int, extra: str = ""
         for i in range(lines_each):
             text += f'[lines.{name}-{i}]\naccount = "{name}"\n'
     return text
+
+
+def test_a_cycle_that_keeps_no_results_records_and_counts_them_all(
+    registry: None, write_config: Callable[..., Path]
+) -> None:
+    """The daemon's cycle (`keep=False`) returns nothing, so 10,000 results are not held to
+    the end; every check is still written and the log still counts the failures."""
+    settings = load_settings(write_config(CONFIG))
+    store = Store.open(settings.database_path())
+    checker = Checker(settings)
+    try:
+        with structlog.testing.capture_logs() as logged:
+            assert checker.run(store, list(settings.lines), keep=False) == []
+    finally:
+        checker.close()
+    (done,) = [e for e in logged if e["event"] == "checks done"]
+    assert done["lines"] == 3 and done["failed"] == 2
+    states = store.states()
+    assert states["bad"].failures == 1 and states["fine"].level is Level.CRITICAL
+    store.close()
 
 
 def test_one_account_never_takes_every_worker(
