@@ -157,7 +157,8 @@ def sign(secret: str, body: bytes) -> str:
 
 class CommandAction(_CannotLookUp):
     """Runs an argv (no shell) with the request in its environment. Exit 0: submitted;
-    another exit: failed; killed at the timeout: unknown."""
+    another exit: failed; killed at the timeout or by a signal (the daemon's stop ends it
+    so): unknown, as it may have paid before it was cut off."""
 
     name = "command"
 
@@ -185,6 +186,11 @@ class CommandAction(_CannotLookUp):
             raise TopUpUnknown(f"the command did not finish in {self.timeout:g} s") from None
         finally:
             children.release(proc)
+        if proc.returncode < 0:
+            raise TopUpUnknown(
+                f"the command was killed (signal {-proc.returncode}) before it finished: "
+                "it may have acted"
+            )
         if proc.returncode != 0:
             excerpt = (err or out).decode(errors="replace").strip()[-300:]
             raise TopUpFailed(f"the command exited {proc.returncode}: {excerpt}")

@@ -107,7 +107,7 @@ def _view(settings: config.Settings) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from monitor.daemon import Daemon
+    from monitor.daemon import Daemon, end_programs
 
     path = config.config_path(args.config)
     settings = load_settings(path)
@@ -119,7 +119,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             daemon.close()
         return _exit_past(daemon, EXIT_OK)
     daemon.install_signal_handlers()
-    daemon.run()
+    try:
+        daemon.run()
+    finally:
+        end_programs()
     return _exit_past(daemon, EXIT_OK)
 
 

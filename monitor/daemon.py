@@ -34,7 +34,16 @@ from types import FrameType
 import schedule
 import structlog
 
-from monitor import adapters, alertmanager, control, heartbeat, metrics, redact, sdnotify
+from monitor import (
+    adapters,
+    alertmanager,
+    children,
+    control,
+    heartbeat,
+    metrics,
+    redact,
+    sdnotify,
+)
 from monitor.config import Settings
 from monitor.cycle import Checker
 from monitor.dispatch import Dispatcher
@@ -716,6 +725,18 @@ class Daemon:
         self.store.close()
         self.lock.release()
         self.sd.close()
+
+
+def end_programs() -> None:
+    """After the daemon's stop, kill the programs still running: those of checks under way
+    (a `command` line's, mmcli) and a top-up command the stop's wait did not see end. Each
+    runs in a session of its own (monitor.children), out of reach of the SIGTERM or Ctrl-C
+    that stopped the daemon, and would run on past its timeout, reparented to init, with
+    no one left to kill it. Process-wide, so `run` calls it, not `Daemon.close`: a daemon
+    inside a test's process is not that process's only user of programs."""
+    ended = children.stop_all()
+    if ended:
+        log.info("programs still running at the stop were killed", programs=ended)
 
 
 STATUS_REASON = 200

@@ -4,11 +4,13 @@ through the adapters' redactor (issue 11.6)."""
 from __future__ import annotations
 
 import base64
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from monitor.actions import ProviderAction
+from monitor.actions import CommandAction, ProviderAction
 from monitor.adapters import AdapterContext
 from monitor.errors import TopUpFailed, TopUpUnknown
 from monitor.model import TopUpRequest, TopUpResult
@@ -51,3 +53,21 @@ def test_a_result_echoing_credentials_is_redacted() -> None:
         assert result is not None
         assert result.reference == "ref-[redacted]"
         assert result.detail == "paid with Basic [redacted]"
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [
+        ("raise SystemExit(3)", TopUpFailed),
+        ("import os, signal; os.kill(os.getpid(), 9)", TopUpUnknown),
+    ],
+)
+def test_a_top_up_command_killed_by_a_signal_may_have_paid(
+    tmp_path: Path, code: str, outcome: type[Exception]
+) -> None:
+    """An exit of its own says it failed; a program killed (by the daemon's stop, the OOM
+    killer) said nothing: unknown, so its intent is never taken as unspent."""
+    action = CommandAction([sys.executable, "-c", code], timeout=60)
+    with pytest.raises((TopUpFailed, TopUpUnknown)) as caught:
+        action.execute(REQUEST)
+    assert type(caught.value) is outcome

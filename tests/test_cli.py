@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_slow import SlowProgram
 from parsers import actions
 
 from monitor.adapters import demo
@@ -370,14 +371,6 @@ def test_python_dash_m(configured: Path) -> None:
     assert json.loads(done.stdout)[0]["line"] == "travel"
 
 
-def _gone(pid: int) -> bool:
-    """Dead: no such process, or a zombie waiting for whoever reaps it."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
 def test_ctrl_c_during_run_once_stops_every_program_started_and_says_interrupted(
     write_config: Callable[..., Path], tmp_path: Path
@@ -388,41 +381,26 @@ def test_ctrl_c_during_run_once_stops_every_program_started_and_says_interrupted
     import signal
     import subprocess
     import sys
-    import time
 
-    pids = tmp_path / "pids"
-    program = tmp_path / "slow.sh"
-    program.write_text(
-        f'#!/bin/sh\nsleep 300 &\necho "$$ $!" > {pids}.tmp\nmv {pids}.tmp {pids}\nwait\n'
+    program = SlowProgram(tmp_path)
+    path = write_config(
+        f'[lines.x]\nadapter = "command"\nargv = ["{program.path}"]\ntimeout = "5m"\n'
     )
-    program.chmod(0o755)
-    path = write_config(f'[lines.x]\nadapter = "command"\nargv = ["{program}"]\ntimeout = "5m"\n')
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor", "--config", str(path), "run", "--once"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    started: list[int] = []
     try:
-        deadline = time.monotonic() + 60
-        while not pids.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert pids.exists(), "the program never started"
-        started = [int(pid) for pid in pids.read_text().split()]
-        assert not any(_gone(pid) for pid in started)
+        program.started(proc)
         proc.send_signal(signal.SIGINT)  # what the terminal sends its foreground group
         _, err = proc.communicate(timeout=60)
-        deadline = time.monotonic() + 10  # a SIGKILL sent is not yet a process ended
-        while not all(_gone(pid) for pid in started) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        left = [pid for pid in started if not _gone(pid)]
+        left = program.left()
     finally:  # leave nothing behind, whatever the outcome
         if proc.poll() is None:
             proc.kill()
-        for pid in started:
-            if not _gone(pid):
-                os.kill(pid, signal.SIGKILL)
+        program.kill()
     assert proc.returncode == 130
     assert "esim-monitor: interrupted" in err
     assert left == []

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from daemon_proc import run_argv
+from fake_slow import SlowProgram
 
 CONFIG = """
 [monitor]
@@ -101,6 +102,59 @@ def test_sigint_stops_cleanly(daemon: Any) -> None:
     d.wait_for("line checked", line="a")
     d.proc.send_signal(signal.SIGINT)
     assert d.proc.wait(timeout=10) == 0
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_ends_the_program_of_a_check_under_way(
+    daemon: Any, tmp_path: Path, signum: int
+) -> None:
+    """Issue 19: a `command` line's program runs in a session of its own (so its timeout
+    kills all it started), which the daemon's SIGTERM or a terminal's Ctrl-C does not
+    reach; unfixed, it and its own child ran on after the daemon, reparented to init."""
+    program = SlowProgram(tmp_path)
+    d, _ = daemon(f'[lines.x]\nadapter = "command"\nargv = ["{program.path}"]\ntimeout = "5m"\n')
+    try:
+        program.started(d.proc)
+        d.proc.send_signal(signum)
+        assert d.proc.wait(timeout=60) == 0
+        left = program.left()
+    finally:
+        program.kill()
+    assert left == []
+    d.wait_for("programs still running at the stop were killed", programs=1, timeout=5)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_a_stop_ends_a_top_up_command_past_its_wait_and_never_calls_it_failed(
+    daemon: Any, tmp_path: Path
+) -> None:
+    """A top-up under way is waited for (STOP_WAIT), then killed with the daemon, not left
+    running; its intent stays open or is settled unknown (it may have paid), never failed
+    (which would let the next low reading buy again)."""
+    from monitor.store import Store
+
+    program = SlowProgram(tmp_path)
+    d, _ = daemon(
+        "[recharge]\nenabled = true\n[defaults.thresholds]\nbalance_critical = 5\n"
+        '[lines.a]\nadapter = "demo"\nbalance = 3\ndrain = 0\n'
+        f'[lines.a.recharge]\naction = "command"\nargv = ["{program.path}"]\ntimeout = "5m"\n'
+    )
+    try:
+        program.started(d.proc)
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(timeout=60) == 0
+        left = program.left()
+    finally:
+        program.kill()
+    assert left == []
+    d.wait_for("stopping with a top-up step under way", line="a", timeout=5)
+    store = Store.open(tmp_path / "history.db")  # where write_config puts it
+    try:
+        (entry,) = store.recharges()
+    finally:
+        store.close()
+    assert entry.state in ("requested", "unknown")
 
 
 def test_sighup_reloads_and_an_invalid_config_is_rejected(daemon: Any) -> None:
