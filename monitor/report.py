@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -15,9 +15,11 @@ from monitor.adapters import line_sizes
 from monitor.config import Settings
 from monitor.evaluate import describe_forecast, judge, summarize
 from monitor.model import Event, Level
-from monitor.store import Store
 from monitor.store.views import LineStatus, Views
 from monitor.units import Sizes, format_bytes
+
+if TYPE_CHECKING:
+    from monitor.store import Store  # sqlite-utils: not for `report`, which only reads
 
 log = structlog.get_logger("monitor.report")
 

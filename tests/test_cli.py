@@ -413,7 +413,7 @@ the adapters' modules (monitor.adapters itself knows each built-in's size conven
 
 @pytest.mark.parametrize(
     "command",
-    [("status",), ("status", "--json"), ("history", "travel"), ("events",)],
+    [("status",), ("status", "--json"), ("history", "travel"), ("events",), ("report",)],
 )
 def test_read_commands_import_neither_apprise_nor_http_nor_numpy(
     configured: Path, command: tuple[str, ...]
