@@ -111,6 +111,8 @@ class Checker:
             settings.database_path(),
         )
         self._adapters: dict[str, adapters.Adapter] = {}
+        self._accounts: dict[str, adapters.AccountRef] = {}
+        """Each account's validated options, shared by its lines' adapters."""
         self._pool = WorkerPool(settings.monitor.workers)
         self.breakers: dict[str, Breaker] = {
             name: Breaker(name, settings.monitor.breaker_after) for name in settings.accounts
@@ -133,7 +135,9 @@ class Checker:
 
     def _adapter(self, line_id: str) -> adapters.Adapter:
         if line_id not in self._adapters:
-            self._adapters[line_id] = adapters.build(self.settings, line_id, self.context)
+            self._adapters[line_id] = adapters.build(
+                self.settings, line_id, self.context, self._accounts
+            )
         return self._adapters[line_id]
 
     def read(self, line_ids: Sequence[str]) -> list[CheckResult]:

@@ -167,6 +167,26 @@ def test_a_cycle_that_keeps_no_results_records_and_counts_them_all(
     store.close()
 
 
+def test_the_lines_of_an_account_share_its_validated_options(
+    write_config: Callable[..., Path],
+) -> None:
+    settings = load_settings(
+        write_config(
+            '[accounts.fleet]\nprovider = "airalo"\nclient_id = "id"\nclient_secret = "s3cr3t-x"\n'
+            '[lines.a]\naccount = "fleet"\niccid = "8944465400000267221"\n'
+            '[lines.b]\naccount = "fleet"\niccid = "8944465400000267222"\n'
+        )
+    )
+    checker = Checker(settings)
+    try:
+        a, b = checker.adapter("a"), checker.adapter("b")
+    finally:
+        checker.close()
+    assert a.account is not None and b.account is not None
+    assert a.account.options is b.account.options  # one copy, not one a line
+    assert a.options is not b.options
+
+
 def test_one_account_never_takes_every_worker(
     accounted: None, write_config: Callable[..., Path]
 ) -> None:
