@@ -107,6 +107,7 @@ def test_what_the_daemon_relies_on() -> None:
     assert unit["Service.Type"] == ["notify"]
     assert unit["Service.NotifyAccess"] == ["main"]
     assert unit["Service.WatchdogSec"]
+    assert unit["Service.TimeoutStartSec"] == ["30min"]  # a big history's check and migration
     (pre,) = unit["Service.ExecStartPre"]
     assert pre.endswith("esim-monitor config validate")
     assert unit["Service.ExecStart"][0].endswith("esim-monitor run")
