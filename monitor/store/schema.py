@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -241,21 +242,15 @@ def _raw_once(db: Database) -> None:
     # Not one transaction: batches of readings in id order, each its own; a run cut
     # short is simply run again (a batch done twice changes nothing).
     conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _immediate(conn):
         if "raw_same" not in _columns(conn, "readings"):
             conn.execute("ALTER TABLE readings ADD COLUMN raw_same INTEGER")
         if "last_raw_id" not in _columns(conn, "line_state"):
             conn.execute("ALTER TABLE line_state ADD COLUMN last_raw_id INTEGER")
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
     kept: dict[str, tuple[int, str]] = {}
     after = 0
     while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             rows = conn.execute(
                 "SELECT id, line, raw FROM readings WHERE id > ? AND raw IS NOT NULL "
                 "ORDER BY id LIMIT ?",
@@ -275,10 +270,6 @@ def _raw_once(db: Database) -> None:
                     "AND (last_raw_id IS NULL OR last_raw_id < ?)",
                     [(reading_id, line, reading_id) for line, (reading_id, _) in kept.items()],
                 )
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
         if not rows:
             return
         after = rows[-1][0]
@@ -292,19 +283,13 @@ def _instants(db: Database) -> None:
     # store reads either column, so readings move over a short transaction at a time,
     # and a run cut short leaves every row readable (run again, it goes on).
     conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _immediate(conn):
         for column in ("expires_us", "renews_us"):
             if column not in _columns(conn, "readings"):
                 conn.execute(f"ALTER TABLE readings ADD COLUMN {column} INTEGER")
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
     after = 0
     while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             rows = conn.execute(
                 "SELECT id, expires_at, renewal_at FROM readings WHERE id > ? "
                 "AND (expires_at IS NOT NULL OR renewal_at IS NOT NULL) ORDER BY id LIMIT ?",
@@ -315,10 +300,6 @@ def _instants(db: Database) -> None:
                 "renews_us = coalesce(?, renews_us), renewal_at = NULL WHERE id = ?",
                 [(_instant(e), _instant(r), i) for i, e, r in rows],
             )
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
         if not rows:
             return
         after = rows[-1][0]
@@ -334,6 +315,18 @@ def _instant(text: str | None) -> int | None:
         return None
     moment = datetime.fromisoformat(text)
     return codec.instant(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction of a migration that commits as it goes: all of it or none."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
