@@ -386,12 +386,18 @@ def test_ctrl_c_during_run_once_stops_every_program_started_and_says_interrupted
     path = write_config(
         f'[lines.x]\nadapter = "command"\nargv = ["{program.path}"]\ntimeout = "5m"\n'
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "--config", str(path), "run", "--once"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # As a terminal's foreground job: SIGINT not ignored. A shell's background job (which
+    # may be running this suite) ignores it, and an ignored signal stays so across exec.
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(path), "run", "--once"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     try:
         program.started(proc)
         proc.send_signal(signal.SIGINT)  # what the terminal sends its foreground group
