@@ -149,8 +149,12 @@ def _read(path: str) -> str:
 
 
 def _write(path: str, text: str) -> None:
-    with open(path, "w") as file:
+    """Whole or not at all, as ModemManager's own state changes: an mmcli killed mid-call
+    (a timeout on a loaded machine) must not leave a cut file for the next call to read."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as file:
         file.write(text)
+    os.replace(temporary, path)
 
 
 def _status(directory: str, modem: dict[str, Any]) -> str:
