@@ -35,6 +35,25 @@ RAW = (
 """What the store keeps as `raw` for a 1NCE reading (the quota object)."""
 
 
+def esim_monitor(*args: str) -> list[str]:
+    """`esim-monitor ARGS` through the venv's script (what a user runs), else `-m monitor`."""
+    script = Path(sys.executable).with_name("esim-monitor")
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "monitor"]
+    return [*head, *args]
+
+
+def import_times(stderr: str) -> list[tuple[str, int, int]]:
+    """`python -X importtime`'s report as (module, depth, cumulative microseconds)."""
+    modules = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, name = line.removeprefix("import time:").split("|", 2)
+        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
+        modules.append((name.strip(), depth, int(cumulative)))
+    return modules
+
+
 def line_ids(count: int) -> list[str]:
     return [f"l{index:06d}" for index in range(1, count + 1)]
 

@@ -133,10 +133,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         )
         log = folder / "daemon.log"
         with log.open("wb") as sink:
-            script = Path(sys.executable).with_name("esim-monitor")
-            head = [str(script)] if script.exists() else [sys.executable, "-m", "monitor"]
             daemon = subprocess.Popen(
-                [*head, "--config", str(config), "--log-format", "json", "run"],
+                benchlib.esim_monitor("--config", str(config), "--log-format", "json", "run"),
                 stdout=sink,
                 stderr=sink,
                 cwd=folder,

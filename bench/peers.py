@@ -74,11 +74,11 @@ def project(folder: Path, base_url: str, ids: list[str], round_no: int) -> dict[
         base_url=base_url,
         database=folder / f"project-{round_no}.db",
     )
-    script = Path(sys.executable).with_name("esim-monitor")
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "monitor"]
     log = folder / f"project-{round_no}.log"
     figures = timed_process(
-        [*head, "--config", str(config), "--log-format", "json", "run", "--once"], folder, log
+        benchlib.esim_monitor("--config", str(config), "--log-format", "json", "run", "--once"),
+        folder,
+        log,
     )
     for row in log.read_text(encoding="utf-8", errors="replace").splitlines():
         try:

@@ -64,12 +64,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def script() -> list[str]:
-    """The venv's `esim-monitor` script (what a user runs), else `python -m monitor`."""
-    path = Path(sys.executable).with_name("esim-monitor")
-    return [str(path)] if path.exists() else [sys.executable, "-m", "monitor"]
-
-
 class Case(NamedTuple):
     name: str
     argv: list[str]
@@ -80,9 +74,9 @@ class Case(NamedTuple):
 
 def cases(config: Path, baseline: Path | None) -> list[Case]:
     """Every timed process, peers first; with a baseline, each command then runs twice."""
-    cli = [*script(), "--config", str(config)]
+    cli = [*benchlib.esim_monitor(), "--config", str(config)]
     commands = [
-        Case("esim-monitor --help", [*script(), "--help"], HELP_TARGET_S),
+        Case("esim-monitor --help", [*benchlib.esim_monitor(), "--help"], HELP_TARGET_S),
         Case("status", [*cli, "status"], READ_TARGET_S),
         Case("history travel", [*cli, "history", "travel"], READ_TARGET_S),
         Case("events", [*cli, "events"], READ_TARGET_S),
@@ -126,7 +120,7 @@ def prepare(folder: Path) -> Path:
     config = folder / "demo.toml"
     shutil.copyfile(DEMO, config)
     env = environment(folder / "pycache", write=True)
-    run([*script(), "--config", str(config), "run", "--once"], env, folder)
+    run([*benchlib.esim_monitor(), "--config", str(config), "run", "--once"], env, folder)
     return config
 
 
@@ -161,13 +155,7 @@ def imports(argv: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
     if argv[0] != sys.executable:
         argv = [sys.executable, *argv]  # the venv script is a Python file
     done = run([argv[0], "-X", "importtime", *argv[1:]], env, cwd)
-    modules: list[tuple[str, int, int]] = []  # name, depth, cumulative microseconds
-    for line in done.stderr.splitlines():
-        if not line.startswith("import time:") or "cumulative" in line:
-            continue
-        _, cumulative, name = line.removeprefix("import time:").split("|", 2)
-        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
-        modules.append((name.strip(), depth, int(cumulative)))
+    modules = benchlib.import_times(done.stderr)  # name, depth, cumulative microseconds
     names = {name for name, _, _ in modules}
     heavy = [m for m in HEAVY if any(n == m or n.startswith(m + ".") for n in names)]
     top = sorted((m for m in modules if m[1] <= 1), key=lambda m: -m[2])[:6]

@@ -116,9 +116,7 @@ def time_query(db: Path, runs: int, lines: int) -> dict[str, Any]:
 
 def command(config: Path) -> list[str]:
     """`esim-monitor --config PATH status`, through the venv's script when there is one."""
-    script = Path(sys.executable).with_name("esim-monitor")
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "monitor"]
-    return [*head, "--config", str(config), "status"]
+    return benchlib.esim_monitor("--config", str(config), "status")
 
 
 def time_command(config: Path, runs: int, lines: int) -> dict[str, Any]:
@@ -161,13 +159,7 @@ def imports(config: Path) -> dict[str, Any]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    modules: list[tuple[str, int, int]] = []  # name, depth, cumulative microseconds
-    for line in done.stderr.splitlines():
-        if not line.startswith("import time:") or "cumulative" in line:
-            continue
-        _, cumulative, name = line.removeprefix("import time:").split("|", 2)
-        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
-        modules.append((name.strip(), depth, int(cumulative)))
+    modules = benchlib.import_times(done.stderr)  # name, depth, cumulative microseconds
     names = {name for name, _, _ in modules}
     watched = {
         module: any(name == module or name.startswith(module + ".") for name in names)

@@ -229,24 +229,18 @@ def server_config(folder: Path, port: int) -> Path:
     return path
 
 
-def esim_monitor(*args: str) -> list[str]:
-    script = Path(sys.executable).with_name("esim-monitor")
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "monitor"]
-    return [*head, *args]
-
-
 def time_http(folder: Path, runs: int, lines: int) -> dict[str, Any]:
     port = free_port()
     config = server_config(folder, port)
     token = subprocess.run(
-        esim_monitor("--config", str(config), "http", "token", "bench"),
+        benchlib.esim_monitor("--config", str(config), "http", "token", "bench"),
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     ).stdout.split()[-1]
     daemon = subprocess.Popen(
-        esim_monitor("--config", str(config), "--log-format", "json", "run"),
+        benchlib.esim_monitor("--config", str(config), "--log-format", "json", "run"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=folder,
