@@ -5,7 +5,6 @@ Pure functions, no I/O. Parsers raise `UnitError` with a message a user can act 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -138,11 +137,15 @@ def format_size(size: int) -> str:
     count = int(size)
     written_decimal = isinstance(size, Size) and size.binary != count
     for unit, factor in _CONFIG_UNITS["decimal" if written_decimal else "binary"]:
-        if count < factor:
-            continue
         amount = Decimal(count) / factor
-        if amount == amount.quantize(Decimal("0.001")):
-            return f"{amount.normalize():f}{unit}"
+        text = f"{amount.normalize():f}{unit}"
+        if written_decimal:
+            # "1000MB" is not "1GB" on a binary line (1000 MiB, not 1 GiB): the unit is
+            # the one whose words give both meanings back
+            if parse_size(text).binary == size.binary:
+                return text
+        elif count >= factor and amount == amount.quantize(Decimal("0.001")):
+            return text
     return f"{count}B"
 
 
@@ -350,6 +353,8 @@ def parse_address(text: str) -> tuple[str, int]:
         host, sep, port_text = text[1:].partition("]:")
         if not sep:
             raise ValueError(f"expected '[address]:port', got {text!r}")
+        import ipaddress  # here: every command imports this module, few parse an address
+
         try:
             ipaddress.IPv6Address(host)
         except ValueError:

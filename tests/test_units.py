@@ -139,6 +139,9 @@ def test_a_threshold_keeps_how_it_was_written() -> None:
     [
         ("1.5GB", "1.5GB"),
         ("500MB", "500MB"),
+        ("1000MB", "1000MB"),
+        ("2500KB", "2500KB"),
+        ("1.2345GB", "1.2345GB"),
         ("4MiB", "4MiB"),
         ("3072MiB", "3GiB"),
         (4194304, "4MiB"),
