@@ -15,7 +15,6 @@ import hmac
 import json
 import os
 import re
-import signal
 import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -180,8 +179,7 @@ class CommandAction(_CannotLookUp):
         try:
             out, err = proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            children.release(proc)
+            children.kill(proc)
             proc.communicate()
             raise TopUpUnknown(f"the command did not finish in {self.timeout:g} s") from None
         finally:

@@ -39,6 +39,13 @@ def release(proc: subprocess.Popen[bytes]) -> None:
         _groups.discard(proc.pid)
 
 
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the program's whole group (what it started too) and forget it. Call it before
+    the process is reaped, so its group id cannot have been reused."""
+    _kill(proc.pid)
+    release(proc)
+
+
 def stop_all() -> int:
     """Kill every group still running, and any started from now on; how many there were."""
     global _stopping

@@ -47,6 +47,7 @@ from monitor.units import (
     Sizes,
     format_bytes,
     format_duration,
+    format_money,
     parse_duration,
 )
 
@@ -877,22 +878,21 @@ def figures_text(figures: Any, sizes: Sizes, tz: tzinfo) -> str:
     """What a reply was read as, in words (`ussd LINE CODE`): each figure it gave."""
     said = []
     if figures.balance is not None:
-        said.append(f"balance {money_text(f'{figures.balance:f}', figures.currency)}")
+        said.append(f"balance {format_money(figures.balance, figures.currency)}")
     if figures.data_remaining is not None:
-        total = f" of {format_bytes(figures.data_total, sizes)}" if figures.data_total else ""
-        said.append(f"data left {format_bytes(figures.data_remaining, sizes)}{total}")
+        said.append(f"data left {data_text(figures.data_remaining, figures.data_total, sizes)}")
     elif figures.data_total is not None:
         said.append(f"data plan {format_bytes(figures.data_total, sizes)}")
     if figures.data_used is not None:
         said.append(f"data used {format_bytes(figures.data_used, sizes)}")
     if figures.expires_at is not None:
         said.append(f"expires {when_text(figures.expires_at, tz)}")
+    price = figures.renewal_price
     if figures.renewal_at is not None:
-        price = figures.renewal_price
-        cost = f" for {money_text(f'{price:f}', figures.currency)}" if price is not None else ""
+        cost = f" for {format_money(price, figures.currency)}" if price is not None else ""
         said.append(f"renews {when_text(figures.renewal_at, tz)}{cost}")
-    elif figures.renewal_price is not None:
-        said.append(f"renewal price {money_text(f'{figures.renewal_price:f}', figures.currency)}")
+    elif price is not None:
+        said.append(f"renewal price {format_money(price, figures.currency)}")
     return ", ".join(said) or "no figure"
 
 
@@ -1066,12 +1066,8 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
             done = "delivered"
         where = config.masked_url(settings.channels[name].url.get_secret_value())
         results.append({"channel": name, "url": where, "ok": outcome.ok, "error": outcome.error})
-        if args.json:
-            pass
-        elif outcome.ok:
-            print(f"{name}: {done}")
-        else:
-            print(f"{name} ({where}): FAILED: {outcome.error}")
+        if not args.json:
+            print(f"{name}: {done}" if outcome.ok else f"{name} ({where}): FAILED: {outcome.error}")
         failed += not outcome.ok
     if args.json:
         _print_json(results)

@@ -684,8 +684,8 @@ def load(path: Path, validators: Iterable[Validator] = (), *, secrets: bool = Tr
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     if not secrets:
         data = _with_unloaded_urls(data)
+    # key paths pydantic refused, left out so that the rest is checked all the same
     left_out: list[str] = []
-    """Key paths pydantic refused, left out so that the rest is checked all the same."""
     try:
         try:
             settings = _settings(data, credentials, secrets)

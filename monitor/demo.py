@@ -20,13 +20,15 @@ from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 
+from monitor import ENV_PREFIX
+
 CONFIG_NAME = "demo.toml"
 FOLDER_PREFIX = "esim-monitor-demo-"
 DEFAULT_PORT = 8757
 _ADDRESS = re.compile(
     r'^((?:listen|public_url)\s*=\s*"(?:http://)?127\.0\.0\.1:)8757"', re.MULTILINE
 )
-KEPT_ENV = ("ESIM_MONITOR_DEBUG",)
+KEPT_ENV = (f"{ENV_PREFIX}DEBUG",)
 """The one variable of ours the demo heeds: every other would mix a setting of the user's
 (a channel's URL from the environment or a systemd credential) into the simulated lines."""
 
@@ -62,7 +64,7 @@ def isolate(environ: MutableMapping[str, str]) -> None:
     """Drop the user's own settings from `environ`: ESIM_MONITOR_* (but the debug switch)
     and systemd's CREDENTIALS_DIRECTORY, which the config would merge into the demo's."""
     for name in list(environ):
-        if (name.startswith("ESIM_MONITOR_") and name not in KEPT_ENV) or (
+        if (name.startswith(ENV_PREFIX) and name not in KEPT_ENV) or (
             name == "CREDENTIALS_DIRECTORY"
         ):
             del environ[name]

@@ -33,7 +33,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -941,9 +940,7 @@ def _mmcli(args: list[str], timeout: float, what: str) -> _Run:
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    children.release(proc)  # before it is reaped below
+    children.kill(proc)  # before it is reaped below
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.communicate(timeout=KILL_GRACE)
 

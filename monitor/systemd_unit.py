@@ -17,12 +17,14 @@ from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
 
+import monitor
+
 TEMPLATE = "esim-monitor.service"
 MODEM_DROPIN = "modem.conf"
 DEFAULT_EXECUTABLE = Path("/opt/esim-monitor/venv/bin/esim-monitor")
-DEFAULT_CONFIG = Path("/etc/esim-monitor/config.toml")
+DEFAULT_CONFIG = Path(monitor.DEFAULT_CONFIG)
 DEFAULT_CREDENTIALS = Path("/etc/esim-monitor/credentials")
-CONFIG_ENV = "ESIM_MONITOR_CONFIG"
+CONFIG_ENV = f"{monitor.ENV_PREFIX}CONFIG"
 ENCRYPTED_SUFFIX = ".cred"
 
 # What the unit's sandbox hides from the service: ProtectHome=yes and PrivateTmp=yes.

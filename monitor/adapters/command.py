@@ -13,7 +13,6 @@ check carrying an excerpt of what the program said: never a zero.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -188,9 +187,7 @@ def run(argv: list[str], env: Mapping[str, str], timeout: float) -> Completed:
         timed_out = out.alive or err.alive
     # The program is not reaped yet, so its group id cannot have been reused: kill the whole
     # group, which also ends helpers it left behind (they have no business outliving a check).
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    children.release(proc)
+    children.kill(proc)
     proc.wait()
     out.join(2)
     err.join(2)
