@@ -313,8 +313,7 @@ def send_ussd(
     default twice the timeout (time for one session ahead to run its course); then
     ModemBusy.
     """
-    if not re.fullmatch(r"[0-9*#+]+", code):
-        raise UsageError(f"{shown(code)!r} is not a USSD code (digits, * and #, such as '*777#')")
+    _check_code(code)
     for answer in respond:
         if not MENU_ANSWER.fullmatch(answer):
             raise UsageError(f"{shown(answer)!r} is not a menu answer (1 to 160 characters)")
@@ -606,8 +605,8 @@ def sms_query(
     if not SMS_SENDER.fullmatch(sender):
         raise UsageError(f"{sender!r} is not a sender number or name")
     properties = _sms_properties(to, text) if to is not None and text is not None else None
-    if ussd is not None and not re.fullmatch(r"[0-9*#+]+", ussd):
-        raise UsageError(f"{shown(ussd)!r} is not a USSD code (digits, * and #, such as '*777#')")
+    if ussd is not None:
+        _check_code(ussd)
     modem = _find(modem_id, _Deadline(QUERY_TIMEOUT, "finding the modem"))
     if wait is None:
         wait = 2 * (timeout + QUERY_TIMEOUT) + KILL_GRACE
@@ -682,7 +681,8 @@ def _await_reply(
     """Poll the modem's texts for the reply; the texts from `sender` passed over are added
     to `ignored` as they are met (deleted with the query's, even when it fails)."""
     seen = set(known)
-    refused: list[tuple[Sms, str]] = []
+    early: list[Sms] = []  # stamped before the send: late answers to earlier queries
+    unread: list[tuple[Sms, str]] = []  # refused by `accept`, with why
     while True:
         try:
             paths = _sms_paths(path, deadline)
@@ -705,7 +705,7 @@ def _await_reply(
                 continue
             if sms.timestamp is not None and sms.timestamp < sent_at - CLOCK_SLACK:
                 _drop(sms, f"it is stamped {sms.timestamp.isoformat()}, before the send", keep)
-                refused.append((sms, "stamped before the send"))
+                early.append(sms)
                 ignored.append(sms)
                 continue
             fresh.append(sms)
@@ -716,28 +716,26 @@ def _await_reply(
                 ignored.extend(fresh[at + 1 :])  # came with it: met, so deleted with it
                 return sms
             log.info("SMS reply passed over", sms=sms.index, sender=sender, reason=why)
-            refused.append((sms, why))
+            unread.append((sms, why))
             ignored.append(sms)
         try:
             time.sleep(min(SMS_POLL, deadline.left()))
             deadline.left()
         except ModemTimeout:
-            unread = [(s, why) for s, why in refused if why != "stamped before the send"]
             if unread:
                 raise UnreadableSms(
                     f"no text from {sender} could be read: {unread[-1][1]}",
                     raw="\n\n".join(s.text or "" for s, _ in unread),
                 ) from None
-            early = len(refused) - len(unread)
             why = (
-                f"{early} text(s) from it were stamped before the send: late answers to "
+                f"{len(early)} text(s) from it were stamped before the send: late answers to "
                 "earlier queries, or the network's clock is off"
                 if early
                 else "is the number right? a full SMS storage also keeps replies out"
             )
             raise NoSmsReply(
                 f"no reply from {sender} within {deadline.seconds:g}s of the query ({why})",
-                raw="\n\n".join(s.text or "" for s, _ in refused) or None,
+                raw="\n\n".join(s.text or "" for s in early) or None,
             ) from None
 
 
@@ -770,6 +768,11 @@ def _delete_all(path: str, sms_paths: Sequence[str]) -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _check_code(code: str) -> None:
+    if not re.fullmatch(r"[0-9*#+]+", code):
+        raise UsageError(f"{shown(code)!r} is not a USSD code (digits, * and #, such as '*777#')")
 
 
 def _sms_properties(number: str, text: str) -> str:
