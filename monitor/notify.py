@@ -482,12 +482,13 @@ class Notifier:
     ) -> Outcome:
         """Send a written message. Its `markup` is said to Apprise: without it the mail
         plugin takes text as HTML (its lines run into one, markup in it is live)."""
+        library = _apprise()
         try:
             result = self._target(name).notify(
                 body=body,
                 title=title,
-                body_format=_apprise().NotifyFormat(markup),
-                notify_type=_apprise().NotifyType(kind),
+                body_format=library.NotifyFormat(markup),
+                notify_type=library.NotifyType(kind),
                 tag=name,
                 attach=list(attach) or None,
                 timeout=self.settings.monitor.notify_timeout.total_seconds(),

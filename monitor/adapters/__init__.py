@@ -341,14 +341,6 @@ def reading_metrics(reading: Reading) -> frozenset[str]:
     return frozenset(metric for metric, yes in given.items() if yes)
 
 
-_FIRST_KEY = {
-    "balance": "balance_warning",
-    "data": "data_warning",
-    "expiry": "expiry_warning",
-    "renewal": "renewal_warning",
-}
-
-
 def threshold_warnings(settings: Settings) -> Iterable[ConfigProblem]:
     """Lines none of whose thresholds (nor expiry reminders) watch a metric the adapter
     reads for them: such a line never alerts but for failures. Lines that also take
@@ -380,7 +372,7 @@ def threshold_warnings(settings: Settings) -> Iterable[ConfigProblem]:
         yield ConfigProblem(
             f"lines.{line_id}.thresholds",
             f"no threshold watches what {cls.name} reads for this line ({', '.join(named)}): "
-            f"it alerts only on failed checks; set {' or '.join(_FIRST_KEY[m] for m in named)} "
+            f"it alerts only on failed checks; set {' or '.join(f'{m}_warning' for m in named)} "
             "here or in [defaults.thresholds]",
         )
 
