@@ -54,6 +54,19 @@ def import_times(stderr: str) -> list[tuple[str, int, int]]:
     return modules
 
 
+def log_events(log: Path) -> list[dict[str, Any]]:
+    """The JSON log lines of a daemon run, as records (lines that are not JSON skipped)."""
+    events = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            events.append(record)
+    return events
+
+
 def line_ids(count: int) -> list[str]:
     return [f"l{index:06d}" for index in range(1, count + 1)]
 
@@ -69,12 +82,12 @@ def write_config(
     lines: Sequence[str],
     base_url: str,
     database: Path,
-    monitor: dict[str, int] | None = None,
+    monitor: dict[str, int | str] | None = None,
 ) -> Path:
     """A config with every line on one 1NCE account; `monitor` sets [monitor] keys such as
     `workers` (unset keys keep their defaults)."""
     out = ["[monitor]", f"database = {json.dumps(str(database))}"]
-    out += [f"{key} = {value}" for key, value in (monitor or {}).items()]
+    out += [f"{key} = {json.dumps(value)}" for key, value in (monitor or {}).items()]
     out += [
         "",
         f"[accounts.{ACCOUNT}]",

@@ -66,6 +66,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import benchlib
+
 from monitor.cli import load_settings
 from monitor.config import Settings
 from monitor.model import Event
@@ -313,23 +315,11 @@ def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def log_events(log: Path) -> list[dict[str, Any]]:
-    events = []
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            events.append(record)
-    return events
-
-
 def wait_for_log(proc: subprocess.Popen[bytes], log: Path, event: str, timeout: float) -> int:
     """Wait until the daemon logged `event`; how many times it has. Fails past `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        count = sum(1 for r in log_events(log) if r.get("event") == event)
+        count = sum(1 for r in benchlib.log_events(log) if r.get("event") == event)
         if count:
             return count
         if proc.poll() is not None:
@@ -497,7 +487,7 @@ class Suite:
                 self.report.kills += 1
             proc.wait(timeout=30)
         self._marks.append(ts(datetime.now(UTC)))
-        events = log_events(log)
+        events = benchlib.log_events(log)
         self.report.kills_by_phase[events[-1]["event"] if events else "(before logging)"] += 1
         self.report.trials += 1
         self.check(number, final=False)
@@ -716,7 +706,7 @@ class Suite:
     def _settled(self, log: Path) -> bool:
         """Every line checked twice since the start (interrupted top-ups reconciled, the
         steady readings in), the outbox empty, no top-up in the air."""
-        done = sum(1 for r in log_events(log) if r.get("event") == "checks done")
+        done = sum(1 for r in benchlib.log_events(log) if r.get("event") == "checks done")
         if done < 3:
             return False
         with read_only(self.database) as conn:

@@ -85,13 +85,11 @@ def wait_for_pass(log: Path, lines: int, daemon: subprocess.Popen[bytes], timeou
     while time.monotonic() - began < timeout:
         if daemon.poll() is not None:
             raise RuntimeError(f"the daemon exited ({daemon.returncode}): see {log}")
-        for row in log.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                event = json.loads(row)
-            except ValueError:
-                continue
-            if event.get("event") == "checks done" and event.get("lines") == lines:
-                return time.monotonic() - began
+        if any(
+            e.get("event") == "checks done" and e.get("lines") == lines
+            for e in benchlib.log_events(log)
+        ):
+            return time.monotonic() - began
         time.sleep(0.5)
     raise RuntimeError(f"no pass over {lines} lines within {timeout:g} s: see {log}")
 
@@ -125,11 +123,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             lines=ids,
             base_url=fake.base_url,
             database=folder / "history.db",
-        )
-        text = config.read_text(encoding="utf-8")
-        config.write_text(
-            text.replace("[monitor]\n", '[monitor]\ninterval = "24h"\njitter = "0s"\n', 1),
-            encoding="utf-8",
+            monitor={"interval": "24h", "jitter": "0s"},
         )
         log = folder / "daemon.log"
         with log.open("wb") as sink:

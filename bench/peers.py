@@ -80,11 +80,7 @@ def project(folder: Path, base_url: str, ids: list[str], round_no: int) -> dict[
         folder,
         log,
     )
-    for row in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            event = json.loads(row)
-        except ValueError:
-            continue
+    for event in benchlib.log_events(log):
         if event.get("event") == "checks done" and event.get("lines") == len(ids):
             if event.get("failed"):
                 raise RuntimeError(f"the project failed {event['failed']} checks: see {log}")

@@ -27,6 +27,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import benchlib
+
 from monitor.model import Level, LineState, Reading
 from monitor.store import Check, Store
 
@@ -65,7 +67,7 @@ def raw_reply(line: int, k: int, raw_every: int) -> dict[str, Any]:
 def build(path: Path, lines: int, readings: int, args: argparse.Namespace) -> float:
     """Write the readings cycle by cycle; returns the seconds the writes took."""
     store = Store.open(path)
-    ids = [f"l{index:06d}" for index in range(1, lines + 1)]
+    ids = benchlib.line_ids(lines)
     states = {line: LineState(line=line) for line in ids}
     began = time.perf_counter()
     try:
