@@ -118,15 +118,16 @@ class Lines(Connection):
 
     def _write_check(self, db: Database, check: Check, now: datetime) -> list[int]:
         reading = _reading_row(check)
+        # compared in SQL: the previous reply is not copied out for every check
         previous = db.conn.execute(
-            "SELECT s.last_reading_id, s.last_raw_id, r.raw FROM line_state s "
+            "SELECT s.last_reading_id, s.last_raw_id, r.raw IS ? FROM line_state s "
             "LEFT JOIN readings r ON r.id = s.last_raw_id WHERE s.line = ?",
-            [check.line],
+            [reading["raw"], check.line],
         ).fetchone()
-        last_reading_id, last_raw_id, last_raw = previous or (None, None, None)
+        last_reading_id, last_raw_id, same_raw = previous or (None, None, 0)
         # a reply the same as the line's previous kept one is kept once (a failed check's
         # reply is kept whole: it says why)
-        if check.reading is not None and reading["raw"] is not None and reading["raw"] == last_raw:
+        if check.reading is not None and reading["raw"] is not None and same_raw:
             reading.update(raw=None, raw_same=1)
         reading_id = insert_row(db.conn, "readings", reading)
         row = _state_row(check.state)
