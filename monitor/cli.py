@@ -975,25 +975,24 @@ def cmd_manpage(args: argparse.Namespace) -> int:
 def cmd_config_validate(args: argparse.Namespace) -> int:
     from monitor import adapters
 
+    def rows(problems: Iterable[ConfigProblem]) -> list[dict[str, str]]:
+        return [{"path": p.path, "message": p.message} for p in problems]
+
     path = config.config_path(args.config)
     try:
         settings = load_settings(path)
     except ConfigError as exc:
         if not args.json:
             raise
-        problems = [{"path": p.path, "message": p.message} for p in exc.problems]
-        _print_json({"config": str(path), "valid": False, "problems": problems, "warnings": []})
+        answer = {"config": str(path), "valid": False, "problems": rows(exc.problems)}
+        _print_json({**answer, "warnings": []})
         return exc.exit_code
-    warnings = [
-        {"path": p.path, "message": p.message}
-        for p in [*adapters.interval_warnings(settings), *adapters.threshold_warnings(settings)]
-    ]
+    warnings = [*adapters.interval_warnings(settings), *adapters.threshold_warnings(settings)]
     missing = settings.http.login_missing() if settings.http.listen is not None else None
     if missing is not None:
-        warnings.append({"path": "", "message": missing})
+        warnings.append(ConfigProblem("", missing))
     if not settings.lines:
-        message = "no [lines.*] configured, nothing will be watched"
-        warnings.append({"path": "", "message": message})
+        warnings.append(ConfigProblem("", "no [lines.*] configured, nothing will be watched"))
     if args.json:
         _print_json(
             {
@@ -1002,13 +1001,12 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
                 "lines": len(settings.lines),
                 "channels": len(settings.channels),
                 "problems": [],
-                "warnings": warnings,
+                "warnings": rows(warnings),
             }
         )
         return EXIT_OK
     print(f"{path}: ok ({len(settings.lines)} lines, {len(settings.channels)} channels)")
-    for warning in warnings:
-        problem = ConfigProblem(warning["path"], warning["message"])
+    for problem in warnings:
         print(logs.as_warning(f"{path}: warning: {problem}"), file=sys.stderr)
     if not settings.channels:
         print(

@@ -775,12 +775,18 @@ def _despite(
     return None
 
 
+def _file_loc(loc: Iterable[str | int]) -> list[str]:
+    """Pydantic's error location as the file's key path: the tagged-union member or
+    validator name it appends to some locations left out."""
+    return [str(p) for p in loc if not str(p).startswith(("function-", "lax-", "json-"))]
+
+
 def _leave_out(
     data: dict[str, Any], loc: tuple[str | int, ...], kind: str, left_out: list[str]
 ) -> str | None:
     """Remove the file's key at pydantic's `loc` (the whole list for an item of one) and
     return its path; a missing channel `url` is filled with UNLOADED_SECRET instead."""
-    parts = [str(p) for p in loc if not str(p).startswith(("function-", "lax-", "json-"))]
+    parts = _file_loc(loc)
     node: Any = data
     path: list[str] = []
     for i, part in enumerate(parts):
@@ -938,12 +944,7 @@ def problems_from(
     key gets the nearest known one: "did you mean 'interval'?"."""
     problems = []
     for error in exc.errors():
-        # pydantic appends the tagged-union member or validator name to some locations
-        inner = [
-            str(part)
-            for part in error["loc"]
-            if not str(part).startswith(("function-", "lax-", "json-"))
-        ]
+        inner = _file_loc(error["loc"])
         loc = [*(str(part) for part in prefix), *inner]
         message = error["msg"]
         if error["type"] == "extra_forbidden":
